@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make setup`: everything the project needs, installed by its own files. Idempotent, and
+# fast when nothing changed: built services and broker jars are cached under
+# ~/.cache/ingestlab keyed by their lock files (see lib/ingestlab/stack/artifacts.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Toolchains: one clear line for whatever is missing, then stop.
+missing=()
+for tool in python3 java mvn node npm cargo cmake make g++; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "setup: missing toolchain(s): ${missing[*]} (install them; README.md lists versions)" >&2
+  exit 1
+fi
+
+# System packages from Debian: headers librdkafka is built against (node-rdkafka and the
+# rdkafka crate compile it from source).
+APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config)
+need=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  echo "setup: installing system packages: ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to apt-get install ${need[*]} (run as root or install them first)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Python: .venv with the package in editable mode; reinstalled when pyproject.toml changes.
+stamp=.venv/.ingestlab-pyproject.sha256
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating .venv and installing ingestlab[dev]"
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+# Broker jars, Node modules (with node-rdkafka's compiled librdkafka), the Rust binary.
+.venv/bin/ingestlab build kafka node rust

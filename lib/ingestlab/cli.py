@@ -1,0 +1,115 @@
+"""`ingestlab ...`: a thin command line over experiments and results.
+
+The last line printed by `smoke` and `run` is the path of the run directory written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from ingestlab.analysis.delivery import COUNT_COLUMNS
+from ingestlab.config import PROFILES, SERVICES, StudyConfig
+from ingestlab.experiments import EXPERIMENTS
+from ingestlab.results import Run, RunWarning
+from ingestlab.stack import StartupError, artifacts
+from ingestlab.stack.artifacts import ArtifactMissing
+
+
+def _config(args: argparse.Namespace) -> StudyConfig:
+    overrides: dict[str, object] = {"runs_dir": Path(args.runs_dir)}
+    if args.service:
+        overrides["services"] = tuple(dict.fromkeys(args.service))
+    return StudyConfig.for_profile(args.profile, **overrides)
+
+
+def _delivery_frame(run: Run) -> pl.DataFrame:
+    summary = run.summary
+    services = [s for s in SERVICES if s in summary]
+    return pl.DataFrame([{"service": s, **{c: summary[s][c] for c in COUNT_COLUMNS}} for s in services])
+
+
+def _print_delivery(run: Run) -> None:
+    with pl.Config(tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_cols=-1):
+        print(_delivery_frame(run))
+    for text in run.summary.get("warnings", []):
+        print(f"WARNING: {text}")
+
+
+def _lost(run: Run) -> int:
+    return sum(int(v.get("lost", 0)) for v in run.summary.values() if isinstance(v, dict))
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    run = EXPERIMENTS["smoke"](_config(args))
+    _print_delivery(run)
+    print(run.path)
+    return 1 if _lost(run) else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    run = EXPERIMENTS[args.experiment](_config(args))
+    for key, value in run.summary.items():
+        if key not in ("run_id", "experiment"):
+            print(f"{key}: {value}")
+    print(run.path)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    for name in args.artifact or list(artifacts.BUILDERS):
+        start = time.monotonic()
+        path = artifacts.BUILDERS[name]()
+        print(f"{name:6s} ready in {time.monotonic() - start:6.1f} s: {path}", flush=True)
+    return 0
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=PROFILES, default="quick",
+                   help="quick: seconds, for checks; full: the real study (default: quick)")
+    p.add_argument("--service", action="append", choices=SERVICES,
+                   help="service(s) to include; repeat for several (default: all)")
+    p.add_argument("--runs-dir", default="data/runs", help="where run directories are written")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ingestlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    smoke = sub.add_parser("smoke", help="stack up, a burst to each service, read back from Kafka")
+    _add_common(smoke)
+    smoke.set_defaults(func=cmd_smoke)
+    run = sub.add_parser("run", help="run one experiment and write its run directory")
+    run.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    _add_common(run)
+    run.set_defaults(func=cmd_run)
+    build = sub.add_parser("build", help="build the services and fetch the broker jars (make setup)")
+    build.add_argument("artifact", nargs="*", choices=sorted(artifacts.BUILDERS),
+                       help="what to build (default: all)")
+    build.set_defaults(func=cmd_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            # the CLI prints a run's warnings itself, once, after its table
+            warnings.simplefilter("ignore", RunWarning)
+            return int(args.func(args))
+    except (StartupError, ArtifactMissing) as exc:
+        print(f"ingestlab: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ingestlab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Load generation: payloads, send schedules and the engines that drive HTTP load."""

@@ -1,0 +1,68 @@
+"""A closed-loop burst: send a fixed list of requests with bounded concurrency.
+
+For functional checks (the smoke run, integration tests), not for latency measurements:
+the open-loop engine (`ingestlab.load.engine`) measures latency. Rows follow
+`ingestlab.load.rows.REQUEST_SCHEMA`, with intended start = actual start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import aiohttp
+import polars as pl
+
+from ingestlab.load.rows import REQUEST_SCHEMA, WallClock
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def require_loopback(url: str) -> None:
+    """Study traffic goes to this machine only."""
+    host = urlsplit(url).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"refusing to send load to {host!r}: only loopback targets are allowed")
+
+
+async def _send_all(url: str, items: Sequence[tuple[str, bytes]], concurrency: int,
+                    timeout_s: float) -> list[tuple]:
+    clock = WallClock()
+    rows: list[tuple] = []
+    queue = iter(items)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    headers = {"Content-Type": "application/json"}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for request_id, body in queue:  # the shared iterator hands each item out once
+            start = clock.wall_ns(time.monotonic_ns())
+            status, error = 0, None
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = type(exc).__name__
+            rows.append((request_id, 0, "measure", start, start, clock.wall_ns(time.monotonic_ns()),
+                         status, len(body), error))
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return rows
+
+
+def send_burst(url: str, items: Sequence[tuple[str, bytes]], *, concurrency: int = 16,
+               timeout_s: float = 10.0) -> pl.DataFrame:
+    """POST every `(request_id, body)` to `url`; one row per request.
+
+    Runs its own event loop in a worker thread, so it also works inside Jupyter, whose
+    loop is already running.
+    """
+    require_loopback(url)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        rows = pool.submit(asyncio.run, _send_all(url, items, concurrency, timeout_s)).result()
+    return pl.DataFrame(rows, schema=REQUEST_SCHEMA, orient="row")

@@ -1,0 +1,608 @@
+"""Open-loop HTTP load engine: a fixed pool of aiohttp workers in a pinned child process.
+
+Design (measured on the study machine):
+
+- Open loop. Request `i` is due at `schedule.offsets_s[i]` after the run start, whatever
+  happened to earlier requests, and every row keeps its intended start next to its actual
+  start, so latency can be measured from the intended time (coordinated-omission corrected).
+- Fixed pool. `max_in_flight` worker coroutines share one slot counter: a worker takes the next
+  slot, sleeps until its intended time, sends, records, and takes the next. One task per request
+  reached a higher peak (~14k req/s on one core) but collapsed after a 400 ms stall, because the
+  overdue tasks piled up in the connection queue; the pool held 10k req/s through the same
+  stall with less CPU. A slot taken more than `max_lag_s` late is recorded as dropped by the
+  client (status 0, error_class "client_backlog") instead of sent: the rows say so, nothing
+  is silently skipped.
+- Own process. The engine runs in a "spawn" child pinned to its cores, so its CPU is bounded
+  and it never shares a notebook's event loop. The child stops itself at a hard deadline; the
+  parent kills it by pid if it overstays, and on any exception including Ctrl-C.
+- Measuring only. The hot loop writes into preallocated arrays and bumps counters; the child
+  builds one polars frame at the end. Aggregation lives in `ingestlab.analysis.latency`.
+
+Clocks: every duration comes from `time.monotonic_ns()`; timestamps in the rows are wall-clock
+epoch nanoseconds derived as `t0_wall_ns + (monotonic_ns - t0_mono_ns)` from one pair of clock
+readings, so differences between columns are monotonic-exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import time
+import traceback
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import polars as pl
+import psutil
+
+from ingestlab.load.payloads import PayloadSet
+from ingestlab.load.progress import ProgressMode, make_display
+from ingestlab.load.schedules import Schedule
+
+# Traffic goes to this machine only (DESIGN.md: "Traffic only to 127.0.0.1").
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# error_class values the engine writes itself (all others are exception class names).
+BACKLOG_ERROR = "client_backlog"  # slot taken more than max_lag_s late: not sent
+DEADLINE_ERROR = "client_deadline"  # still unfinished when the hard deadline struck
+
+# Saturation: when any of these trips, the numbers describe the load generator at least as
+# much as the service, and the run says so in `health["saturated_reasons"]`.
+# - Schedule lag: the event loop wakes a sleeping worker within about a millisecond (epoll
+#   timeouts have 1 ms resolution), so a p99 lag above a few ms means workers were all busy
+#   waiting for responses (raise max_in_flight) or the loop was short of CPU.
+SATURATION_LAG_P99_MS = 5.0
+# - Engine CPU, as % of one core (the loop is one thread): near 100% it cannot keep time.
+SATURATION_CPU_PCT = 90.0
+# - Achieved rate below this fraction of the offered rate: requests went out late or not at all.
+SATURATION_ACHIEVED_RATIO = 0.99
+
+# How often the child reports progress to the parent.
+PROGRESS_INTERVAL_S = 0.5
+# The first slot is due this long after the workers are created, so setting up 256 tasks
+# does not make the first requests late.
+START_LEAD_S = 0.05
+# Added to schedule duration + max lag + request timeout to form the child's hard deadline.
+DEADLINE_MARGIN_S = 5.0
+# Parent-side limits: interpreter start and imports in the child; then, after the child's
+# deadline, building the frame and writing parquet (seconds for a million rows).
+STARTUP_TIMEOUT_S = 60.0
+FINISH_TIMEOUT_S = 120.0
+# How long a child gets to exit after SIGTERM before SIGKILL.
+STOP_GRACE_S = 2.0
+# Exit code of a child whose parent died (it stops instead of loading a service for no one).
+ORPHANED_EXIT_CODE = 3
+
+_CONTENT_TYPE = {"Content-Type": "application/json"}
+_NOT_RECORDED = -1  # status of a slot no worker finished (only after the hard deadline)
+
+ROW_SCHEMA = pl.Schema(
+    {
+        "request_id": pl.String,
+        "step": pl.Int32,
+        "phase": pl.String,  # "warmup" | "measure"
+        "intended_start_ns": pl.Int64,  # wall-clock epoch ns
+        "actual_start_ns": pl.Int64,  # null when not sent
+        "end_ns": pl.Int64,  # null when no outcome (dropped, or cut by the deadline)
+        "status": pl.Int16,  # HTTP status; 0 = no HTTP response
+        "bytes_sent": pl.Int32,  # request body bytes; 0 when not sent
+        "error_class": pl.String,  # null when a response arrived
+    }
+)
+"""Columns of `requests.parquet`, one row per scheduled request, in schedule order."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load run produced.
+
+    Attributes:
+        out_path: the parquet file of request rows (`ROW_SCHEMA`).
+        rows: number of rows written (= the schedule's count).
+        health: the engine's self-check, computed in the child: offered_rps, achieved_rps,
+            sent, responses, errors, dropped, lag_p50_ms, lag_p99_ms, lag_max_ms,
+            engine_cpu_pct (% of one core), run_s, deadline_hit, saturated (bool) and
+            saturated_reasons (list of sentences with the numbers).
+        settings: how the run was driven (url, workers, cores the child actually had, t0...).
+    """
+
+    out_path: Path
+    rows: int
+    health: dict[str, Any]
+    settings: dict[str, Any]
+
+    def frame(self) -> pl.DataFrame:
+        """The request rows."""
+        return pl.read_parquet(self.out_path)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything the child needs; pickled once at spawn."""
+
+    url: str
+    schedule: Schedule
+    payloads: PayloadSet
+    out_path: Path
+    cores: tuple[int, ...] | None
+    max_in_flight: int
+    warmup_s: float
+    request_timeout_s: float
+    max_lag_s: float
+    parent_pid: int
+
+    @property
+    def hard_deadline_s(self) -> float:
+        """Seconds after t0 at which the child abandons what is still running.
+
+        The last slot is sent at most `max_lag_s` after its time (later ones are dropped)
+        and answered or timed out `request_timeout_s` later, so this is never reached
+        in a run that is not stopped from outside.
+        """
+        return (
+            self.schedule.duration_s
+            + self.max_lag_s
+            + self.request_timeout_s
+            + DEADLINE_MARGIN_S
+        )
+
+
+def check_loopback(url: str) -> None:
+    """Raise ValueError unless `url` is http(s) to 127.0.0.1, localhost or ::1."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError(
+            f"refusing to send load to {url!r}: only http(s) to "
+            f"{', '.join(sorted(LOOPBACK_HOSTS))} is allowed"
+        )
+
+
+def run_load(
+    *,
+    url: str,
+    schedule: Schedule,
+    payloads: PayloadSet,
+    out_path: Path,
+    cores: tuple[int, ...] | None,
+    max_in_flight: int = 256,
+    warmup_s: float = 0.0,
+    request_timeout_s: float = 10.0,
+    max_lag_s: float = 1.0,
+    progress: ProgressMode = "auto",
+) -> LoadResult:
+    """POST `payloads.body(i)` to `url` at `schedule.offsets_s[i]` for every slot `i`.
+
+    Runs in a spawned child pinned to `cores` (None: no pinning) and blocks until it is
+    done; the child writes one row per slot to `out_path` (parquet, `ROW_SCHEMA`).
+
+    Args:
+        url: loopback only (see `check_loopback`).
+        schedule: intended send times; its count and duration bound the run.
+        payloads: request bodies; needs at least `schedule.count` of them.
+        out_path: where the rows go; written atomically (temp file, then rename).
+        cores: CPU numbers for the engine process.
+        max_in_flight: worker coroutines = connections = most requests outstanding at once.
+        warmup_s: requests intended in the first `warmup_s` seconds get phase "warmup"
+            (sent and recorded like any other).
+        request_timeout_s: total time a request may take, connecting included.
+        max_lag_s: a slot taken later than this behind its intended time is dropped by the
+            client (status 0, "client_backlog") rather than sent. The default 1 s lets the
+            engine catch up after a short stall but keeps a long one from turning into a
+            burst of stale requests.
+        progress: True / "auto": a bar in a terminal or Jupyter, log lines in CI or a pipe;
+            "bar" or "log" to force one; False: nothing.
+
+    Raises:
+        ValueError: bad arguments (non-loopback URL, too few payloads, cores not usable...).
+        RuntimeError: the engine process failed (its traceback is in the message).
+        TimeoutError: the engine process overstayed its deadline and was killed.
+    """
+    job = _validated_job(
+        url=url,
+        schedule=schedule,
+        payloads=payloads,
+        out_path=Path(out_path),
+        cores=cores,
+        max_in_flight=max_in_flight,
+        warmup_s=warmup_s,
+        request_timeout_s=request_timeout_s,
+        max_lag_s=max_lag_s,
+    )
+    job.out_path.parent.mkdir(parents=True, exist_ok=True)
+    display = make_display(progress, total=schedule.count, desc=f"load {schedule.kind}")
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    # daemon=True: multiprocessing's exit hook terminates the child if the parent exits.
+    child = context.Process(
+        target=_child_main, args=(job, events), name="ingestlab-load", daemon=True
+    )
+    try:
+        child.start()
+        outcome = _await_child(child, events, display, job)
+        child.join(STOP_GRACE_S)
+    finally:
+        display.close()
+        _stop(child)
+        events.close()
+    return LoadResult(
+        out_path=job.out_path,
+        rows=outcome["rows"],
+        health=outcome["health"],
+        settings=outcome["settings"],
+    )
+
+
+def _validated_job(**kwargs: Any) -> _Job:
+    check_loopback(kwargs["url"])
+    schedule: Schedule = kwargs["schedule"]
+    if schedule.count == 0:
+        raise ValueError("the schedule has no requests")
+    if len(kwargs["payloads"]) < schedule.count:
+        raise ValueError(
+            f"payloads has {len(kwargs['payloads'])} bodies, the schedule needs {schedule.count}"
+        )
+    if not isinstance(kwargs["max_in_flight"], int) or kwargs["max_in_flight"] < 1:
+        raise ValueError(f"max_in_flight must be an integer >= 1, got {kwargs['max_in_flight']!r}")
+    if not 0 <= kwargs["warmup_s"] < schedule.duration_s:
+        raise ValueError(
+            f"warmup_s must be >= 0 and shorter than the schedule ({schedule.duration_s} s)"
+        )
+    for name in ("request_timeout_s", "max_lag_s"):
+        if not (math.isfinite(kwargs[name]) and kwargs[name] > 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {kwargs[name]!r}")
+    cores = kwargs["cores"]
+    if cores is not None:
+        cores = tuple(cores)
+        usable = os.sched_getaffinity(0)
+        if not cores or not set(cores) <= usable:
+            raise ValueError(f"cores {cores!r} must be a non-empty subset of {sorted(usable)}")
+    return _Job(**{**kwargs, "cores": cores}, parent_pid=os.getpid())
+
+
+def _await_child(
+    child: Any, events: Any, display: Any, job: _Job
+) -> dict[str, Any]:
+    """Relay the child's progress until it reports its result; enforce the deadlines."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            kind, payload = events.get(timeout=0.1)
+        except queue.Empty:
+            if not child.is_alive():
+                try:  # it may have exited right after putting its last message
+                    kind, payload = events.get(timeout=1.0)
+                except queue.Empty:
+                    raise RuntimeError(
+                        f"load engine process exited with code {child.exitcode} "
+                        "without reporting a result"
+                    ) from None
+            elif time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"load engine process {child.pid} overstayed its deadline and was killed"
+                ) from None
+            else:
+                continue
+        if kind == "started":
+            deadline = time.monotonic() + job.hard_deadline_s + FINISH_TIMEOUT_S
+        elif kind == "progress":
+            display.update(payload)
+        elif kind == "done":
+            return payload
+        elif kind == "error":
+            raise RuntimeError(f"load engine process failed:\n{payload}")
+
+
+def _stop(child: Any) -> None:
+    """Make sure the child is gone: SIGTERM, then SIGKILL (which also ends a stopped one)."""
+    if child.pid is None:  # never started
+        return
+    if child.is_alive():
+        child.terminate()
+        child.join(STOP_GRACE_S)
+    if child.is_alive():
+        child.kill()
+    child.join()
+    child.close()
+
+
+# ---------------------------------------------------------------------------- child process
+
+
+def _child_main(job: _Job, events: Any) -> None:
+    """Entry point of the engine process."""
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides what happens
+    # to the child (it terminates it), so the child must not die half-way on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if job.cores is not None:
+            os.sched_setaffinity(0, job.cores)
+        events.put(("done", asyncio.run(_drive(job, events))))
+    except BaseException:
+        events.put(("error", traceback.format_exc()))
+        sys.exit(1)
+
+
+class _Counters:
+    """Running totals for the progress stream; the hot loop only increments them."""
+
+    __slots__ = ("sent", "responses", "errors", "dropped")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.responses = 0  # any HTTP status
+        self.errors = 0  # no HTTP response, or status >= 400
+        self.dropped = 0  # client_backlog
+
+
+async def _drive(job: _Job, events: Any) -> dict[str, Any]:
+    """Run the schedule, write the rows, return rows/health/settings."""
+    schedule, payloads = job.schedule, job.payloads
+    n = schedule.count
+    workers = min(job.max_in_flight, n)
+    offsets_ns = array("q", [round(offset * 1e9) for offset in schedule.offsets_s])
+    # Rows, preallocated column by column; 0 in a time column means "not recorded".
+    actual_mono = array("q", bytes(8 * n))
+    end_mono = array("q", bytes(8 * n))
+    status = array("h", [_NOT_RECORDED]) * n
+    bytes_sent = array("i", bytes(4 * n))
+    error_class: list[str | None] = [None] * n
+    counters = _Counters()
+    max_lag_ns = round(job.max_lag_s * 1e9)
+    clock = time.monotonic_ns
+    sleep = asyncio.sleep
+    body_of = payloads.body
+    url = job.url
+    slots = itertools.count()
+    process = psutil.Process()
+
+    connector = aiohttp.TCPConnector(limit=workers)
+    timeout = aiohttp.ClientTimeout(total=job.request_timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        post = session.post
+        # One pair of clock readings maps monotonic time to wall time for the whole run.
+        wall_now, mono_now = time.time_ns(), clock()
+        lead_ns = round(START_LEAD_S * 1e9)
+        t0_wall_ns, t0 = wall_now + lead_ns, mono_now + lead_ns
+
+        async def worker() -> None:
+            while True:
+                i = next(slots)
+                if i >= n:
+                    return
+                intended = t0 + offsets_ns[i]
+                now = clock()
+                if now < intended:
+                    await sleep((intended - now) * 1e-9)
+                    now = clock()
+                if now - intended > max_lag_ns:
+                    status[i] = 0
+                    error_class[i] = BACKLOG_ERROR
+                    counters.dropped += 1
+                    continue
+                body = body_of(i)
+                bytes_sent[i] = len(body)
+                counters.sent += 1
+                actual_mono[i] = clock()
+                try:
+                    async with post(url, data=body, headers=_CONTENT_TYPE) as response:
+                        await response.read()
+                        end_mono[i] = clock()
+                    status[i] = code = response.status
+                    counters.responses += 1
+                    if code >= 400:
+                        counters.errors += 1
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    # Known transport failures become rows; anything else is a bug and fails
+                    # the run.
+                    end_mono[i] = clock()
+                    status[i] = 0
+                    error_class[i] = type(exc).__name__
+                    counters.errors += 1
+
+        def progress_event(previous: tuple[int, int, int]) -> tuple[dict[str, float], tuple]:
+            now = clock()
+            due = bisect_right(offsets_ns, now - t0)
+            then, due_before, sent_before = previous
+            interval_s = max(now - then, 1) * 1e-9
+            event = {
+                "elapsed_s": (now - t0) * 1e-9,
+                "sent": counters.sent,
+                "responses": counters.responses,
+                "errors": counters.errors,
+                "dropped": counters.dropped,
+                "offered_rps": (due - due_before) / interval_s,
+                "achieved_rps": (counters.sent - sent_before) / interval_s,
+            }
+            return event, (now, due, counters.sent)
+
+        async def report() -> None:
+            previous = (t0, 0, 0)
+            while True:
+                await sleep(PROGRESS_INTERVAL_S)
+                if os.getppid() != job.parent_pid:
+                    # The parent died without stopping us: nobody will read the results.
+                    os._exit(ORPHANED_EXIT_CODE)
+                event, previous = progress_event(previous)
+                events.put(("progress", event))
+
+        events.put(("started", {"pid": os.getpid(), "t0_wall_ns": t0_wall_ns}))
+        cpu_before, mono_before = process.cpu_times(), clock()
+        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        reporter = asyncio.create_task(report())
+        deadline_hit = False
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*tasks), timeout=job.hard_deadline_s + START_LEAD_S
+            )
+        except TimeoutError:
+            deadline_hit = True  # wait_for has cancelled the workers
+        finally:
+            reporter.cancel()
+        cpu_after, mono_after = process.cpu_times(), clock()
+        events.put(("progress", progress_event((mono_before, 0, 0))[0] | {"achieved_rps": 0.0}))
+
+    rows = _rows_frame(
+        job=job,
+        offsets_ns=offsets_ns,
+        actual_mono=actual_mono,
+        end_mono=end_mono,
+        status=status,
+        bytes_sent=bytes_sent,
+        error_class=error_class,
+        t0_wall_ns=t0_wall_ns,
+        t0_mono_ns=t0,
+    )
+    temp_path = job.out_path.with_name(job.out_path.name + ".partial")
+    rows.write_parquet(temp_path)
+    os.replace(temp_path, job.out_path)
+
+    cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    run_s = (mono_after - mono_before) * 1e-9
+    health = _health(
+        rows,
+        schedule=schedule,
+        counters=counters,
+        engine_cpu_pct=100.0 * cpu_s / run_s,
+        run_s=run_s,
+        deadline_hit=deadline_hit,
+    )
+    settings = {
+        "url": job.url,
+        "schedule_kind": schedule.kind,
+        "schedule_count": n,
+        "schedule_duration_s": schedule.duration_s,
+        "payload_bytes": payloads.size_bytes,
+        "max_in_flight": job.max_in_flight,
+        "workers": workers,
+        "warmup_s": job.warmup_s,
+        "request_timeout_s": job.request_timeout_s,
+        "max_lag_s": job.max_lag_s,
+        "cores": sorted(os.sched_getaffinity(0)),
+        "pid": os.getpid(),
+        "t0_wall_ns": t0_wall_ns,
+    }
+    return {"rows": rows.height, "health": health, "settings": settings}
+
+
+def _rows_frame(
+    *,
+    job: _Job,
+    offsets_ns: array,
+    actual_mono: array,
+    end_mono: array,
+    status: array,
+    bytes_sent: array,
+    error_class: list[str | None],
+    t0_wall_ns: int,
+    t0_mono_ns: int,
+) -> pl.DataFrame:
+    """The request rows as one frame (`ROW_SCHEMA`), built once after the run."""
+
+    def wall(column: str) -> pl.Expr:
+        # Monotonic reading -> wall-clock epoch ns; 0 (never recorded) -> null.
+        return pl.when(pl.col(column) != 0).then(pl.col(column) - t0_mono_ns + t0_wall_ns)
+
+    unfinished = pl.col("status") == _NOT_RECORDED
+    raw = pl.DataFrame(
+        {
+            "request_id": [job.payloads.request_id(i) for i in range(len(offsets_ns))],
+            "step": pl.Series(job.schedule.step, dtype=pl.Int32),
+            "offset_ns": pl.Series(offsets_ns, dtype=pl.Int64),
+            "actual_mono": pl.Series(actual_mono, dtype=pl.Int64),
+            "end_mono": pl.Series(end_mono, dtype=pl.Int64),
+            "status": pl.Series(status, dtype=pl.Int16),
+            "bytes_sent": pl.Series(bytes_sent, dtype=pl.Int32),
+            "error_class": pl.Series(error_class, dtype=pl.String),
+        }
+    )
+    return raw.select(
+        "request_id",
+        "step",
+        phase=pl.when(pl.col("offset_ns") < round(job.warmup_s * 1e9))
+        .then(pl.lit("warmup"))
+        .otherwise(pl.lit("measure")),
+        intended_start_ns=pl.col("offset_ns") + t0_wall_ns,
+        actual_start_ns=wall("actual_mono"),
+        end_ns=wall("end_mono"),
+        status=pl.when(unfinished).then(0).otherwise(pl.col("status")).cast(pl.Int16),
+        bytes_sent="bytes_sent",
+        error_class=pl.when(unfinished)
+        .then(pl.lit(DEADLINE_ERROR))
+        .otherwise(pl.col("error_class")),
+    ).cast(dict(ROW_SCHEMA))
+
+
+def _health(
+    rows: pl.DataFrame,
+    *,
+    schedule: Schedule,
+    counters: _Counters,
+    engine_cpu_pct: float,
+    run_s: float,
+    deadline_hit: bool,
+) -> dict[str, Any]:
+    """The engine's self-check (see the SATURATION_* constants)."""
+    sent = rows.filter(pl.col("actual_start_ns").is_not_null())
+    lag_ms = (pl.col("actual_start_ns") - pl.col("intended_start_ns")) / 1e6
+    # Nearest-rank percentiles, as in ingestlab.analysis.latency.
+    stats = sent.select(
+        lag_p50_ms=lag_ms.quantile(0.5, interpolation="equiprobable"),
+        lag_p99_ms=lag_ms.quantile(0.99, interpolation="equiprobable"),
+        lag_max_ms=lag_ms.max(),
+        span_ns=pl.col("actual_start_ns").max() - pl.col("actual_start_ns").min(),
+    ).row(0, named=True)
+    # n sends spaced evenly over a span cover n - 1 intervals: (n - 1) / span is the rate.
+    achieved_rps = (
+        (sent.height - 1) / (stats["span_ns"] * 1e-9)
+        if sent.height >= 2 and stats["span_ns"] > 0
+        else None
+    )
+    offered_rps = schedule.offered_rps
+    reasons = []
+    if stats["lag_p99_ms"] is not None and stats["lag_p99_ms"] > SATURATION_LAG_P99_MS:
+        reasons.append(
+            f"schedule lag p99 is {stats['lag_p99_ms']:.1f} ms (> {SATURATION_LAG_P99_MS} ms): "
+            "all workers were busy at send time (raise max_in_flight) or the engine was "
+            "short of CPU"
+        )
+    if engine_cpu_pct > SATURATION_CPU_PCT:
+        reasons.append(
+            f"engine CPU was {engine_cpu_pct:.0f}% of one core (> {SATURATION_CPU_PCT:.0f}%)"
+        )
+    if achieved_rps is None or achieved_rps < SATURATION_ACHIEVED_RATIO * offered_rps:
+        achieved = "n/a" if achieved_rps is None else f"{achieved_rps:.1f}"
+        reasons.append(
+            f"achieved {achieved} req/s is below {SATURATION_ACHIEVED_RATIO:.0%} of the "
+            f"offered {offered_rps:.1f} req/s"
+        )
+    if counters.dropped:
+        reasons.append(f"{counters.dropped} requests were dropped by the client (too late to send)")
+    if deadline_hit:
+        reasons.append("the hard deadline stopped the run; unfinished requests are 'client_deadline'")
+    return {
+        "offered_rps": offered_rps,
+        "achieved_rps": achieved_rps,
+        "sent": counters.sent,
+        "responses": counters.responses,
+        "errors": counters.errors,
+        "dropped": counters.dropped,
+        "lag_p50_ms": stats["lag_p50_ms"],
+        "lag_p99_ms": stats["lag_p99_ms"],
+        "lag_max_ms": stats["lag_max_ms"],
+        "engine_cpu_pct": engine_cpu_pct,
+        "run_s": run_s,
+        "deadline_hit": deadline_hit,
+        "saturated": bool(reasons),
+        "saturated_reasons": reasons,
+    }

@@ -1,0 +1,117 @@
+"""Progress display for the load engine, in the parent process.
+
+The engine child puts a small dict on a queue every ~0.5 s; this module only shows it. It
+never feeds the results: the numbers in a run come from the request rows (locust keeps its
+event stream apart from its stats the same way).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Literal, Protocol
+
+ProgressMode = bool | Literal["auto", "bar", "log"]
+# Plain log lines are for CI logs and pipes: one line every 2 s is readable and still shows
+# a stall while it happens.
+LOG_INTERVAL_S = 2.0
+
+
+class ProgressDisplay(Protocol):
+    def update(self, event: dict[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _in_jupyter() -> bool:
+    """True inside a Jupyter kernel (where tqdm.auto draws a widget)."""
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    return type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
+
+
+def resolve_mode(progress: ProgressMode) -> Literal["bar", "log", "off"]:
+    """Which display `progress` means here.
+
+    `True` and `"auto"`: a bar when stdout is a terminal or a Jupyter kernel and the `CI`
+    environment variable is unset, plain log lines otherwise. `"bar"` / `"log"` force one,
+    `False` shows nothing.
+    """
+    if progress is False:
+        return "off"
+    if progress in ("bar", "log"):
+        return progress  # type: ignore[return-value]
+    if progress is True or progress == "auto":
+        interactive = sys.stdout.isatty() or _in_jupyter()
+        return "bar" if interactive and not os.environ.get("CI") else "log"
+    raise ValueError(f"progress must be True, False, 'auto', 'bar' or 'log', got {progress!r}")
+
+
+def _summary(event: dict[str, float]) -> str:
+    return (
+        f"offered {event['offered_rps']:.0f}/s achieved {event['achieved_rps']:.0f}/s "
+        f"sent {event['sent']:.0f} errors {event['errors']:.0f} dropped {event['dropped']:.0f}"
+    )
+
+
+class _Bar:
+    def __init__(self, total: int, desc: str) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=desc, unit="req", smoothing=0.1)
+
+    def update(self, event: dict[str, float]) -> None:
+        # The bar counts schedule slots dealt with: sent or dropped.
+        self._bar.n = int(event["sent"] + event["dropped"])
+        self._bar.set_postfix(
+            offered=f"{event['offered_rps']:.0f}/s",
+            achieved=f"{event['achieved_rps']:.0f}/s",
+            errors=int(event["errors"]),
+            dropped=int(event["dropped"]),
+            refresh=True,
+        )
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class _LogLines:
+    def __init__(self, total: int, desc: str) -> None:
+        self._total = total
+        self._desc = desc
+        self._last = -LOG_INTERVAL_S
+
+    def update(self, event: dict[str, float]) -> None:
+        now = time.monotonic()
+        if now - self._last < LOG_INTERVAL_S:
+            return
+        self._last = now
+        print(
+            f"{self._desc}: {event['elapsed_s']:6.1f}s "
+            f"{event['sent'] + event['dropped']:.0f}/{self._total} {_summary(event)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        pass
+
+
+class _Silent:
+    def update(self, event: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_display(progress: ProgressMode, *, total: int, desc: str) -> ProgressDisplay:
+    """A display for `total` schedule slots, chosen by `resolve_mode(progress)`."""
+    mode = resolve_mode(progress)
+    if mode == "bar":
+        return _Bar(total, desc)
+    if mode == "log":
+        return _LogLines(total, desc)
+    return _Silent()

@@ -1,0 +1,40 @@
+"""The one-row-per-request format every load generator writes (requests.parquet).
+
+Timestamps are wall-clock epoch nanoseconds derived from one monotonic clock reading per
+request (t0_wall + (mono - t0_mono)), so differences between them are exact durations.
+Latency is `end_ns - intended_start_ns` (coordinated omission corrected); service time is
+`end_ns - actual_start_ns`. `status` 0 means no HTTP response (see `error_class`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import polars as pl
+
+REQUEST_SCHEMA: dict[str, pl.DataType] = {
+    "request_id": pl.String(),
+    "step": pl.Int32(),
+    "phase": pl.String(),  # "warmup" | "measure"
+    "intended_start_ns": pl.Int64(),
+    "actual_start_ns": pl.Int64(),
+    "end_ns": pl.Int64(),
+    "status": pl.Int16(),
+    "bytes_sent": pl.Int32(),
+    "error_class": pl.String(),
+}
+
+
+class WallClock:
+    """Maps monotonic readings to wall-clock epoch ns, fixed at construction."""
+
+    def __init__(self) -> None:
+        self.t0_wall_ns = time.time_ns()
+        self.t0_mono_ns = time.monotonic_ns()
+
+    def wall_ns(self, mono_ns: int) -> int:
+        return self.t0_wall_ns + (mono_ns - self.t0_mono_ns)
+
+
+def empty_requests() -> pl.DataFrame:
+    return pl.DataFrame(schema=REQUEST_SCHEMA)

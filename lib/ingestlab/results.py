@@ -1,0 +1,199 @@
+"""The run directory: one experiment's data, versioned and self-describing (pyperf style).
+
+```
+data/runs/<run-id>/
+  meta.json        schema version, git sha, host, CPU, core layout, tool versions, config
+  summary.json     the key numbers, and `warnings` the run found about itself
+  <name>.parquet   frames: requests, samples, gc, deliveries, ...
+  logs/            stdout/stderr of every component
+```
+Charts and tables are functions of a run directory, so reports rebuild without rerunning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ingestlab.config import StudyConfig
+
+SCHEMA_VERSION = 1
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Runs that differ in any of these cannot be compared as if measured together.
+ENVIRONMENT_KEYS = ("hostname", "cpu_model", "cpu_count", "cores")
+
+
+class RunFormatError(ValueError):
+    """A directory is not a run, or was written by an incompatible schema version."""
+
+
+def _command_output(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, cwd=PROJECT_ROOT)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if done.returncode == 0 and text else None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_total_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+
+
+def capture_environment() -> dict[str, Any]:
+    """Host, CPU and tool versions: what makes numbers from two runs comparable or not."""
+    import confluent_kafka
+
+    sha = _command_output(["git", "rev-parse", "HEAD"])
+    dirty = _command_output(["git", "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "mem_total_bytes": _mem_total_bytes(),
+        "git": {"sha": sha, "dirty": bool(dirty)},
+        "tools": {
+            "python": platform.python_version(),
+            "java": _command_output(["java", "-version"]),
+            "node": _command_output(["node", "--version"]),
+            "rustc": _command_output(["rustc", "--version"]),
+            "confluent_kafka": confluent_kafka.version()[0],
+            "librdkafka_python": confluent_kafka.libversion()[0],
+            "polars": pl.__version__,
+        },
+    }
+
+
+def new_run_id(experiment: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{experiment}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory. Create with `Run.create`, reopen with `Run.open`."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, config: StudyConfig, experiment: str, *, runs_dir: Path | None = None) -> Run:
+        run_id = new_run_id(experiment)
+        path = (runs_dir or config.runs_dir) / run_id
+        (path / "logs").mkdir(parents=True)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "experiment": experiment,
+            "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "environment": capture_environment(),
+            "cores": config.cores.as_dict(),
+            "config": config.as_dict(),
+        }
+        run = cls(path.resolve())
+        run._write_json("meta.json", meta)
+        return run
+
+    @classmethod
+    def open(cls, path: Path | str) -> Run:
+        run = cls(Path(path).resolve())
+        if not (run.path / "meta.json").exists():
+            raise RunFormatError(f"{run.path} is not a run directory (no meta.json)")
+        version = run.meta.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise RunFormatError(f"{run.path} has schema version {version}; this ingestlab reads "
+                                 f"version {SCHEMA_VERSION}")
+        return run
+
+    # --- files ---------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.path / "meta.json").read_text())
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        path = self.path / "summary.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _write_json(self, name: str, data: dict[str, Any]) -> None:
+        tmp = self.path / f".{name}.tmp"
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.replace(self.path / name)
+
+    def update_meta(self, **fields: Any) -> None:
+        self._write_json("meta.json", {**self.meta, **fields})
+
+    def write_summary(self, summary: dict[str, Any], *, warnings_found: list[str] = ()) -> None:
+        """Write summary.json; `warnings_found` (the run's checks on itself) are also shown."""
+        data = {"run_id": self.run_id, "experiment": self.meta["experiment"], **summary,
+                "warnings": list(warnings_found)}
+        self._write_json("summary.json", data)
+        for text in warnings_found:
+            warnings.warn(f"{self.run_id}: {text}", RunWarning, stacklevel=2)
+
+    def write_frame(self, name: str, frame: pl.DataFrame) -> Path:
+        path = self.path / f"{name}.parquet"
+        frame.write_parquet(path)
+        return path
+
+    def read_frame(self, name: str) -> pl.DataFrame:
+        path = self.path / f"{name}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"run {self.run_id} has no {name}.parquet")
+        return pl.read_parquet(path)
+
+    def environment_key(self) -> dict[str, Any]:
+        meta = self.meta
+        env = meta["environment"]
+        return {"hostname": env["hostname"], "cpu_model": env["cpu_model"],
+                "cpu_count": env["cpu_count"], "cores": meta["cores"]}
+
+
+class RunWarning(UserWarning):
+    """A run's result is suspect: too few samples, a saturated generator, errors, lost records."""
+
+
+def check_comparable(runs: list[Run]) -> None:
+    """Raise if the runs were measured on different hosts or core layouts."""
+    keys = {json.dumps(r.environment_key(), sort_keys=True): r.run_id for r in runs}
+    if len(keys) > 1:
+        raise RunFormatError("runs measured in different environments cannot be merged: "
+                             + "; ".join(f"{rid}: {k}" for k, rid in keys.items()))
+
+
+def latest_run(runs_dir: Path, experiment: str) -> Run | None:
+    """The newest run of `experiment` under `runs_dir`, if any."""
+    candidates = sorted(p for p in runs_dir.glob(f"*-{experiment}-*") if (p / "meta.json").exists())
+    return Run.open(candidates[-1]) if candidates else None

@@ -1,0 +1,162 @@
+"""Where the built services and broker jars live, and how `make setup` builds them.
+
+Expensive outputs live outside the work tree, under `~/.cache/ingestlab` (or
+`$INGESTLAB_CACHE`), keyed by the files that determine them, so a fresh clone (CI) reuses
+them and a changed lock file rebuilds:
+
+- Kafka jars:  kafka/<hash of infra/kafka/pom.xml>/*.jar
+- Node deps:   node/<hash of package-lock.json + node version>/node_modules, linked
+               into services/node/node_modules (node-rdkafka's compiled librdkafka lives there)
+- Rust binary: rust/<hash of Cargo.toml, Cargo.lock, src/>/ingest-rust, built with a shared
+               cargo target dir (cargo-target/) so dependency crates compile once.
+
+`ingestlab build` (called by `make setup`) builds whatever is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+NODE_DIR = PROJECT_ROOT / "services" / "node"
+RUST_DIR = PROJECT_ROOT / "services" / "rust"
+KAFKA_DIR = PROJECT_ROOT / "infra" / "kafka"
+RUST_BINARY_NAME = "ingest-rust"
+SETUP_HINT = "run `make setup` to build the services and fetch the broker"
+
+
+class ArtifactMissing(FileNotFoundError):
+    """A built artifact is not where the current sources say it should be."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("INGESTLAB_CACHE", Path.home() / ".cache" / "ingestlab"))
+
+
+def _digest(paths: Iterable[Path], extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in sorted(paths):
+        h.update(str(p.relative_to(PROJECT_ROOT)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _tool_version(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+# --- locations ------------------------------------------------------------------------------
+def kafka_libs_dir() -> Path:
+    return cache_root() / "kafka" / _digest([KAFKA_DIR / "pom.xml"])
+
+
+def node_modules_dir() -> Path:
+    key = _digest([NODE_DIR / "package-lock.json"], extra=_tool_version(["node", "--version"]))
+    return cache_root() / "node" / key / "node_modules"
+
+
+def rust_sources() -> list[Path]:
+    return [RUST_DIR / "Cargo.toml", RUST_DIR / "Cargo.lock", *sorted((RUST_DIR / "src").rglob("*.rs"))]
+
+
+def rust_binary() -> Path:
+    return cache_root() / "rust" / _digest(rust_sources()) / RUST_BINARY_NAME
+
+
+def require(path: Path, what: str) -> Path:
+    """`path` if it exists, else `ArtifactMissing` with the set-up hint."""
+    if not path.exists():
+        raise ArtifactMissing(f"{what} not found at {path}: {SETUP_HINT}")
+    return path
+
+
+def kafka_classpath() -> str:
+    libs = require(kafka_libs_dir(), "Kafka broker jars")
+    return str(libs / "*")
+
+
+def kafka_version() -> str:
+    """Version of the kafka_2.13 jar on the classpath, e.g. "4.1.1"."""
+    jars = sorted(require(kafka_libs_dir(), "Kafka broker jars").glob("kafka_2.13-*.jar"))
+    if not jars:
+        raise ArtifactMissing(f"no kafka_2.13 jar in {kafka_libs_dir()}: {SETUP_HINT}")
+    return jars[0].stem.removeprefix("kafka_2.13-")
+
+
+# --- builders -------------------------------------------------------------------------------
+def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    print(f"  $ {' '.join(argv)}  (in {cwd})", flush=True)
+    subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})}, check=True)
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Move a finished build into place; a concurrent identical build may have won."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.rename(final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging(final: Path) -> Path:
+    path = final.parent / f".{final.name}.{os.getpid()}.partial"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def build_kafka() -> Path:
+    final = kafka_libs_dir()
+    if final.exists():
+        return final
+    staging = _staging(final)
+    _run(["mvn", "-q", "-B", "-f", str(KAFKA_DIR / "pom.xml"), "dependency:copy-dependencies",
+          "-DincludeScope=runtime", f"-DoutputDirectory={staging}"], cwd=KAFKA_DIR)
+    _publish(staging, final)
+    return final
+
+
+def build_node() -> Path:
+    final = node_modules_dir()
+    if not final.exists():
+        staging = _staging(final.parent)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(NODE_DIR / name, staging / name)
+        # --foreground-scripts: node-rdkafka compiles librdkafka in its install script.
+        _run(["npm", "ci", "--no-audit", "--no-fund", "--foreground-scripts"], cwd=staging)
+        require(staging / "node_modules" / "node-rdkafka" / "build" / "Release" / "node-librdkafka.node",
+                "node-rdkafka's native module (its install script did not build it)")
+        _publish(staging, final.parent)
+    link = NODE_DIR / "node_modules"
+    if link.is_symlink() or link.exists():
+        if link.resolve() == final.resolve():
+            return final
+        if link.is_symlink():
+            link.unlink()
+        else:
+            shutil.rmtree(link)
+    link.symlink_to(final, target_is_directory=True)
+    return final
+
+
+def build_rust() -> Path:
+    final = rust_binary()
+    if final.exists():
+        return final
+    target_dir = cache_root() / "cargo-target"
+    _run(["cargo", "build", "--release", "--locked"], cwd=RUST_DIR, env={"CARGO_TARGET_DIR": str(target_dir)})
+    staging = _staging(final.parent)
+    shutil.copy2(target_dir / "release" / RUST_BINARY_NAME, staging / RUST_BINARY_NAME)
+    _publish(staging, final.parent)
+    return final
+
+
+BUILDERS = {"kafka": build_kafka, "node": build_node, "rust": build_rust}
+

@@ -1,0 +1,177 @@
+"""The native-process runtime: a `Component` backed by a child process of this Python.
+
+Every child is started pinned to its cores and with a parent-death signal, so that even a
+killed notebook kernel leaves no broker or service behind. Teardown stops the whole tree the
+child started (by pid, nothing else).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(cores: tuple[int, ...] | None) -> None:
+    """Runs in the child between fork and exec."""
+    if cores:
+        os.sched_setaffinity(0, cores)
+    # SIGKILL the child if the Python process that started it dies without tearing down.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class NativeProcess:
+    """A child process with its output in a log file. Use as a context manager or call
+    `start()`/`stop()`.
+
+    `cores` pins the process (and every thread it creates) to those CPUs before it executes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        cores: tuple[int, ...] | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.cores = cores
+        self._log_path = log_path
+        self._env = {**os.environ, **(env or {})}
+        self._cwd = cwd
+        self._endpoint = endpoint
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._descendants: dict[int, psutil.Process] = {}
+
+    # --- Component protocol -------------------------------------------------------------
+    @property
+    def endpoint(self) -> str | None:
+        return self._endpoint
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen is not None and self._popen.poll() is None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self._log_path
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    def logs(self, tail_lines: int | None = 40) -> str:
+        try:
+            with self._log_path.open("r", errors="replace") as f:
+                lines = deque(f, maxlen=tail_lines) if tail_lines else f.readlines()
+        except FileNotFoundError:
+            return ""
+        return "".join(lines)
+
+    def is_running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def start(self) -> NativeProcess:
+        if self._popen is not None:
+            raise RuntimeError(f"{self.name} was already started")
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._log_path.open("ab") as log:
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                cwd=self._cwd,
+                preexec_fn=lambda: _child_setup(self.cores),
+            )
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        if self._popen is None:
+            return None
+        self._remember_descendants()
+        if self._popen.poll() is None:
+            self.resume()  # a paused process cannot handle SIGTERM
+            self._popen.send_signal(signal.SIGTERM)
+            try:
+                self._popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
+        self._reap_descendants()
+        return self._popen.returncode
+
+    def kill(self) -> None:
+        if self._popen is None:
+            return
+        self._remember_descendants()
+        if self._popen.poll() is None:
+            self._popen.kill()
+            self._popen.wait()
+        self._reap_descendants()
+
+    def pause(self) -> None:
+        self._signal_tree(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_tree(signal.SIGCONT)
+
+    # --- helpers ------------------------------------------------------------------------
+    def process(self) -> psutil.Process | None:
+        """psutil view of the main process, for samplers (None once it exited)."""
+        pid = self.pid
+        try:
+            return psutil.Process(pid) if pid is not None else None
+        except psutil.NoSuchProcess:
+            return None
+
+    def _remember_descendants(self) -> None:
+        proc = self.process()
+        if proc is None:
+            return
+        try:
+            for child in proc.children(recursive=True):
+                self._descendants[child.pid] = child
+        except psutil.NoSuchProcess:
+            pass
+
+    def _signal_tree(self, sig: signal.Signals) -> None:
+        proc = self.process()
+        if proc is None:
+            return
+        self._remember_descendants()
+        for p in [proc, *self._descendants.values()]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(sig)
+
+    def _reap_descendants(self) -> None:
+        """SIGKILL what the child started and left running (psutil checks pid reuse)."""
+        alive = [p for p in self._descendants.values() if p.is_running()]
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(alive, timeout=5)
+
+    def __enter__(self) -> NativeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"NativeProcess({self.name!r}, pid={self.pid}, endpoint={self.endpoint!r})"

@@ -1,0 +1,110 @@
+"""Reading the study's topic back, to prove what the services said they accepted."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import polars as pl
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from ingestlab.load.payloads import request_id_of
+
+RECORD_SCHEMA = {
+    "partition": pl.Int32,
+    "offset": pl.Int64,
+    "timestamp_ms": pl.Int64,
+    "request_id": pl.String,
+    "value_bytes": pl.Int32,
+}
+# librdkafka hands records over in batches; this bounds one poll.
+_BATCH = 5_000
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"ingestlab-readback-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    })
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """High watermark of every partition of `topic`."""
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions}
+    finally:
+        consumer.close()
+
+
+def wait_for_records(bootstrap: str, topic: str, *, expected: int, timeout_s: float,
+                     settle_s: float = 1.0) -> int:
+    """Wait until `topic` holds at least `expected` records, or stops growing.
+
+    Producers flush in the background after the HTTP answer (the Node service answers 202
+    before Kafka has the record), so read-back waits for the count to reach what was
+    accepted. If it never does, it returns once the count has been stable for `settle_s`
+    (records are lost, not late) or `timeout_s` passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    last, stable_since = -1, time.monotonic()
+    while True:
+        total = sum(end_offsets(bootstrap, topic).values())
+        now = time.monotonic()
+        if total >= expected or now > deadline:
+            return total
+        if total != last:
+            last, stable_since = total, now
+        elif now - stable_since > settle_s:
+            return total
+        time.sleep(0.2)
+
+
+def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 60.0,
+               keep_values: bool = False) -> pl.DataFrame:
+    """Every record now in `topic` (up to the high watermarks taken at the start).
+
+    One row per record with its request id; columns in `RECORD_SCHEMA`, plus the record
+    bytes as `value` with `keep_values` (for content checks; a long run's values are GBs).
+    Raises TimeoutError if the records cannot all be read within `timeout_s`.
+    """
+    ends = end_offsets(bootstrap, topic)
+    pending = {p for p, end in ends.items() if end > 0}
+    schema = {**RECORD_SCHEMA, "value": pl.Binary} if keep_values else RECORD_SCHEMA
+    columns: dict[str, list] = {name: [] for name in schema}
+    consumer = _consumer(bootstrap)
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read-back of {topic!r} incomplete after {timeout_s} s: "
+                                   f"partitions {sorted(pending)} not at their end offsets {ends}")
+            for msg in consumer.consume(num_messages=_BATCH, timeout=0.5):
+                err = msg.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(f"read-back of {topic!r} failed: {err}")
+                    continue
+                p, offset = msg.partition(), msg.offset()
+                if offset >= ends[p]:
+                    continue
+                value = msg.value() or b""
+                columns["partition"].append(p)
+                columns["offset"].append(offset)
+                columns["timestamp_ms"].append(msg.timestamp()[1])
+                columns["request_id"].append(request_id_of(value))
+                columns["value_bytes"].append(len(value))
+                if keep_values:
+                    columns["value"].append(value)
+                if offset + 1 >= ends[p]:
+                    pending.discard(p)
+    finally:
+        consumer.close()
+    return pl.DataFrame(columns, schema=schema)
+
