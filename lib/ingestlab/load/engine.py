@@ -142,6 +142,32 @@ class _Job:
     max_lag_s: float
     parent_pid: int
 
+    def validate(self) -> None:
+        """Raise ValueError on arguments the engine cannot run with."""
+        check_loopback(self.url)
+        count = self.schedule.count
+        if count == 0:
+            raise ValueError("the schedule has no requests")
+        if len(self.payloads) < count:
+            raise ValueError(f"payloads has {len(self.payloads)} bodies, the schedule needs {count}")
+        if not isinstance(self.max_in_flight, int) or self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be an integer >= 1, got {self.max_in_flight!r}")
+        if not 0 <= self.warmup_s < self.schedule.duration_s:
+            raise ValueError(
+                f"warmup_s must be >= 0 and shorter than the schedule "
+                f"({self.schedule.duration_s} s), got {self.warmup_s!r}"
+            )
+        for name in ("request_timeout_s", "max_lag_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.cores is not None:
+            usable = os.sched_getaffinity(0)
+            if not self.cores or not set(self.cores) <= usable:
+                raise ValueError(
+                    f"cores {self.cores!r} must be a non-empty subset of {sorted(usable)}"
+                )
+
     @property
     def hard_deadline_s(self) -> float:
         """Seconds after t0 at which the child abandons what is still running.
@@ -208,17 +234,19 @@ def run_load(
         RuntimeError: the engine process failed (its traceback is in the message).
         TimeoutError: the engine process overstayed its deadline and was killed.
     """
-    job = _validated_job(
+    job = _Job(
         url=url,
         schedule=schedule,
         payloads=payloads,
         out_path=Path(out_path),
-        cores=cores,
+        cores=None if cores is None else tuple(cores),
         max_in_flight=max_in_flight,
         warmup_s=warmup_s,
         request_timeout_s=request_timeout_s,
         max_lag_s=max_lag_s,
+        parent_pid=os.getpid(),
     )
+    job.validate()
     job.out_path.parent.mkdir(parents=True, exist_ok=True)
     display = make_display(progress, total=schedule.count, desc=f"load {schedule.kind}")
     context = multiprocessing.get_context("spawn")
@@ -241,33 +269,6 @@ def run_load(
         health=outcome["health"],
         settings=outcome["settings"],
     )
-
-
-def _validated_job(**kwargs: Any) -> _Job:
-    check_loopback(kwargs["url"])
-    schedule: Schedule = kwargs["schedule"]
-    if schedule.count == 0:
-        raise ValueError("the schedule has no requests")
-    if len(kwargs["payloads"]) < schedule.count:
-        raise ValueError(
-            f"payloads has {len(kwargs['payloads'])} bodies, the schedule needs {schedule.count}"
-        )
-    if not isinstance(kwargs["max_in_flight"], int) or kwargs["max_in_flight"] < 1:
-        raise ValueError(f"max_in_flight must be an integer >= 1, got {kwargs['max_in_flight']!r}")
-    if not 0 <= kwargs["warmup_s"] < schedule.duration_s:
-        raise ValueError(
-            f"warmup_s must be >= 0 and shorter than the schedule ({schedule.duration_s} s)"
-        )
-    for name in ("request_timeout_s", "max_lag_s"):
-        if not (math.isfinite(kwargs[name]) and kwargs[name] > 0):
-            raise ValueError(f"{name} must be a positive number of seconds, got {kwargs[name]!r}")
-    cores = kwargs["cores"]
-    if cores is not None:
-        cores = tuple(cores)
-        usable = os.sched_getaffinity(0)
-        if not cores or not set(cores) <= usable:
-            raise ValueError(f"cores {cores!r} must be a non-empty subset of {sorted(usable)}")
-    return _Job(**{**kwargs, "cores": cores}, parent_pid=os.getpid())
 
 
 def _await_child(
@@ -450,7 +451,8 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
         finally:
             reporter.cancel()
         cpu_after, mono_after = process.cpu_times(), clock()
-        events.put(("progress", progress_event((mono_before, 0, 0))[0] | {"achieved_rps": 0.0}))
+        # A last event with whole-run average rates, so the display ends on the totals.
+        events.put(("progress", progress_event((t0, 0, 0))[0]))
 
     rows = _rows_frame(
         job=job,
@@ -580,10 +582,9 @@ def _health(
         reasons.append(
             f"engine CPU was {engine_cpu_pct:.0f}% of one core (> {SATURATION_CPU_PCT:.0f}%)"
         )
-    if achieved_rps is None or achieved_rps < SATURATION_ACHIEVED_RATIO * offered_rps:
-        achieved = "n/a" if achieved_rps is None else f"{achieved_rps:.1f}"
+    if achieved_rps is not None and achieved_rps < SATURATION_ACHIEVED_RATIO * offered_rps:
         reasons.append(
-            f"achieved {achieved} req/s is below {SATURATION_ACHIEVED_RATIO:.0%} of the "
+            f"achieved {achieved_rps:.1f} req/s is below {SATURATION_ACHIEVED_RATIO:.0%} of the "
             f"offered {offered_rps:.1f} req/s"
         )
     if counters.dropped:

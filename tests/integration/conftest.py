@@ -1,0 +1,54 @@
+"""Integration tier: the real Kafka broker and the real services (built by `make setup`)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+
+from ingestlab.config import StudyConfig
+from ingestlab.stack import Stack
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def config(tmp_path_factory) -> StudyConfig:
+    return StudyConfig.for_profile("quick", runs_dir=tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def stack(config, tmp_path_factory):
+    """One broker and both services for the contract tests (about 5 s to start)."""
+    with Stack(config, log_dir=tmp_path_factory.mktemp("logs")) as running:
+        yield running
+
+
+@pytest.fixture(params=["node", "rust"])
+def service_name(request) -> str:
+    return request.param
+
+
+Post = Callable[[str, bytes], tuple[int, dict]]
+
+
+@pytest.fixture
+def post() -> Post:
+    """POST `body` as JSON to `url`; returns (status, parsed JSON answer)."""
+
+    def _post(url: str, body: bytes) -> tuple[int, dict]:
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    return _post

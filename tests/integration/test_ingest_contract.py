@@ -1,0 +1,89 @@
+"""The HTTP contract of both services, checked against what really lands in Kafka."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from ingestlab.load.payloads import PayloadSet, invalid_bodies, request_id_of
+
+BODY_LIMIT = 1_048_576  # 1 MiB, both services
+
+
+def _record_for(stack, request_id: str, timeout_s: float = 15.0) -> bytes:
+    """The one record carrying `request_id` (Node answers before Kafka has it: poll)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = stack.read_topic(keep_values=True).filter(request_id=request_id)
+        if records.height or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert records.height == 1, f"expected one record for {request_id}, found {records.height}"
+    return records["value"][0]
+
+
+def test_valid_payload_is_accepted_and_the_same_json_arrives(stack, service_name, post):
+    payloads = PayloadSet(1, seed=11, id_prefix=f"{service_name}-valid")
+    status, answer = post(stack.service(service_name).ingest_url, payloads.body(0))
+    assert (status, answer) == (202, {"status": "Accepted"})
+    stored = _record_for(stack, payloads.request_id(0))
+    assert json.loads(stored) == json.loads(payloads.body(0))
+
+
+@pytest.mark.parametrize("field", ["event_type", "timestamp", "data"])
+def test_each_invalid_field_is_rejected_naming_it(stack, service_name, post, field):
+    request_id = f"{service_name}-invalid-{field}"
+    status, answer = post(stack.service(service_name).ingest_url, invalid_bodies(request_id)[field])
+    assert status == 400
+    assert f"'{field}'" in answer["error"]
+
+
+def test_malformed_json_is_a_json_400(stack, service_name, post):
+    status, answer = post(stack.service(service_name).ingest_url, b'{"event_type": "x", ')
+    assert status == 400 and "JSON" in answer["error"]
+
+
+def test_body_one_byte_over_one_mib_is_413(stack, service_name, post):
+    body = PayloadSet(1, size_bytes=BODY_LIMIT + 1, id_prefix="big").body(0)
+    assert len(body) == BODY_LIMIT + 1
+    status, answer = post(stack.service(service_name).ingest_url, body)
+    assert status == 413 and "error" in answer
+
+
+def test_escaped_strings_are_accepted_and_preserved(stack, service_name, post):
+    request_id = f"{service_name}-escaped"
+    doc = {"event_type": 'sensor "quoted" \\ caf\u00e9 \u2603 \n',
+           "timestamp": 1_730_000_000_000,
+           "data": {"request_id": request_id, "note": "tab\there \U0001F600 \"q\"", "n": [1, 2.5, -3]}}
+    body = json.dumps(doc).encode()  # ASCII with \\u escapes: the Rust side cannot borrow these
+    assert b"\\u00e9" in body
+    status, _ = post(stack.service(service_name).ingest_url, body)
+    assert status == 202
+    stored = _record_for(stack, request_id)
+    assert request_id_of(stored) == request_id
+    assert json.loads(stored) == doc
+
+
+def test_prototype_keys_rejected_by_node_only(stack, post):
+    """The article's text: Node rejects __proto__/constructor keys. Its Rust code has no such rule."""
+    for key in ("__proto__", "constructor", "prototype"):
+        body = json.dumps({"event_type": "x", "timestamp": 1,
+                           "data": {"request_id": f"proto-{key}", "nested": {key: {"admin": True}}}}).encode()
+        status, answer = post(stack.service("node").ingest_url, body)
+        assert status == 400 and key in answer["error"]
+        status, _ = post(stack.service("rust").ingest_url, body)
+        assert status == 202
+
+
+def test_documented_validation_differences(stack, post):
+    """services/README.md: timestamp 0 and UTF-16 vs byte length of event_type."""
+    def send(service, event_type, timestamp):
+        body = json.dumps({"event_type": event_type, "timestamp": timestamp,
+                           "data": {"request_id": f"diff-{service}-{timestamp}-{len(event_type)}"}}).encode()
+        return post(stack.service(service).ingest_url, body)[0]
+
+    assert send("node", "x", 0) == 202 and send("rust", "x", 0) == 400
+    wide = "\u00e9" * 60  # 60 UTF-16 units, 120 UTF-8 bytes
+    assert send("node", wide, 5) == 202 and send("rust", wide, 5) == 400

@@ -1,0 +1,29 @@
+import base64
+import string
+
+from ingestlab.stack import artifacts
+from ingestlab.stack.kafka import QUORUM_RACE_MARKERS, is_quorum_race, new_cluster_id
+
+
+def test_cluster_id_is_16_bytes_base64url():
+    cid = new_cluster_id()
+    assert len(cid) == 22
+    assert len(base64.urlsafe_b64decode(cid + "==")) == 16
+    assert new_cluster_id() != cid
+
+
+def test_quorum_race_is_recognised_and_other_failures_are_not():
+    for marker in QUORUM_RACE_MARKERS:
+        assert is_quorum_race(f"[2026-01-01] ERROR something: {marker} after 30000ms")
+    assert not is_quorum_race("java.net.BindException: Address already in use")
+    assert not is_quorum_race("")
+
+
+def test_template_fills_every_placeholder_and_listens_on_loopback_only():
+    template = string.Template((artifacts.KAFKA_DIR / "server.properties.template").read_text())
+    text = template.substitute(broker_port=1, controller_port=2, data_dir="/tmp/x", partitions=3)
+    assert "$" not in text
+    props = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
+    assert props["num.partitions"] == "3"

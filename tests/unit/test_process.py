@@ -1,0 +1,98 @@
+"""The native-process runtime, on small throw-away children (no broker, no services)."""
+
+import os
+import sys
+import time
+
+import psutil
+import pytest
+
+from ingestlab.stack.component import Component, StartupError, wait_until
+from ingestlab.stack.process import NativeProcess
+
+PY = sys.executable
+
+
+def _proc(tmp_path, code, **kw):
+    return NativeProcess("child", [PY, "-c", code], log_path=tmp_path / "child.log", **kw)
+
+
+def test_is_a_component_and_captures_output(tmp_path):
+    with _proc(tmp_path, "import time; print('hello', flush=True); time.sleep(30)") as p:
+        assert isinstance(p, Component)
+        wait_until(lambda: "hello" in p.logs(), component=p, timeout_s=10, what="printing")
+        pid = p.pid
+        assert psutil.pid_exists(pid)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert p.pid is None and not p.is_running()
+
+
+def test_child_is_pinned_to_the_requested_core(tmp_path):
+    core = sorted(os.sched_getaffinity(0))[-1]
+    code = "import os, time; print(sorted(os.sched_getaffinity(0)), flush=True); time.sleep(30)"
+    with _proc(tmp_path, code, cores=(core,)) as p:
+        wait_until(lambda: "]" in p.logs(), component=p, timeout_s=10, what="printing")
+        assert p.logs().strip() == str([core])
+        assert psutil.Process(p.pid).cpu_affinity() == [core]
+
+
+def test_stop_also_ends_grandchildren(tmp_path):
+    code = ("import subprocess, sys, time; "
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            "print(c.pid, flush=True); time.sleep(60)")
+    p = _proc(tmp_path, code).start()
+    try:
+        wait_until(lambda: p.logs().strip().isdigit(), component=p, timeout_s=10, what="printing")
+        grandchild = int(p.logs().strip())
+        assert psutil.pid_exists(grandchild)
+    finally:
+        p.stop(timeout_s=5)
+    psutil.wait_procs([psutil.Process(grandchild)] if psutil.pid_exists(grandchild) else [], timeout=5)
+    assert not psutil.pid_exists(grandchild)
+
+
+def _wait_status(pid, stopped: bool) -> bool:
+    """Signals are delivered asynchronously: poll the state for up to 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if (psutil.Process(pid).status() == psutil.STATUS_STOPPED) == stopped:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_pause_and_resume(tmp_path):
+    with _proc(tmp_path, "import time; time.sleep(30)") as p:
+        p.pause()
+        assert _wait_status(p.pid, stopped=True)
+        p.resume()
+        assert _wait_status(p.pid, stopped=False)
+        p.pause()  # stop() must work on a paused process too
+    assert p.returncode is not None
+
+
+def test_stop_escalates_to_kill_when_sigterm_is_ignored(tmp_path):
+    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('x', flush=True); time.sleep(60)")
+    p = _proc(tmp_path, code).start()
+    wait_until(lambda: "x" in p.logs(), component=p, timeout_s=10, what="ready")
+    started = time.monotonic()
+    assert p.stop(timeout_s=0.5) == -9
+    assert time.monotonic() - started < 5
+
+
+def test_startup_error_carries_log_tail_and_hint(tmp_path):
+    p = _proc(tmp_path, "print('bad config: port 7 is taken', flush=True); raise SystemExit(3)").start()
+    with pytest.raises(StartupError) as info:
+        wait_until(lambda: False, component=p, timeout_s=10, what="healthy", hint="free the port")
+    message = str(info.value)
+    assert "exited while waiting for healthy" in message
+    assert "bad config: port 7 is taken" in message
+    assert "hint: free the port" in message
+    p.stop()
+
+
+def test_startup_error_on_timeout(tmp_path):
+    with _proc(tmp_path, "import time; print('still booting', flush=True); time.sleep(30)") as p:
+        with pytest.raises(StartupError, match=r"not ready after 0 s(.|\n)*still booting"):
+            wait_until(lambda: False, component=p, timeout_s=0.3, what="ready")
