@@ -16,8 +16,9 @@ if ((${#missing[@]})); then
 fi
 
 # System packages from Debian: headers librdkafka is built against (node-rdkafka and the
-# rdkafka crate compile it from source).
-APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config)
+# rdkafka crate compile it from source); wrk (closed-loop cross-check) and nginx with the echo
+# module (the trivial reference endpoint for engine benchmarks).
+APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config wrk nginx-light libnginx-mod-http-echo)
 need=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
@@ -29,6 +30,10 @@ if ((${#need[@]})); then
     exit 1
   fi
   apt-get update -qq
+  # Debian starts nginx on port 80 of every interface when it is installed; ingestlab runs its
+  # own nginx on loopback, so service starts are refused for the duration of the install.
+  policy=/usr/sbin/policy-rc.d
+  [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; trap 'rm -f "$policy"' EXIT; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
@@ -43,5 +48,6 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
 fi
 
-# Broker jars, Node modules (with node-rdkafka's compiled librdkafka), the Rust binary.
-.venv/bin/ingestlab build kafka node rust
+# Broker jars, Node modules (with node-rdkafka's compiled librdkafka), the Rust binaries,
+# and oha (the native open-loop generator; about 3.5 min to compile the first time).
+.venv/bin/ingestlab build

@@ -64,6 +64,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    unknown = set(args.artifact) - set(artifacts.BUILDERS)
+    if unknown:
+        print(f"ingestlab build: unknown artifact(s) {sorted(unknown)}; choose from "
+              f"{', '.join(artifacts.BUILDERS)}", file=sys.stderr)
+        return 2
     for name in args.artifact or list(artifacts.BUILDERS):
         start = time.monotonic()
         path = artifacts.BUILDERS[name]()
@@ -90,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.set_defaults(func=cmd_run)
     build = sub.add_parser("build", help="build the services and fetch the broker jars (make setup)")
-    build.add_argument("artifact", nargs="*", choices=sorted(artifacts.BUILDERS),
-                       help="what to build (default: all)")
+    build.add_argument("artifact", nargs="*",
+                       help=f"what to build: {', '.join(artifacts.BUILDERS)} (default: all)")
     build.set_defaults(func=cmd_build)
     return parser
 

@@ -93,6 +93,6 @@ def test_startup_error_carries_log_tail_and_hint(tmp_path):
 
 
 def test_startup_error_on_timeout(tmp_path):
-    with _proc(tmp_path, "import time; print('still booting', flush=True); time.sleep(30)") as p:
-        with pytest.raises(StartupError, match=r"not ready after 0 s(.|\n)*still booting"):
-            wait_until(lambda: False, component=p, timeout_s=0.3, what="ready")
+    code = "import time; print('still booting', flush=True); time.sleep(30)"
+    with _proc(tmp_path, code) as p, pytest.raises(StartupError, match=r"not ready after 0 s(.|\n)*still booting"):
+        wait_until(lambda: False, component=p, timeout_s=0.3, what="ready")

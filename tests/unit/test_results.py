@@ -4,8 +4,7 @@ import polars as pl
 import pytest
 
 from ingestlab.config import CoreLayout, StudyConfig
-from ingestlab.results import (SCHEMA_VERSION, Run, RunFormatError, RunWarning, check_comparable,
-                               latest_run)
+from ingestlab.results import SCHEMA_VERSION, Run, RunFormatError, RunWarning, check_comparable, latest_run
 
 
 @pytest.fixture

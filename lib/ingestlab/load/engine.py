@@ -30,28 +30,32 @@ import itertools
 import math
 import multiprocessing
 import os
+import pickle
 import queue
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import polars as pl
 import psutil
+import yarl
 
+from ingestlab.analysis.latency import nearest_rank
+from ingestlab.load.burst import require_loopback
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.progress import ProgressMode, make_display
+from ingestlab.load.rows import REQUEST_SCHEMA, WallClock
 from ingestlab.load.schedules import Schedule
-
-# Traffic goes to this machine only (DESIGN.md: "Traffic only to 127.0.0.1").
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+from ingestlab.load.timer_selector import TimerfdEpollSelector
 
 # error_class values the engine writes itself (all others are exception class names).
 BACKLOG_ERROR = "client_backlog"  # slot taken more than max_lag_s late: not sent
@@ -87,33 +91,22 @@ ORPHANED_EXIT_CODE = 3
 _CONTENT_TYPE = {"Content-Type": "application/json"}
 _NOT_RECORDED = -1  # status of a slot no worker finished (only after the hard deadline)
 
-ROW_SCHEMA = pl.Schema(
-    {
-        "request_id": pl.String,
-        "step": pl.Int32,
-        "phase": pl.String,  # "warmup" | "measure"
-        "intended_start_ns": pl.Int64,  # wall-clock epoch ns
-        "actual_start_ns": pl.Int64,  # null when not sent
-        "end_ns": pl.Int64,  # null when no outcome (dropped, or cut by the deadline)
-        "status": pl.Int16,  # HTTP status; 0 = no HTTP response
-        "bytes_sent": pl.Int32,  # request body bytes; 0 when not sent
-        "error_class": pl.String,  # null when a response arrived
-    }
-)
-"""Columns of `requests.parquet`, one row per scheduled request, in schedule order."""
-
 
 @dataclass(frozen=True)
 class LoadResult:
     """What a load run produced.
 
     Attributes:
-        out_path: the parquet file of request rows (`ROW_SCHEMA`).
+        out_path: the parquet file of request rows (`ingestlab.load.rows.REQUEST_SCHEMA`).
         rows: number of rows written (= the schedule's count).
-        health: the engine's self-check, computed in the child: offered_rps, achieved_rps,
-            sent, responses, errors, dropped, lag_p50_ms, lag_p99_ms, lag_max_ms,
-            engine_cpu_pct (% of one core), run_s, deadline_hit, saturated (bool) and
-            saturated_reasons (list of sentences with the numbers).
+        health: the engine's self-check, computed in the child: offered_rps (schedule
+            count / duration), achieved_rps ((sent - 1) / span from first to last actual
+            start), sent, responses (any HTTP status), errors (no response or status
+            >= 400), dropped (client_backlog), lag_p50_ms / lag_p99_ms / lag_max_ms
+            (actual - intended start of sent requests, nearest rank), engine_cpu_pct (CPU
+            time of the engine process over the run, % of one core), run_s, deadline_hit,
+            saturated (bool) and saturated_reasons (sentences with the numbers; see the
+            SATURATION_* constants).
         settings: how the run was driven (url, workers, cores the child actually had, t0...).
     """
 
@@ -129,7 +122,7 @@ class LoadResult:
 
 @dataclass(frozen=True)
 class _Job:
-    """Everything the child needs; pickled once at spawn."""
+    """Everything the child needs; pickled to a file that the child reads first."""
 
     url: str
     schedule: Schedule
@@ -144,7 +137,7 @@ class _Job:
 
     def validate(self) -> None:
         """Raise ValueError on arguments the engine cannot run with."""
-        check_loopback(self.url)
+        require_loopback(self.url)
         count = self.schedule.count
         if count == 0:
             raise ValueError("the schedule has no requests")
@@ -164,9 +157,7 @@ class _Job:
         if self.cores is not None:
             usable = os.sched_getaffinity(0)
             if not self.cores or not set(self.cores) <= usable:
-                raise ValueError(
-                    f"cores {self.cores!r} must be a non-empty subset of {sorted(usable)}"
-                )
+                raise ValueError(f"cores {self.cores!r} must be a non-empty subset of {sorted(usable)}")
 
     @property
     def hard_deadline_s(self) -> float:
@@ -176,22 +167,7 @@ class _Job:
         and answered or timed out `request_timeout_s` later, so this is never reached
         in a run that is not stopped from outside.
         """
-        return (
-            self.schedule.duration_s
-            + self.max_lag_s
-            + self.request_timeout_s
-            + DEADLINE_MARGIN_S
-        )
-
-
-def check_loopback(url: str) -> None:
-    """Raise ValueError unless `url` is http(s) to 127.0.0.1, localhost or ::1."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK_HOSTS:
-        raise ValueError(
-            f"refusing to send load to {url!r}: only http(s) to "
-            f"{', '.join(sorted(LOOPBACK_HOSTS))} is allowed"
-        )
+        return self.schedule.duration_s + self.max_lag_s + self.request_timeout_s + DEADLINE_MARGIN_S
 
 
 def run_load(
@@ -206,14 +182,17 @@ def run_load(
     request_timeout_s: float = 10.0,
     max_lag_s: float = 1.0,
     progress: ProgressMode = "auto",
+    on_started: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """POST `payloads.body(i)` to `url` at `schedule.offsets_s[i]` for every slot `i`.
 
     Runs in a spawned child pinned to `cores` (None: no pinning) and blocks until it is
-    done; the child writes one row per slot to `out_path` (parquet, `ROW_SCHEMA`).
+    done; the child writes one row per slot to `out_path` (parquet, `REQUEST_SCHEMA`).
+    Safe to call from a notebook (its event loop is not used); a script that calls it needs
+    the usual `if __name__ == "__main__":` guard, because "spawn" imports the main module.
 
     Args:
-        url: loopback only (see `check_loopback`).
+        url: loopback only (127.0.0.1, localhost or ::1).
         schedule: intended send times; its count and duration bound the run.
         payloads: request bodies; needs at least `schedule.count` of them.
         out_path: where the rows go; written atomically (temp file, then rename).
@@ -228,6 +207,8 @@ def run_load(
             burst of stale requests.
         progress: True / "auto": a bar in a terminal or Jupyter, log lines in CI or a pipe;
             "bar" or "log" to force one; False: nothing.
+        on_started: called with the engine process's pid once its schedule starts (for
+            fault injection, e.g. pausing the engine to test its stall recovery).
 
     Raises:
         ValueError: bad arguments (non-loopback URL, too few payloads, cores not usable...).
@@ -251,18 +232,23 @@ def run_load(
     display = make_display(progress, total=schedule.count, desc=f"load {schedule.kind}")
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
+    # The job (schedule arrays, payload templates: megabytes) goes through a file, not the
+    # spawn pipe: `Process.start()` blocks forever writing a large process object to a child
+    # that died while starting (e.g. a script without the `__main__` guard).
+    fd, job_file = tempfile.mkstemp(prefix="ingestlab-load-", suffix=".pickle")
     # daemon=True: multiprocessing's exit hook terminates the child if the parent exits.
-    child = context.Process(
-        target=_child_main, args=(job, events), name="ingestlab-load", daemon=True
-    )
+    child = context.Process(target=_child_main, args=(job_file, events), name="ingestlab-load", daemon=True)
     try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
         child.start()
-        outcome = _await_child(child, events, display, job)
+        outcome = _await_child(child, events, display, job, on_started)
         child.join(STOP_GRACE_S)
     finally:
         display.close()
         _stop(child)
         events.close()
+        Path(job_file).unlink(missing_ok=True)  # the child removes it once it has read it
     return LoadResult(
         out_path=job.out_path,
         rows=outcome["rows"],
@@ -271,31 +257,31 @@ def run_load(
     )
 
 
-def _await_child(
-    child: Any, events: Any, display: Any, job: _Job
-) -> dict[str, Any]:
+def _await_child(child: Any, events: Any, display: Any, job: _Job,
+                 on_started: Callable[[int], None] | None) -> dict[str, Any]:
     """Relay the child's progress until it reports its result; enforce the deadlines."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"load engine process {child.pid} overstayed its deadline and was killed")
         try:
             kind, payload = events.get(timeout=0.1)
         except queue.Empty:
-            if not child.is_alive():
-                try:  # it may have exited right after putting its last message
-                    kind, payload = events.get(timeout=1.0)
-                except queue.Empty:
-                    raise RuntimeError(
-                        f"load engine process exited with code {child.exitcode} "
-                        "without reporting a result"
-                    ) from None
-            elif time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"load engine process {child.pid} overstayed its deadline and was killed"
-                ) from None
-            else:
+            if child.is_alive():
                 continue
+            try:  # it may have exited right after putting its last message
+                kind, payload = events.get(timeout=1.0)
+            except queue.Empty:
+                raise RuntimeError(
+                    f"load engine process exited with code {child.exitcode} without "
+                    "reporting a result (its stderr is above). When run_load is called "
+                    "from a script, the script needs the `if __name__ == '__main__':` "
+                    "guard: the 'spawn' start method imports the main module again."
+                ) from None
         if kind == "started":
             deadline = time.monotonic() + job.hard_deadline_s + FINISH_TIMEOUT_S
+            if on_started is not None:
+                on_started(payload["pid"])
         elif kind == "progress":
             display.update(payload)
         elif kind == "done":
@@ -320,15 +306,25 @@ def _stop(child: Any) -> None:
 # ---------------------------------------------------------------------------- child process
 
 
-def _child_main(job: _Job, events: Any) -> None:
-    """Entry point of the engine process."""
+def _precise_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers wake on time (see `timer_selector`), not up to 1 ms late."""
+    return asyncio.SelectorEventLoop(TimerfdEpollSelector())
+
+
+def _child_main(job_file: str, events: Any) -> None:
+    """Entry point of the engine process: run the pickled `_Job` in `job_file`."""
     # Ctrl-C in a terminal reaches the whole process group; the parent decides what happens
     # to the child (it terminates it), so the child must not die half-way on its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        with open(job_file, "rb") as f:
+            job: _Job = pickle.load(f)
+        # Read once; removing it here leaves nothing behind even if the parent is killed.
+        os.unlink(job_file)
         if job.cores is not None:
             os.sched_setaffinity(0, job.cores)
-        events.put(("done", asyncio.run(_drive(job, events))))
+        with asyncio.Runner(loop_factory=_precise_loop) as runner:
+            events.put(("done", runner.run(_drive(job, events))))
     except BaseException:
         events.put(("error", traceback.format_exc()))
         sys.exit(1)
@@ -363,18 +359,21 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
     clock = time.monotonic_ns
     sleep = asyncio.sleep
     body_of = payloads.body
-    url = job.url
+    url = yarl.URL(job.url)
     slots = itertools.count()
     process = psutil.Process()
 
+    # Per-request work the engine does not need: URL parsing (a prebuilt yarl.URL is used as
+    # is), cookie handling, response decompression.
     connector = aiohttp.TCPConnector(limit=workers)
     timeout = aiohttp.ClientTimeout(total=job.request_timeout_s)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
         post = session.post
         # One pair of clock readings maps monotonic time to wall time for the whole run.
-        wall_now, mono_now = time.time_ns(), clock()
-        lead_ns = round(START_LEAD_S * 1e9)
-        t0_wall_ns, t0 = wall_now + lead_ns, mono_now + lead_ns
+        wall_clock = WallClock()
+        t0 = wall_clock.t0_mono_ns + round(START_LEAD_S * 1e9)
+        t0_wall_ns = wall_clock.wall_ns(t0)
 
         async def worker() -> None:
             while True:
@@ -443,9 +442,7 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
         reporter = asyncio.create_task(report())
         deadline_hit = False
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*tasks), timeout=job.hard_deadline_s + START_LEAD_S
-            )
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=job.hard_deadline_s + START_LEAD_S)
         except TimeoutError:
             deadline_hit = True  # wait_for has cancelled the workers
         finally:
@@ -509,7 +506,11 @@ def _rows_frame(
     t0_wall_ns: int,
     t0_mono_ns: int,
 ) -> pl.DataFrame:
-    """The request rows as one frame (`ROW_SCHEMA`), built once after the run."""
+    """The request rows as one frame (`REQUEST_SCHEMA`), built once after the run.
+
+    `actual_start_ns` is null for a request never sent, `end_ns` for one without an
+    outcome; `bytes_sent` is the body size of a sent request, 0 otherwise.
+    """
 
     def wall(column: str) -> pl.Expr:
         # Monotonic reading -> wall-clock epoch ns; 0 (never recorded) -> null.
@@ -539,10 +540,8 @@ def _rows_frame(
         end_ns=wall("end_mono"),
         status=pl.when(unfinished).then(0).otherwise(pl.col("status")).cast(pl.Int16),
         bytes_sent="bytes_sent",
-        error_class=pl.when(unfinished)
-        .then(pl.lit(DEADLINE_ERROR))
-        .otherwise(pl.col("error_class")),
-    ).cast(dict(ROW_SCHEMA))
+        error_class=pl.when(unfinished).then(pl.lit(DEADLINE_ERROR)).otherwise(pl.col("error_class")),
+    ).cast(REQUEST_SCHEMA)
 
 
 def _health(
@@ -557,18 +556,15 @@ def _health(
     """The engine's self-check (see the SATURATION_* constants)."""
     sent = rows.filter(pl.col("actual_start_ns").is_not_null())
     lag_ms = (pl.col("actual_start_ns") - pl.col("intended_start_ns")) / 1e6
-    # Nearest-rank percentiles, as in ingestlab.analysis.latency.
     stats = sent.select(
-        lag_p50_ms=lag_ms.quantile(0.5, interpolation="equiprobable"),
-        lag_p99_ms=lag_ms.quantile(0.99, interpolation="equiprobable"),
+        lag_p50_ms=nearest_rank(lag_ms, 0.5),
+        lag_p99_ms=nearest_rank(lag_ms, 0.99),
         lag_max_ms=lag_ms.max(),
         span_ns=pl.col("actual_start_ns").max() - pl.col("actual_start_ns").min(),
     ).row(0, named=True)
     # n sends spaced evenly over a span cover n - 1 intervals: (n - 1) / span is the rate.
     achieved_rps = (
-        (sent.height - 1) / (stats["span_ns"] * 1e-9)
-        if sent.height >= 2 and stats["span_ns"] > 0
-        else None
+        (sent.height - 1) / (stats["span_ns"] * 1e-9) if sent.height >= 2 and stats["span_ns"] > 0 else None
     )
     offered_rps = schedule.offered_rps
     reasons = []
@@ -579,9 +575,7 @@ def _health(
             "short of CPU"
         )
     if engine_cpu_pct > SATURATION_CPU_PCT:
-        reasons.append(
-            f"engine CPU was {engine_cpu_pct:.0f}% of one core (> {SATURATION_CPU_PCT:.0f}%)"
-        )
+        reasons.append(f"engine CPU was {engine_cpu_pct:.0f}% of one core (> {SATURATION_CPU_PCT:.0f}%)")
     if achieved_rps is not None and achieved_rps < SATURATION_ACHIEVED_RATIO * offered_rps:
         reasons.append(
             f"achieved {achieved_rps:.1f} req/s is below {SATURATION_ACHIEVED_RATIO:.0%} of the "

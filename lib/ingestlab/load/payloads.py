@@ -20,8 +20,8 @@ EVENT_TYPES = ("sensor.reading", "device.heartbeat", "app.click", "app.error", "
 ID_WIDTH = 28
 _ID_PLACEHOLDER = "#" * ID_WIDTH
 _REQUEST_ID_RE = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,64})"')
-# Smallest document the templates can produce; anything below cannot hold the fields.
-MIN_SIZE_BYTES = 300
+# The largest template without padding is about 600 bytes; below this a template may not fit.
+MIN_SIZE_BYTES = 700
 
 
 def _document(rng: random.Random, size_bytes: int) -> str:
@@ -70,8 +70,10 @@ class PayloadSet:
             raise ValueError("count must be >= 0")
         if self.size_bytes < MIN_SIZE_BYTES:
             raise ValueError(f"size_bytes must be >= {MIN_SIZE_BYTES}")
-        if len(self.request_id(max(self.count - 1, 0))) > ID_WIDTH:
-            raise ValueError(f"id_prefix {self.id_prefix!r} is too long for {self.count} ids")
+        digits = ID_WIDTH - len(self.id_prefix) - 1
+        if digits < len(str(max(self.count - 1, 0))):
+            raise ValueError(f"id_prefix {self.id_prefix!r} is too long for {self.count} ids "
+                             f"within {ID_WIDTH} characters")
         rng = random.Random(self.seed)
         parts = []
         for _ in range(max(1, min(self.templates, self.count))):

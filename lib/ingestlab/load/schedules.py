@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_right
 from dataclasses import dataclass
 
-# Arrivals closer than this to a step's end belong to the next step. Absorbs float error in
-# `rate * duration` (e.g. 0.1 * 30 = 3.0000000000000004) so 3 arrivals stay 3, not 4.
-_EPSILON = 1e-9
+# Relative slack on `rate * duration` before rounding up, so float error in a whole number
+# of arrivals (0.1 * 30 = 3.0000000000000004) keeps it 3 instead of 4.
+_COUNT_SLACK = 1e-12
+# Segments shorter than this (seconds) are float leftovers of cutting periods, not steps.
+_EPSILON_S = 1e-9
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,6 @@ class Schedule:
         """Average offered rate over the whole schedule, requests per second."""
         return self.count / self.duration_s
 
-    def step_at(self, offset_s: float) -> int:
-        """Index of the step that is running `offset_s` seconds after the run start."""
-        return max(bisect_right(self.step_starts_s, offset_s) - 1, 0)
-
     def __len__(self) -> int:
         return self.count
 
@@ -75,7 +72,7 @@ def _build(kind: str, segments: list[tuple[float, float]]) -> Schedule:
     start_s = 0.0
     for index, (rate_rps, duration_s) in enumerate(segments):
         starts.append(start_s)
-        n = math.ceil(rate_rps * duration_s - _EPSILON) if rate_rps > 0 else 0
+        n = math.ceil(rate_rps * duration_s * (1 - _COUNT_SLACK)) if rate_rps > 0 else 0
         offsets.extend(start_s + k / rate_rps for k in range(n))
         steps.extend(index for _ in range(n))
         start_s += duration_s
@@ -95,9 +92,7 @@ def constant(rate_rps: float, duration_s: float) -> Schedule:
     return _build("constant", [(rate_rps, duration_s)])
 
 
-def step_ramp(
-    start_rps: float, step_rps: float, steps: int, step_duration_s: float
-) -> Schedule:
+def step_ramp(start_rps: float, step_rps: float, steps: int, step_duration_s: float) -> Schedule:
     """A staircase: step `k` (0-based) offers `start_rps + k * step_rps` req/s for
     `step_duration_s` seconds. Used to find the rate at which a service saturates.
     """
@@ -106,14 +101,10 @@ def step_ramp(
         raise ValueError(f"step_rps must be a finite number >= 0, got {step_rps!r}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return _build(
-        "step_ramp", [(start_rps + k * step_rps, step_duration_s) for k in range(steps)]
-    )
+    return _build("step_ramp", [(start_rps + k * step_rps, step_duration_s) for k in range(steps)])
 
 
-def bursts(
-    base_rps: float, spike_rps: float, period_s: float, spike_s: float, duration_s: float
-) -> Schedule:
+def bursts(base_rps: float, spike_rps: float, period_s: float, spike_s: float, duration_s: float) -> Schedule:
     """`base_rps` with a spike of `spike_rps` for the last `spike_s` seconds of every
     `period_s`-second period, for `duration_s` seconds in all.
 
@@ -128,10 +119,10 @@ def bursts(
         raise ValueError(f"spike_s ({spike_s}) must be shorter than period_s ({period_s})")
     segments: list[tuple[float, float]] = []
     start_s = 0.0
-    while start_s < duration_s - _EPSILON:
+    while start_s < duration_s - _EPSILON_S:
         for rate, length in ((base_rps, period_s - spike_s), (spike_rps, spike_s)):
             length = min(length, duration_s - start_s)
-            if length > _EPSILON:
+            if length > _EPSILON_S:
                 segments.append((rate, length))
                 start_s += length
     return _build("bursts", segments)

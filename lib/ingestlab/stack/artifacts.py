@@ -7,8 +7,10 @@ them and a changed lock file rebuilds:
 - Kafka jars:  kafka/<hash of infra/kafka/pom.xml>/*.jar
 - Node deps:   node/<hash of package-lock.json + node version>/node_modules, linked
                into services/node/node_modules (node-rdkafka's compiled librdkafka lives there)
-- Rust binary: rust/<hash of Cargo.toml, Cargo.lock, src/>/ingest-rust, built with a shared
-               cargo target dir (cargo-target/) so dependency crates compile once.
+- Rust binaries: rust/<hash of Cargo.toml, Cargo.lock, src/>/<name>, for the Rust service and
+               the delay server, built with a shared cargo target dir (cargo-target/) so
+               dependency crates compile once.
+- Tools:       tools/oha-<version>/bin/oha (cargo install --locked)
 
 `ingestlab build` (called by `make setup`) builds whatever is missing.
 """
@@ -26,7 +28,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 NODE_DIR = PROJECT_ROOT / "services" / "node"
 RUST_DIR = PROJECT_ROOT / "services" / "rust"
 KAFKA_DIR = PROJECT_ROOT / "infra" / "kafka"
+DELAY_SERVER_DIR = PROJECT_ROOT / "infra" / "delay-server"
 RUST_BINARY_NAME = "ingest-rust"
+OHA_VERSION = "1.16.0"
 SETUP_HINT = "run `make setup` to build the services and fetch the broker"
 
 
@@ -60,12 +64,23 @@ def node_modules_dir() -> Path:
     return cache_root() / "node" / key / "node_modules"
 
 
-def rust_sources() -> list[Path]:
-    return [RUST_DIR / "Cargo.toml", RUST_DIR / "Cargo.lock", *sorted((RUST_DIR / "src").rglob("*.rs"))]
+def _crate_binary(crate_dir: Path, name: str) -> Path:
+    sources = [crate_dir / "Cargo.toml", crate_dir / "Cargo.lock", *(crate_dir / "src").rglob("*.rs")]
+    return cache_root() / "rust" / _digest(sources) / name
 
 
 def rust_binary() -> Path:
-    return cache_root() / "rust" / _digest(rust_sources()) / RUST_BINARY_NAME
+    """The Rust ingestion service, built from the current sources."""
+    return _crate_binary(RUST_DIR, RUST_BINARY_NAME)
+
+
+def delay_server_binary() -> Path:
+    """The fixed-delay reference endpoint (infra/delay-server)."""
+    return _crate_binary(DELAY_SERVER_DIR, "delay-server")
+
+
+def oha_root() -> Path:
+    return cache_root() / "tools" / f"oha-{OHA_VERSION}"
 
 
 def require(path: Path, what: str) -> Path:
@@ -146,17 +161,38 @@ def build_node() -> Path:
     return final
 
 
-def build_rust() -> Path:
-    final = rust_binary()
+def _build_crate(crate_dir: Path, final: Path) -> Path:
     if final.exists():
         return final
     target_dir = cache_root() / "cargo-target"
-    _run(["cargo", "build", "--release", "--locked"], cwd=RUST_DIR, env={"CARGO_TARGET_DIR": str(target_dir)})
+    _run(["cargo", "build", "--release", "--locked"], cwd=crate_dir,
+         env={"CARGO_TARGET_DIR": str(target_dir)})
     staging = _staging(final.parent)
-    shutil.copy2(target_dir / "release" / RUST_BINARY_NAME, staging / RUST_BINARY_NAME)
+    shutil.copy2(target_dir / "release" / final.name, staging / final.name)
     _publish(staging, final.parent)
     return final
 
 
-BUILDERS = {"kafka": build_kafka, "node": build_node, "rust": build_rust}
+def build_rust() -> Path:
+    return _build_crate(RUST_DIR, rust_binary())
+
+
+def build_delay_server() -> Path:
+    return _build_crate(DELAY_SERVER_DIR, delay_server_binary())
+
+
+def build_oha() -> Path:
+    """oha, the native open-loop generator (about 3.5 min to compile on 2 cores)."""
+    final = oha_root() / "bin" / "oha"
+    if final.exists():
+        return final
+    staging = _staging(oha_root())
+    _run(["cargo", "install", "oha", "--version", OHA_VERSION, "--locked", "--root", str(staging)],
+         cwd=PROJECT_ROOT, env={"CARGO_TARGET_DIR": str(cache_root() / "cargo-install-target")})
+    _publish(staging, oha_root())
+    return final
+
+
+BUILDERS = {"kafka": build_kafka, "node": build_node, "rust": build_rust,
+            "delay-server": build_delay_server, "oha": build_oha}
 

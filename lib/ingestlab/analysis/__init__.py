@@ -1,0 +1,1 @@
+"""Analysis: pure polars functions of the result frames a run directory holds."""
