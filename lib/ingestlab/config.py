@@ -65,7 +65,9 @@ class StudyConfig:
     broker_start_timeout_s: float = 90.0
     # Services
     service_start_timeout_s: float = 60.0
-    node_flags: tuple[str, ...] = ()
+    # --trace-gc: one log line per V8 collection (telemetry.gc_trace parses them);
+    # --max-old-space-size: the article's 1.5 GB cap ("to prevent OOM crashes").
+    node_flags: tuple[str, ...] = ("--trace-gc", "--max-old-space-size=1536")
     # Smoke burst: requests per service, and how many of them are deliberately invalid.
     smoke_requests: int = 200
     smoke_invalid: int = 20
@@ -76,6 +78,36 @@ class StudyConfig:
     # After the load stops: how long to wait for the last records to show up in Kafka.
     readback_timeout_s: float = 30.0
     runs_dir: Path = Path("data/runs")
+    # Load engine. Requests intended in the first `warmup_s` of a step are recorded but left
+    # out of the analysis. The pool (= connections = most requests in flight) is sized per
+    # run as rate x the p99 bound, between these limits: the engine's cost grows with its
+    # connections, so a pool far larger than the run needs costs throughput.
+    warmup_s: float = 1.0
+    engine_pool_min: int = 32
+    engine_pool_max: int = 1024
+    # latency-accuracy: a fixed 5 ms endpoint at 1,000 req/s.
+    accuracy_rate_rps: int = 1_000
+    accuracy_duration_s: float = 30.0
+    # engine-capacity: constant-rate steps against nginx's `return 202`, each `step_s` long.
+    capacity_rates_rps: tuple[int, ...] = (6_000, 8_000, 10_000, 12_000, 14_000, 16_000)
+    native_rates_rps: tuple[int, ...] = (20_000, 40_000, 60_000, 80_000, 100_000)
+    repeats: int = 3
+    stall_rate_rps: int = 10_000
+    stall_ms: float = 400.0
+    # ceiling: step ramp per service until a step fails; p99 bound of a passing step.
+    ceiling_rates_rps: tuple[int, ...] = (1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 16_000,
+                                          20_000, 24_000, 28_000, 32_000)
+    ceiling_p99_bound_ms: float = 100.0
+    # Above this rate the ceiling drives the service with oha (native) instead of the aiohttp
+    # engine. The engine shares core 0 with the broker, and the Rust service answers in bursts
+    # (every record of a 10 ms producer batch is acknowledged at once). Measured here over
+    # 10 s steps: engine send lag p99 3.0-3.4 ms at 1,000 req/s, 10-38 ms at 2,000 (both
+    # services), while oha stayed under 5 ms up to 16,000 req/s against Rust.
+    aiohttp_max_rps: int = 1_000
+    step_s: float = 10.0
+    # wrk is closed loop: its rate is bounded by connections / latency (Little), and Rust answers
+    # only after Kafka acknowledged (>= queue.buffering.max.ms = 10 ms), so it needs many.
+    wrk_connections: int = 256
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -93,7 +125,9 @@ class StudyConfig:
         """The defaults of a profile, with keyword overrides (e.g. `services=("rust",)`)."""
         base: dict[str, object] = {"profile": profile}
         if profile == "quick":
-            base.update(smoke_requests=60, smoke_invalid=6)
+            base.update(smoke_requests=60, smoke_invalid=6, warmup_s=0.5, accuracy_duration_s=5.0,
+                        capacity_rates_rps=(4_000, 8_000), native_rates_rps=(10_000, 20_000), repeats=1,
+                        stall_rate_rps=4_000, ceiling_rates_rps=(500, 2_000, 4_000), step_s=3.0)
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
 
@@ -105,6 +139,7 @@ class StudyConfig:
         d = dataclasses.asdict(self)
         d["cores"] = self.cores.as_dict()
         d["runs_dir"] = str(self.runs_dir)
-        d["services"] = list(self.services)
-        d["node_flags"] = list(self.node_flags)
+        for name, value in d.items():
+            if isinstance(value, tuple):
+                d[name] = list(value)
         return d

@@ -90,7 +90,9 @@ def capture_environment() -> dict[str, Any]:
 
 
 def new_run_id(experiment: str) -> str:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    """`<UTC time to the millisecond>-<experiment>-<random>`: sorts in creation order."""
+    now = dt.datetime.now(dt.UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z"
     return f"{stamp}-{experiment}-{uuid.uuid4().hex[:6]}"
 
 

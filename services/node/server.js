@@ -115,6 +115,8 @@ app.use((err, req, res, next) => {
 
 const server = app.listen(PORT, '127.0.0.1', () => {
   console.log(`Ingestion microservice running on http://127.0.0.1:${PORT}`);
+  // Anchors --trace-gc's "ms since start" to wall time: wall = epoch_ms - uptime_ms + trace ms.
+  console.log(`clock epoch_ms=${Date.now()} uptime_ms=${performance.now().toFixed(3)}`);
 });
 
 function shutdown(signal) {

@@ -13,23 +13,18 @@ from ingestlab.analysis.delivery import counts_by_group, delivery_table
 from ingestlab.load.burst import send_burst
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.stack import Stack
-from ingestlab.stack.topic import end_offsets
-
-
-def _topic_size(stack) -> int:
-    return sum(end_offsets(stack.bootstrap, stack.topic).values())
 
 
 def test_sigterm_during_a_burst_loses_no_accepted_record(stack, service_name):
     service = stack.start_service(service_name)  # a fresh process of its own
     payloads = PayloadSet(4000, size_bytes=2_000, seed=5, id_prefix=f"{service_name}-term")
     items = [(payloads.request_id(i), payloads.body(i)) for i in range(len(payloads))]
-    before = _topic_size(stack)
+    before = stack.topic_size()
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             burst = pool.submit(send_burst, service.ingest_url, items, concurrency=8, timeout_s=20)
             deadline = time.monotonic() + 20
-            while _topic_size(stack) < before + 200 and time.monotonic() < deadline:
+            while stack.topic_size() < before + 200 and time.monotonic() < deadline:
                 time.sleep(0.02)
             exit_code = service.stop(timeout_s=30)
             rows = burst.result().with_columns(service=pl.lit(service_name))

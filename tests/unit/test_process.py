@@ -94,5 +94,6 @@ def test_startup_error_carries_log_tail_and_hint(tmp_path):
 
 def test_startup_error_on_timeout(tmp_path):
     code = "import time; print('still booting', flush=True); time.sleep(30)"
-    with _proc(tmp_path, code) as p, pytest.raises(StartupError, match=r"not ready after 0 s(.|\n)*still booting"):
+    expected = r"not ready after 0 s(.|\n)*still booting"
+    with _proc(tmp_path, code) as p, pytest.raises(StartupError, match=expected):
         wait_until(lambda: False, component=p, timeout_s=0.3, what="ready")

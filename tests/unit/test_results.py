@@ -1,4 +1,5 @@
 import json
+import time
 
 import polars as pl
 import pytest
@@ -63,5 +64,7 @@ def test_latest_run_picks_the_newest_of_an_experiment(config):
     assert latest_run(config.runs_dir, "smoke") is None
     Run.create(config, "smoke")
     Run.create(config, "other")
+    time.sleep(0.002)
+    time.sleep(0.002)  # run ids sort by their millisecond time stamp
     newest = Run.create(config, "smoke")
     assert latest_run(config.runs_dir, "smoke") == newest

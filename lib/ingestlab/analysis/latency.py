@@ -1,4 +1,4 @@
-"""Latency analysis of request rows (`ingestlab.load.engine.ROW_SCHEMA`), in polars.
+"""Latency analysis of request rows (`ingestlab.load.rows.REQUEST_SCHEMA`), in polars.
 
 Every function is a pure function of the rows frame. Three durations per request, in ms:
 

@@ -553,8 +553,17 @@ def _health(
     run_s: float,
     deadline_hit: bool,
 ) -> dict[str, Any]:
-    """The engine's self-check (see the SATURATION_* constants)."""
-    sent = rows.filter(pl.col("actual_start_ns").is_not_null())
+    """The engine's self-check (see the SATURATION_* constants).
+
+    Lag, achieved rate and drops are judged on the measured phase only: the warm-up is where
+    connections open and the target's first answers are slow (e.g. a producer's first
+    metadata fetch), which would otherwise flag every run.
+    """
+    measured = rows.filter(pl.col("phase") == "measure")
+    if measured.height == 0:
+        measured = rows
+    sent = measured.filter(pl.col("actual_start_ns").is_not_null())
+    dropped = int((measured["error_class"] == BACKLOG_ERROR).sum())
     lag_ms = (pl.col("actual_start_ns") - pl.col("intended_start_ns")) / 1e6
     stats = sent.select(
         lag_p50_ms=nearest_rank(lag_ms, 0.5),
@@ -581,8 +590,8 @@ def _health(
             f"achieved {achieved_rps:.1f} req/s is below {SATURATION_ACHIEVED_RATIO:.0%} of the "
             f"offered {offered_rps:.1f} req/s"
         )
-    if counters.dropped:
-        reasons.append(f"{counters.dropped} requests were dropped by the client (too late to send)")
+    if dropped:
+        reasons.append(f"{dropped} requests were dropped by the client (too late to send)")
     if deadline_hit:
         reasons.append("the hard deadline stopped the run; unfinished requests are 'client_deadline'")
     return {

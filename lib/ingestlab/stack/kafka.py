@@ -49,13 +49,15 @@ class KafkaBroker(NativeProcess):
     """`java -cp <jars> kafka.Kafka` with a fresh data dir under `work_dir`.
 
     `start()` formats storage, launches the JVM pinned to `cores`, waits until the broker
-    answers metadata requests and returns; `create_topic()` makes the study's topic.
+    answers metadata requests and returns; `create_topic()` makes the study's topic. Its
+    log goes to `log_dir/kafka.log` (default: `work_dir`).
     """
 
     def __init__(
         self,
         *,
         work_dir: Path,
+        log_dir: Path | None = None,
         heap_mb: int = 512,
         partitions: int = 3,
         cores: tuple[int, ...] | None = None,
@@ -73,7 +75,7 @@ class KafkaBroker(NativeProcess):
         super().__init__(
             "kafka",
             self._argv(),
-            log_path=work_dir / "kafka.log",
+            log_path=(log_dir or work_dir) / "kafka.log",
             cores=cores,
             endpoint=f"{LOOPBACK}:{self.broker_port}",
         )

@@ -64,6 +64,7 @@ class Stack:
         self.config.cores.validate()
         self.kafka = KafkaBroker(
             work_dir=self._tmp / "kafka",
+            log_dir=self.log_dir,
             heap_mb=self.config.kafka_heap_mb,
             partitions=self.config.partitions,
             cores=self.config.cores.broker,
@@ -123,6 +124,10 @@ class Stack:
 
     def pids(self) -> dict[str, int | None]:
         return {c.name: c.pid for c in self.components()}
+
+    def topic_size(self) -> int:
+        """Records now in the topic (sum of the partitions' end offsets)."""
+        return sum(topic_io.end_offsets(self.bootstrap, self.topic).values())
 
     def wait_for_records(self, expected: int, timeout_s: float | None = None) -> int:
         return topic_io.wait_for_records(self.bootstrap, self.topic, expected=expected,

@@ -1,8 +1,6 @@
-"""The study's experiments: each a function `StudyConfig -> Run` that writes a run directory."""
+"""`smoke`: stack up, a short burst to each service, every accepted record found in Kafka."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import polars as pl
 
@@ -14,13 +12,18 @@ from ingestlab.results import Run
 from ingestlab.stack import Stack
 
 
-def _smoke_items(config: StudyConfig, service: ServiceName,
-                 run_id: str) -> tuple[list[tuple[str, bytes]], pl.DataFrame]:
+def _smoke_items(
+    config: StudyConfig, service: ServiceName, run_id: str
+) -> tuple[list[tuple[str, bytes]], pl.DataFrame]:
     """Valid and deliberately invalid requests, interleaved; and what each expects
     (`request_id`, `expect`: "valid" or the field the service must reject)."""
     prefix = f"{service}-{run_id[-6:]}"
-    valid = PayloadSet(config.smoke_requests - config.smoke_invalid, size_bytes=config.payload_bytes,
-                       seed=config.seed, id_prefix=prefix)
+    valid = PayloadSet(
+        config.smoke_requests - config.smoke_invalid,
+        size_bytes=config.payload_bytes,
+        seed=config.seed,
+        id_prefix=prefix,
+    )
     items = [(valid.request_id(i), valid.body(i)) for i in range(len(valid))]
     expects = ["valid"] * len(items)
     for k in range(config.smoke_invalid):
@@ -43,11 +46,11 @@ def smoke(config: StudyConfig) -> Run:
     with Stack(config, log_dir=run.logs_dir) as stack:
         for service in config.services:
             items, expects = _smoke_items(config, service, run.run_id)
-            rows = send_burst(stack.service(service).ingest_url, items,
-                              concurrency=config.smoke_concurrency)
+            rows = send_burst(stack.service(service).ingest_url, items, concurrency=config.smoke_concurrency)
             # rows arrive in completion order: attach expectations by request id
-            frames.append(rows.join(expects, on="request_id", how="left")
-                          .with_columns(service=pl.lit(service)))
+            frames.append(
+                rows.join(expects, on="request_id", how="left").with_columns(service=pl.lit(service))
+            )
         requests = pl.concat(frames)
         stack.wait_for_records(int((requests["status"] == 202).sum()))
         records = stack.read_topic()
@@ -64,12 +67,8 @@ def smoke(config: StudyConfig) -> Run:
             found.append(f"{service}: {c['failed']} requests failed (5xx or no answer)")
     misjudged = requests.filter((pl.col("expect") == "valid") != (pl.col("status") == 202))
     for row in misjudged.group_by("service", "expect", "status").len().iter_rows(named=True):
-        found.append(f"{row['service']}: {row['len']} requests expecting {row['expect']!r} "
-                     f"got {row['status']}")
+        found.append(
+            f"{row['service']}: {row['len']} requests expecting {row['expect']!r} got {row['status']}"
+        )
     run.write_summary(dict(counts), warnings_found=found)
     return run
-
-
-EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
-    "smoke": smoke,
-}

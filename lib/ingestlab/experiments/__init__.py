@@ -1,0 +1,23 @@
+"""The study's experiments: each a function `StudyConfig -> Run` that writes a run directory.
+
+`ingestlab run NAME` looks them up here by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ingestlab.config import StudyConfig
+from ingestlab.experiments.ceiling import ceiling
+from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
+from ingestlab.experiments.smoke import smoke
+from ingestlab.results import Run
+
+EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
+    "smoke": smoke,
+    "latency-accuracy": latency_accuracy,
+    "engine-capacity": engine_capacity,
+    "ceiling": ceiling,
+}
+
+__all__ = ["EXPERIMENTS", "ceiling", "engine_capacity", "latency_accuracy", "smoke"]

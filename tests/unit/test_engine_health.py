@@ -1,0 +1,32 @@
+import polars as pl
+
+from ingestlab.analysis.engine_health import stall_recovery_s
+
+MS = 1_000_000
+
+
+def _rows(lags_ms, *, every_ms=10, start_ns=0, dropped=()):
+    intended = [start_ns + i * every_ms * MS for i in range(len(lags_ms))]
+    actual = [None if i in dropped else t + round(lag * MS) for i, (t, lag) in enumerate(zip(intended, lags_ms))]
+    return pl.DataFrame({"intended_start_ns": intended, "actual_start_ns": actual},
+                        schema={"intended_start_ns": pl.Int64, "actual_start_ns": pl.Int64})
+
+
+def test_recovery_is_the_start_of_the_first_window_that_stays_on_schedule():
+    # 10 ms apart: windows of 100 ms hold 10 requests. Late for the first 250 ms, then fine.
+    lags = [300.0 - i * 10 if i < 25 else 0.2 for i in range(100)]
+    assert stall_recovery_s(_rows(lags), resumed_ns=0) == 0.3
+
+
+def test_on_schedule_right_after_the_resume_is_zero():
+    assert stall_recovery_s(_rows([0.1] * 50), resumed_ns=0) == 0.0
+
+
+def test_never_recovered_within_the_run_is_none():
+    assert stall_recovery_s(_rows([50.0] * 50), resumed_ns=0) is None
+
+
+def test_drops_count_as_not_recovered_and_rows_before_the_resume_are_ignored():
+    rows = _rows([900.0] * 20 + [0.1] * 80, dropped={35})
+    # resume at 200 ms: the late rows before it do not count, the drop at 350 ms does
+    assert stall_recovery_s(rows, resumed_ns=200 * MS) == 0.2
