@@ -7,7 +7,8 @@ MS = 1_000_000
 
 def _rows(lags_ms, *, every_ms=10, start_ns=0, dropped=()):
     intended = [start_ns + i * every_ms * MS for i in range(len(lags_ms))]
-    actual = [None if i in dropped else t + round(lag * MS) for i, (t, lag) in enumerate(zip(intended, lags_ms))]
+    pairs = enumerate(zip(intended, lags_ms, strict=True))
+    actual = [None if i in dropped else t + round(lag * MS) for i, (t, lag) in pairs]
     return pl.DataFrame({"intended_start_ns": intended, "actual_start_ns": actual},
                         schema={"intended_start_ns": pl.Int64, "actual_start_ns": pl.Int64})
 

@@ -15,7 +15,7 @@ import polars as pl
 
 from ingestlab.analysis.latency import percentiles
 from ingestlab.config import StudyConfig
-from ingestlab.load.engine import SATURATION_ACHIEVED_RATIO, SATURATION_LAG_P99_MS, run_load
+from ingestlab.load.engine import SATURATION_LAG_P99_MS, run_load
 from ingestlab.load.native import run_oha
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.schedules import constant
@@ -148,8 +148,6 @@ def _oha_step(
     lag = result.schedule_lag_p99_ms
     if lag is not None and lag > SATURATION_LAG_P99_MS:
         notes.append(f"oha schedule lag p99 {lag:.1f} ms (> {SATURATION_LAG_P99_MS} ms)")
-    if result.achieved_rps < SATURATION_ACHIEVED_RATIO * rate_rps and not failed:
-        notes.append(f"oha achieved {result.achieved_rps:.0f} of {rate_rps:.0f} req/s")
     return StepResult(
         step=step,
         engine="oha",
