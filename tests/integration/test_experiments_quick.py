@@ -53,3 +53,36 @@ def test_ceiling(capsys, tmp_path, service):
     engines = {step["offered_rps"]: step["engine"] for step in steps}
     assert engines.get(500) == "aiohttp" and engines.get(4_000, "oha") == "oha"
     assert (run.path / "logs" / service / "kafka.log").exists()
+
+
+def test_soak(capsys, tmp_path):
+    run = _run(capsys, "soak", "--runs-dir", str(tmp_path))
+    for service in ("node", "rust"):
+        s = run.summary[service]
+        for key in ("rss_start_mb", "rss_mean_mb", "rss_peak_mb", "memory_pattern", "sampler_overhead_core_pct",
+                    "p99_ms"):
+            assert s[key] is not None, key
+        assert 0 < s["rss_start_mb"] <= s["rss_peak_mb"]
+        assert s["memory_pattern"] in ("flat", "sawtooth", "irregular")
+        assert s["lost"] == 0 and s["accepted"] > 0
+        assert s["sampler_overhead_core_pct"] >= 0
+    node = run.summary["node"]
+    for key in ("gc_pause_p99_ms", "gc_events", "p99_outside_gc_ms", "share_of_slow_requests_during_gc"):
+        assert key in node, key
+    assert node["gc_events"] > 0 and node["gc_unparsed_lines"] == 0
+    samples = run.read_frame("samples")
+    assert set(samples["service"]) == {"node", "rust"}
+    assert run.read_frame("gc").height >= node["gc_events"]
+    threads = run.read_frame("thread_samples")
+    assert "node" in set(threads.filter(service="node")["name"])
+
+
+def test_startup(capsys, tmp_path):
+    run = _run(capsys, "startup", "--runs-dir", str(tmp_path))
+    for service in ("node", "rust"):
+        s = run.summary[service]
+        assert s["cold_start_runs"] == 3
+        assert 0 < s["cold_start_min_ms"] <= s["cold_start_ms"] <= s["cold_start_max_ms"]
+        assert s["rss_at_ready_mb"] > 0 and s["footprint_bytes"] > 1_000_000
+    assert run.summary["node"]["footprint_bytes"] > run.summary["rust"]["footprint_bytes"]
+    assert run.read_frame("cold_starts").height == 6

@@ -11,6 +11,8 @@ from ingestlab.config import StudyConfig
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.smoke import smoke
+from ingestlab.experiments.soak import soak
+from ingestlab.experiments.startup import startup
 from ingestlab.results import Run
 
 EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
@@ -18,6 +20,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "latency-accuracy": latency_accuracy,
     "engine-capacity": engine_capacity,
     "ceiling": ceiling,
+    "soak": soak,
+    "startup": startup,
 }
 
-__all__ = ["EXPERIMENTS", "ceiling", "engine_capacity", "latency_accuracy", "smoke"]
+__all__ = ["EXPERIMENTS", "ceiling", "engine_capacity", "latency_accuracy", "smoke", "soak", "startup"]

@@ -40,7 +40,8 @@ class Stack:
         topic: str = TOPIC,
     ) -> None:
         self.config = config
-        self.service_names: tuple[ServiceName, ...] = tuple(services or config.services)
+        # services=() starts the broker alone (e.g. to time the services' cold starts)
+        self.service_names: tuple[ServiceName, ...] = tuple(config.services if services is None else services)
         self.topic = topic
         self._tmp = Path(tempfile.mkdtemp(prefix="ingestlab-stack-"))
         self.log_dir = log_dir or self._tmp / "logs"

@@ -1,0 +1,171 @@
+"""`soak`: a constant rate held for minutes, with the service's memory, CPU and GC sampled.
+
+Per service: RSS at rest once ready, then `config.soak_rate_rps` for `config.soak_duration_s`
+with a `ProcessSampler` on the service (10 Hz by default, its thread pinned to the load core);
+the Node service's `--trace-gc` lines are joined onto the request timeline. Delivery is
+checked by count, as in the ceiling (oha drives rates above `config.aiohttp_max_rps`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import polars as pl
+import psutil
+
+from ingestlab.analysis.gc import gc_latency_summary
+from ingestlab.analysis.memory import heap_growth_per_1000_requests_mb, memory_pattern
+from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.experiments.steps import drive_step
+from ingestlab.results import Run
+from ingestlab.stack import Stack
+from ingestlab.telemetry.gc_trace import parse_gc_log
+from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
+
+MIB = 1 << 20
+# Memory at rest once ready: read after the service has idled this long.
+REST_S = 1.0
+
+
+def _heap_series(gc: pl.DataFrame) -> pl.DataFrame:
+    """V8 heap used over time from the GC trace: before and after each collection, in bytes."""
+    return (
+        pl.concat(
+            [
+                gc.select(
+                    t_ns=pl.col("wall_ns") - (pl.col("pause_ms") * 1e6).cast(pl.Int64),
+                    heap_bytes=pl.col("heap_before_mb") * MIB,
+                ),
+                gc.select(t_ns=pl.col("wall_ns"), heap_bytes=pl.col("heap_after_mb") * MIB),
+            ]
+        )
+        .drop_nulls()
+        .sort("t_ns")
+    )
+
+
+def _soak_service(
+    config: StudyConfig, run: Run, service: ServiceName
+) -> tuple[dict, dict[str, pl.DataFrame]]:
+    log_dir = run.logs_dir / service
+    with Stack(config, services=(service,), log_dir=log_dir) as stack:
+        process = stack.service(service)
+        time.sleep(REST_S)
+        rss_start = psutil.Process(process.pid).memory_info().rss
+        before = stack.topic_size()
+        with ProcessSampler(process, interval_s=config.sample_interval_s, cores=config.cores.load) as sampler:
+            result, rows = drive_step(
+                config,
+                url=process.ingest_url,
+                rate_rps=config.soak_rate_rps,
+                step=0,
+                out_dir=run.path / "steps",
+                id_prefix=f"{service}-soak",
+                duration_s=config.soak_duration_s,
+            )
+        accepted = int((rows["status"] == 202).sum())
+        delivered = stack.wait_for_records(before + accepted) - before
+    stats = sampler.stats
+    samples = sampler.samples().with_columns(service=pl.lit(service))
+    threads = sampler.thread_samples().with_columns(service=pl.lit(service))
+    rows = rows.with_columns(service=pl.lit(service))
+    # the service's own process (its children, if any, are sampled too but not summed here)
+    window = samples.filter(
+        (pl.col("pid") == sampler.pid) & (pl.col("t_ns") >= rows["intended_start_ns"].min())
+    )
+    rss = memory_pattern(window, value="rss_bytes")
+    summary: dict = {
+        "rate_rps": config.soak_rate_rps,
+        "duration_s": config.soak_duration_s,
+        "engine": result.engine,
+        "rss_start_mb": rss_start / MIB,
+        "rss_mean_mb": rss["mean"] / MIB,
+        "rss_peak_mb": rss["peak"] / MIB,
+        "rss_amplitude_mb": rss["amplitude"] / MIB,
+        "memory_pattern": rss["classification"],
+        "memory_period_s": rss["period_s"],
+        "memory_bounds": {k: rss[k] for k in ("flat_bound_pct", "drop_pct", "min_drops", "warmup_fraction")},
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "achieved_rps": result.achieved_rps,
+        "error_rate": result.error_rate,
+        "accepted": accepted,
+        "delivered": delivered,
+        "lost": max(0, accepted - delivered),
+        "engine_saturated": result.engine_saturated,
+        "engine_notes": list(result.engine_notes),
+        "sampler_overhead_core_pct": stats.overhead_core_pct,
+        "sampler_mean_interval_s": stats.mean_interval_s,
+        "cpu_by_thread": cpu_by_thread(threads, by="name").to_dicts(),
+        "cpu_by_core": cpu_by_core(threads).to_dicts(),
+    }
+    frames = {"requests": rows, "samples": samples, "thread_samples": threads}
+    if service == "node":
+        trace = parse_gc_log(log_dir / "node.log")
+        gc = trace.events.with_columns(service=pl.lit(service))
+        gc_summary = gc_latency_summary(rows, gc)
+        heap = memory_pattern(
+            _heap_series(gc).filter(pl.col("t_ns") >= rows["intended_start_ns"].min()), value="heap_bytes"
+        )
+        summary.update(
+            {
+                "gc_events": gc_summary["gc_events"],
+                "gc_pause_p99_ms": gc_summary["gc_pause_p99_ms"],
+                "gc_pause_max_ms": gc_summary["gc_pause_max_ms"],
+                "gc_time_share": gc_summary["gc_time_share"],
+                "gc_events_by_kind": gc_summary["events_by_kind"],
+                "p99_outside_gc_ms": gc_summary["p99_outside_gc_ms"],
+                "share_of_slow_requests_during_gc": gc_summary["share_of_slow_requests_during_gc"],
+                "share_of_requests_during_gc": gc_summary["share_during_gc"],
+                "heap_pattern": heap["classification"],
+                "heap_mean_mb": heap["mean"] / MIB,
+                "heap_peak_mb": heap["peak"] / MIB,
+                "heap_period_s": heap["period_s"],
+                "heap_growth_per_1000_requests_mb": heap_growth_per_1000_requests_mb(gc, rows),
+                "gc_unparsed_lines": len(trace.unparsed),
+                "gc_warnings": list(trace.warnings),
+            }
+        )
+        frames["gc"] = gc
+    return summary, frames
+
+
+def _checks(service: str, s: dict) -> list[str]:
+    found = []
+    if s["lost"]:
+        found.append(f"{service}: {s['lost']} accepted requests missing from Kafka")
+    if s["engine_saturated"]:
+        found.append(f"{service}: load generator saturated: {'; '.join(s['engine_notes'])}")
+    if s["error_rate"] >= 0.001:
+        found.append(f"{service}: error rate {100 * s['error_rate']:.2f}% at {s['rate_rps']} req/s")
+    if s["sampler_overhead_core_pct"] >= 1.0:
+        found.append(f"{service}: sampler used {s['sampler_overhead_core_pct']:.2f}% of a core (budget 1%)")
+    if s.get("gc_unparsed_lines"):
+        found.append(f"{service}: {s['gc_unparsed_lines']} GC trace lines could not be parsed")
+    found += [f"{service}: {w}" for w in s.get("gc_warnings", [])]
+    return found
+
+
+def soak(config: StudyConfig) -> Run:
+    """Hold `config.soak_rate_rps` on each service; summary per service (see module doc)."""
+    run = Run.create(config, "soak")
+    summary: dict = {}
+    frames: dict[str, list[pl.DataFrame]] = {}
+    found: list[str] = []
+    for service in config.services:
+        summary[service], service_frames = _soak_service(config, run, service)
+        found += _checks(service, summary[service])
+        for name, frame in service_frames.items():
+            frames.setdefault(name, []).append(frame)
+    for name, parts in frames.items():
+        run.write_frame(name, pl.concat(parts, how="diagonal_relaxed"))
+    shutil.rmtree(run.path / "steps", ignore_errors=True)
+    if {"node", "rust"} <= set(config.services):
+        summary["rust_over_node"] = {
+            "rss_mean": summary["rust"]["rss_mean_mb"] / summary["node"]["rss_mean_mb"],
+            "rss_start": summary["rust"]["rss_start_mb"] / summary["node"]["rss_start_mb"],
+            "p99": summary["rust"]["p99_ms"] / summary["node"]["p99_ms"],
+        }
+    run.write_summary(summary, warnings_found=found)
+    return run
