@@ -1,0 +1,150 @@
+"""Memory over time: steady level, swing, sawtooth or flat, and heap growth per request.
+
+`memory_pattern` describes a sampled series (a frame with `t_ns`, epoch ns, and a value
+column such as `rss_bytes`); its results are in the value column's unit. Definitions:
+
+- Steady state: samples from `warmup_fraction` (default 0.2) of the way between the first
+  and the last sample on. Before that RSS and heap still grow for reasons that say nothing
+  about the pattern (code being compiled, the heap sizing itself to the load, pools
+  filling).
+- `mean`, `min`, `p5`, `p95` are of the steady state (p5/p95 nearest rank);
+  `amplitude` = p95 - p5, so a few outlier samples do not make the swing; `peak` is the
+  highest sample of the whole series (the footprint a host has to provide).
+- Flat: amplitude < `flat_bound_pct` % of the steady mean.
+- A drop: the value falls between two consecutive samples by more than `drop_pct` % of
+  the steady mean (a GC or an allocator returning memory, seen within one sample interval).
+- A cycle: the samples after one drop up to and including the next drop. It is a tooth
+  when the value climbed back gradually and then fell sharply: its rises add up to at
+  least half the drop that ends it, and no single rise is as large as half that drop.
+- Sawtooth: not flat, at least `min_drops` drops, and at least half of the cycles are
+  teeth. Noise that jumps up and down, or isolated spikes, rise as sharply as they fall
+  and are not teeth.
+- Otherwise "irregular" (e.g. steady growth without drops, a step, large noise).
+- `period_s`: median time between consecutive drops, seconds; null unless sawtooth.
+
+The sampling interval bounds what can be seen: a tooth needs at least three samples
+(two rises, one drop), so a cycle shorter than about three sample intervals is missed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from ingestlab.analysis.latency import nearest_rank
+
+# Fewer steady samples than this cannot show a pattern (three teeth of three samples).
+_MIN_STEADY_SAMPLES = 10
+
+
+def memory_pattern(
+    samples: pl.DataFrame,
+    *,
+    value: str = "rss_bytes",
+    flat_bound_pct: float = 10.0,
+    drop_pct: float = 5.0,
+    min_drops: int = 3,
+    warmup_fraction: float = 0.2,
+) -> dict[str, Any]:
+    """Describe `samples[value]` over `samples["t_ns"]` (see the module docstring).
+
+    Returns a dict: value (the column), samples, steady_samples, steady_start_ns, mean,
+    min, p5, p95, amplitude, amplitude_pct (of mean), peak, classification ("flat",
+    "sawtooth" or "irregular"), drops, period_s, and the bounds used: flat_bound_pct,
+    drop_pct, min_drops, warmup_fraction.
+
+    Raises ValueError if the steady state has fewer than 10 samples.
+    """
+    if not 0 <= warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}")
+    series = samples.select("t_ns", value).drop_nulls().sort("t_ns")
+    t = series["t_ns"]
+    steady_start_ns = t[0] + round(warmup_fraction * (t[-1] - t[0])) if series.height else 0
+    steady = series.filter(pl.col("t_ns") >= steady_start_ns)
+    if steady.height < _MIN_STEADY_SAMPLES:
+        raise ValueError(f"{steady.height} steady-state samples of {value!r} (of {series.height}); "
+                         f"need at least {_MIN_STEADY_SAMPLES}")
+    v = pl.col(value)
+    stats = steady.select(
+        mean=v.mean(),
+        min=v.min(),
+        p5=nearest_rank(v, 0.05),
+        p95=nearest_rank(v, 0.95),
+    ).row(0, named=True)
+    mean = float(stats["mean"])
+    amplitude = float(stats["p95"] - stats["p5"])
+    drops, teeth = _teeth(steady, value, threshold=drop_pct / 100 * mean)
+    flat = amplitude < flat_bound_pct / 100 * mean
+    sawtooth = not flat and drops.len() >= min_drops and teeth >= 0.5
+    median_gap_ns = drops.diff().median()
+    period_s = median_gap_ns / 1e9 if sawtooth and median_gap_ns is not None else None
+    return {
+        "value": value,
+        "samples": series.height,
+        "steady_samples": steady.height,
+        "steady_start_ns": steady_start_ns,
+        **stats,
+        "amplitude": amplitude,
+        "amplitude_pct": 100 * amplitude / mean if mean else None,
+        "peak": series[value].max(),
+        "classification": "flat" if flat else "sawtooth" if sawtooth else "irregular",
+        "drops": drops.len(),
+        "period_s": period_s,
+        "flat_bound_pct": flat_bound_pct,
+        "drop_pct": drop_pct,
+        "min_drops": min_drops,
+        "warmup_fraction": warmup_fraction,
+    }
+
+
+def _teeth(steady: pl.DataFrame, value: str, *, threshold: float) -> tuple[pl.Series, float]:
+    """Times of the drops (falls > `threshold` between consecutive samples) and the share
+    of complete cycles that are teeth (0.0 if there is no complete cycle)."""
+    change = pl.col(value) - pl.col(value).shift(1)
+    steps = steady.with_columns(change=change).with_columns(drop=-pl.col("change") > threshold)
+    # A drop belongs to the cycle it ends: cycle k holds the samples after drop k up to drop k+1.
+    steps = steps.with_columns(cycle=pl.col("drop").cum_sum() - pl.col("drop").cast(pl.UInt32))
+    drops = steps.filter("drop")["t_ns"]
+    rise = pl.col("change").filter(~pl.col("drop") & (pl.col("change") > 0))
+    cycles = (
+        steps.filter(pl.col("cycle").is_between(1, drops.len() - 1))  # complete cycles only
+        .group_by("cycle")
+        .agg(climbed=rise.sum(), largest_rise=rise.max(), fall=-pl.col("change").filter("drop").first())
+        .select(
+            tooth=(pl.col("climbed") >= pl.col("fall") / 2)
+            & (pl.col("largest_rise") < pl.col("fall") / 2)
+        )
+    )
+    return drops, float(cycles["tooth"].mean()) if cycles.height else 0.0
+
+
+def heap_growth_per_1000_requests_mb(gc: pl.DataFrame, requests: pl.DataFrame) -> float | None:
+    """How much the live V8 heap grows per 1,000 answered requests, MB (negative: shrinks).
+
+    The least-squares slope of `heap_after_mb` of full collections (generation "full",
+    e.g. Mark-Compact) against the number of requests answered (any HTTP status) by the
+    time of each collection, times 1000. After a full collection only reachable objects
+    are left, so this floor is what the service retains; after a Scavenge the old space
+    still holds garbage, which would show the sawtooth rather than the trend. Only full
+    collections within the measured phase's span (first actual start to last end) count.
+
+    None if fewer than two such collections happened, or the request count did not change
+    between them.
+    """
+    measured = requests.filter(pl.col("phase") == "measure")
+    span_start, span_end = measured["actual_start_ns"].min(), measured["end_ns"].max()
+    if span_start is None or span_end is None:
+        return None
+    full = gc.filter(
+        (pl.col("generation") == "full") & pl.col("wall_ns").is_between(span_start, span_end)
+    ).sort("wall_ns")
+    answered = requests.filter(pl.col("status") > 0)["end_ns"].drop_nulls().sort()
+    points = pl.DataFrame({
+        "requests": answered.search_sorted(full["wall_ns"], side="right").cast(pl.Float64),
+        "heap_mb": full["heap_after_mb"],
+    })
+    if points.height < 2 or points["requests"].n_unique() < 2:
+        return None
+    slope = points.select(pl.cov("requests", "heap_mb") / pl.col("requests").var()).item()
+    return float(slope) * 1000
