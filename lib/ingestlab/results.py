@@ -195,6 +195,21 @@ def check_comparable(runs: list[Run]) -> None:
                              + "; ".join(f"{rid}: {k}" for k, rid in keys.items()))
 
 
+def latest_runs(runs_dir: Path, experiment: str, count: int, *, profile: str | None = None) -> list[Run]:
+    """Up to `count` newest finished runs of `experiment` (with a summary.json), newest first,
+    optionally only those of one profile."""
+    found = []
+    for path in sorted(runs_dir.glob(f"*-{experiment}-*"), reverse=True):
+        if not (path / "summary.json").exists():
+            continue  # still running, or failed before writing its results
+        run = Run.open(path)
+        if profile is None or run.meta["config"]["profile"] == profile:
+            found.append(run)
+        if len(found) == count:
+            break
+    return found
+
+
 def latest_run(runs_dir: Path, experiment: str) -> Run | None:
     """The newest run of `experiment` under `runs_dir`, if any."""
     candidates = sorted(p for p in runs_dir.glob(f"*-{experiment}-*") if (p / "meta.json").exists())

@@ -30,8 +30,15 @@ def test_latency_accuracy(capsys, tmp_path):
 def test_engine_capacity(capsys, tmp_path):
     run = _run(capsys, "engine-capacity", "--runs-dir", str(tmp_path))
     s = run.summary
-    for key in ("engine_max_rps", "engine_lag_p99_ms", "wrk_rps", "native_max_rps", "body_bytes", "repeats",
-                "stall_recovery_s"):
+    for key in (
+        "engine_max_rps",
+        "engine_lag_p99_ms",
+        "wrk_rps",
+        "native_max_rps",
+        "body_bytes",
+        "repeats",
+        "stall_recovery_s",
+    ):
         assert key in s, key
     assert s["body_bytes"] == 10_000 and s["repeats"] == 1
     assert s["engine_max_rps"] in (0, 4_000, 8_000)
@@ -59,8 +66,14 @@ def test_soak(capsys, tmp_path):
     run = _run(capsys, "soak", "--runs-dir", str(tmp_path))
     for service in ("node", "rust"):
         s = run.summary[service]
-        for key in ("rss_start_mb", "rss_mean_mb", "rss_peak_mb", "memory_pattern", "sampler_overhead_core_pct",
-                    "p99_ms"):
+        for key in (
+            "rss_start_mb",
+            "rss_mean_mb",
+            "rss_peak_mb",
+            "memory_pattern",
+            "sampler_overhead_core_pct",
+            "p99_ms",
+        ):
             assert s[key] is not None, key
         assert 0 < s["rss_start_mb"] <= s["rss_peak_mb"]
         assert s["memory_pattern"] in ("flat", "sawtooth", "irregular")

@@ -4,9 +4,24 @@ from ingestlab.experiments.steps import StepResult, engine_for, pool_size
 
 
 def _result(**overrides) -> StepResult:
-    base = dict(step=0, engine="aiohttp", offered_rps=1000.0, achieved_rps=1000.0, sent=1000, accepted=1000,
-                errors=0, error_rate=0.0, p50_ms=2.0, p99_ms=10.0, max_ms=20.0, engine_lag_p99_ms=0.5,
-                engine_cpu_pct=20.0, engine_saturated=False, engine_notes=())
+    base = dict(
+        step=0,
+        engine="aiohttp",
+        offered_rps=1000.0,
+        achieved_rps=1000.0,
+        sent=1000,
+        accepted=1000,
+        errors=0,
+        error_rate=0.0,
+        p50_ms=2.0,
+        p95_ms=5.0,
+        p99_ms=10.0,
+        max_ms=20.0,
+        engine_lag_p99_ms=0.5,
+        engine_cpu_pct=20.0,
+        engine_saturated=False,
+        engine_notes=(),
+    )
     return StepResult(**{**base, **overrides})
 
 
@@ -29,9 +44,16 @@ def test_a_clean_step_passes():
 
 def test_each_failure_is_named_with_its_number():
     passed, reasons = step_verdict(
-        _result(achieved_rps=900.0, error_rate=0.01, p99_ms=250.0, engine_saturated=True,
-                engine_notes=("engine CPU was 97% of one core",)),
-        p99_bound_ms=100, lost=3)
+        _result(
+            achieved_rps=900.0,
+            error_rate=0.01,
+            p99_ms=250.0,
+            engine_saturated=True,
+            engine_notes=("engine CPU was 97% of one core",),
+        ),
+        p99_bound_ms=100,
+        lost=3,
+    )
     assert not passed
     text = " | ".join(reasons)
     assert "inconclusive" in text and "97%" in text

@@ -87,6 +87,7 @@ def _soak_service(
         "memory_period_s": rss["period_s"],
         "memory_bounds": {k: rss[k] for k in ("flat_bound_pct", "drop_pct", "min_drops", "warmup_fraction")},
         "p50_ms": result.p50_ms,
+        "p95_ms": result.p95_ms,
         "p99_ms": result.p99_ms,
         "achieved_rps": result.achieved_rps,
         "error_rate": result.error_rate,

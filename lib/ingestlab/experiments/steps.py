@@ -51,6 +51,7 @@ class StepResult:
     errors: int  # everything else: other statuses, no answer, dropped by the client
     error_rate: float
     p50_ms: float | None
+    p95_ms: float | None
     p99_ms: float | None
     max_ms: float | None
     engine_lag_p99_ms: float | None
@@ -67,8 +68,8 @@ class StepResult:
 def _latency_stats(rows: pl.DataFrame) -> dict[str, float | None]:
     stats = percentiles(rows)
     if stats.height == 0:
-        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
-    return {k: stats[k][0] for k in ("p50_ms", "p99_ms", "max_ms")}
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    return {k: stats[k][0] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
 
 
 def _aiohttp_step(
