@@ -29,6 +29,7 @@ class Stack:
     Entering starts the broker, creates the topic and starts every service, each waited on
     until ready; leaving (also on an exception or Ctrl-C) stops the services first, so they
     can flush their producers, then the broker, and removes the broker's data directory.
+    Logs go to `log_dir`; without one they live in a temporary directory removed on leaving.
     """
 
     def __init__(
@@ -102,7 +103,8 @@ class Stack:
                 component.stop()
             except BaseException as exc:  # keep tearing down the rest, re-raise after
                 errors.append(exc)
-        shutil.rmtree(self._tmp / "kafka", ignore_errors=True)
+        # The broker's data dir, and the logs too unless the caller gave a log_dir to keep them.
+        shutil.rmtree(self._tmp, ignore_errors=True)
         if errors:
             raise errors[0]
 
