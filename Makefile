@@ -1,11 +1,17 @@
-# The two commands in README.md: `make smoke` (the study's main job for now) and `make test`.
+# The two commands in README.md: `make study` (PROFILE=full|quick) and `make test`.
 PROFILE ?= full
 VENV := .venv/bin
 
-.PHONY: setup smoke test test-unit lab clean
+.PHONY: setup study report smoke test test-unit lab clean
 
 setup:
 	@bash infra/setup.sh
+
+study: setup
+	$(VENV)/ingestlab study --profile $(PROFILE)
+
+report: setup
+	$(VENV)/ingestlab report
 
 smoke: setup
 	$(VENV)/ingestlab smoke --profile $(PROFILE)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ingestlab import report
 from ingestlab.analysis.delivery import COUNT_COLUMNS
 from ingestlab.config import PROFILES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
@@ -76,6 +77,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    """Execute the numbered notebooks with papermill, render reports/ (index.html last)."""
+    entries = report.run_study(args.profile, Path(args.notebooks), Path(args.reports))
+    print(Path(args.reports).resolve() / "index.html")
+    return 0 if entries else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render reports/ from the notebooks a study already executed (no new measurements)."""
+    reports_dir = Path(args.reports)
+    executed = report.study_notebooks(reports_dir)
+    if not executed:
+        print(f"ingestlab report: no executed notebooks in {reports_dir}; run `make study` first",
+              file=sys.stderr)
+        return 2
+    entries = [report.report_entry(nb, report.render_html(nb, reports_dir)) for nb in executed]
+    print(report.render_index(reports_dir, entries))
+    return 0
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default="quick",
                    help="quick: seconds, for checks; full: the real study (default: quick)")
@@ -94,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("experiment", choices=sorted(EXPERIMENTS))
     _add_common(run)
     run.set_defaults(func=cmd_run)
+    study = sub.add_parser("study", help="execute the notebooks in order and render reports/")
+    study.add_argument("--profile", choices=PROFILES, default="full")
+    study.add_argument("--notebooks", default="notebooks")
+    study.add_argument("--reports", default="reports")
+    study.set_defaults(func=cmd_study)
+    rep = sub.add_parser("report", help="re-render reports/ from the executed notebooks")
+    rep.add_argument("--reports", default="reports")
+    rep.set_defaults(func=cmd_report)
     build = sub.add_parser("build", help="build the services and fetch the broker jars (make setup)")
     build.add_argument("artifact", nargs="*",
                        help=f"what to build: {', '.join(artifacts.BUILDERS)} (default: all)")
@@ -108,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # the CLI prints a run's warnings itself, once, after its table
             warnings.simplefilter("ignore", RunWarning)
             return int(args.func(args))
-    except (StartupError, ArtifactMissing) as exc:
+    except (StartupError, ArtifactMissing, report.NotebookError) as exc:
         print(f"ingestlab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
