@@ -28,7 +28,7 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from ingestlab.analysis.latency import with_timings
+from ingestlab.analysis.latency import WINDOW_VALUES, with_timings
 
 SERVICE_COLORS: dict[str, str] = {"node": "#009E73", "rust": "#D55E00"}
 MAX_CHART_ROWS = 5_000
@@ -393,22 +393,6 @@ def latency_histogram(
     )
 
 
-_WINDOW_VALUES = (
-    "window_start",
-    "t_s",
-    "count",
-    "offered_rps",
-    "throughput_rps",
-    "ok",
-    "errors",
-    "error_rate",
-    "p50_ms",
-    "p90_ms",
-    "p95_ms",
-    "p99_ms",
-    "p99_9_ms",
-    "max_ms",
-)
 
 
 def latency_over_time(windows: pl.DataFrame) -> alt.VConcatChart:
@@ -421,7 +405,7 @@ def latency_over_time(windows: pl.DataFrame) -> alt.VConcatChart:
     equal windows), p99 the highest of the merged ones (an upper envelope: percentiles of
     windows cannot be combined into the merged window's percentile).
     """
-    keys = [c for c in windows.columns if c not in _WINDOW_VALUES]
+    keys = [c for c in windows.columns if c not in WINDOW_VALUES]
     start = pl.col("window_start").min()
     data = (
         windows.sort([*keys, "window_start"])

@@ -38,6 +38,11 @@ PERCENTILES: dict[str, float] = {
     "p99_ms": 0.99,
     "p99_9_ms": 0.999,
 }
+# The value columns of `windows` (besides its group keys).
+WINDOW_VALUES: tuple[str, ...] = (
+    "window_start", "t_s", "count", "offered_rps", "throughput_rps", "ok", "errors", "error_rate",
+    *PERCENTILES, "max_ms",
+)
 # HdrHistogram-style table, in percent.
 HDR_PERCENTILES: tuple[float, ...] = (0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0)
 
@@ -192,19 +197,7 @@ def windows(df: pl.DataFrame, *, every: str = "1s", by: By = None) -> pl.DataFra
         )
         .sort(on)
     )
-    return table.select(
-        *keys,
-        "window_start",
-        "t_s",
-        "count",
-        "offered_rps",
-        "throughput_rps",
-        "ok",
-        "errors",
-        "error_rate",
-        *PERCENTILES,
-        "max_ms",
-    )
+    return table.select(*keys, *WINDOW_VALUES)
 
 
 def hdr_table(df: pl.DataFrame, *, by: By = None, include_warmup: bool = False) -> pl.DataFrame:
