@@ -28,7 +28,7 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from ingestlab.analysis.latency import WINDOW_VALUES, with_timings
+from ingestlab.analysis.latency import WINDOW_VALUES, nearest_rank, with_timings
 
 SERVICE_COLORS: dict[str, str] = {"node": "#009E73", "rust": "#D55E00"}
 MAX_CHART_ROWS = 5_000
@@ -696,6 +696,478 @@ def claims_ratios(claims: pl.DataFrame) -> alt.LayerChart:
         ),
         width=WIDTH,
         height=alt.Step(28),
+    )
+
+
+# --- V8 heap, GC pauses, CPU per thread, deployment footprint ---------------------------
+
+# Okabe-Ito colors (as SERVICE_COLORS) for categories that are not services.
+_CATEGORY_COLORS = ("#0072B2", "#E69F00", "#56B4E9", "#CC79A7", "#F0E442", "#000000")
+# One color per V8 collector in every chart; kinds not listed take the remaining colors.
+GC_KIND_COLORS: dict[str, str] = {
+    "Scavenge": "#0072B2",
+    "Mark-Compact": "#E69F00",
+    "Minor Mark-Sweep": "#56B4E9",
+    "Mark-Sweep": "#CC79A7",
+}
+# Collections drawn one by one up to this many per service; beyond, per time window.
+MAX_HEAP_EVENTS = 1_500
+# Time windows of the windowed heap chart, at most.
+MAX_HEAP_WINDOWS = 600
+
+
+def _kind_order(kinds: list[str]) -> list[str]:
+    """`kinds` in the order of GC_KIND_COLORS (young generation first), others after by name."""
+    known = list(GC_KIND_COLORS)
+    return sorted(kinds, key=lambda kind: (known.index(kind) if kind in known else len(known), kind))
+
+
+def _kind_colors(kinds: list[str]) -> list[str]:
+    spare = iter(c for c in _CATEGORY_COLORS if c not in GC_KIND_COLORS.values())
+    return [GC_KIND_COLORS.get(kind) or next(spare, NEUTRAL) for kind in kinds]
+
+
+def _gc_with_service(gc: pl.DataFrame) -> pl.DataFrame:
+    return gc if "service" in gc.columns else gc.with_columns(service=pl.lit(GC_DEFAULT_SERVICE))
+
+
+def _gc_times(gc: pl.DataFrame, samples: pl.DataFrame | None) -> tuple[pl.DataFrame, str]:
+    """`gc` (with `service`) plus `t_s`: the end of each pause in seconds since the service's
+    first sample (only pauses from then on) if `samples` is given, else since its first
+    event; and the axis title."""
+    gc = _gc_with_service(gc).filter(pl.col("wall_ns").is_not_null())
+    if samples is not None:
+        starts = samples.group_by("service").agg(t0_ns=pl.col("t_ns").min())
+        title = "time since the service's first sample (s)"
+    else:
+        starts = gc.group_by("service").agg(t0_ns=pl.col("wall_ns").min())
+        title = "time since the first traced GC (s)"
+    timed = (
+        gc.join(starts, on="service")
+        .with_columns(t_s=(pl.col("wall_ns") - pl.col("t0_ns")) / NS_PER_S)
+        .filter(pl.col("t_s") >= 0)
+        .sort("service", "wall_ns")
+    )
+    return timed, title
+
+
+def heap_over_time(gc: pl.DataFrame, samples: pl.DataFrame | None = None) -> alt.LayerChart:
+    """The V8 heap (MiB) before and after each collection, over time: the heap's sawtooth.
+
+    `gc` is a GC frame (`telemetry.gc_trace.GC_SCHEMA`: wall_ns at the end of each pause,
+    pause_ms, kind, heap_before_mb / heap_after_mb = heap objects, committed_after_mb =
+    memory the heap holds from the OS; V8 prints MB meaning MiB). With `samples` (the same
+    run's process samples) time is seconds since the service's first sample, the axis of
+    `memory_over_time`, and collections before it (start-up) are left out.
+
+    Up to `MAX_HEAP_EVENTS` collections per service, each is drawn: the solid line joins a
+    collection's "before" (at the start of its pause) to its "after" (at its end), so
+    allocation shows as climbs and collections as drops; dots mark each "after", coloured
+    by kind (`GC_KIND_COLORS`). A loaded service collects many times a second, too often to
+    draw one by one: then time is cut into equal windows (at most `MAX_HEAP_WINDOWS`) and
+    each window shows the band from the lowest "after" to the highest "before" (the
+    sawtooth's envelope) and, as dots, the lowest "after" of each kind. The dashed line is
+    the committed heap (its highest per window).
+    """
+    timed, x_title = _gc_times(gc, samples)
+    events = timed.select(
+        "service",
+        "kind",
+        "t_s",
+        "pause_ms",
+        start_s=pl.col("t_s") - pl.col("pause_ms") / 1_000,
+        before_mib=pl.col("heap_before_mb"),
+        after_mib=pl.col("heap_after_mb"),
+        committed_mib=pl.col("committed_after_mb"),
+    )
+    kinds = _kind_order(events["kind"].drop_nulls().unique().to_list())
+    kind_color = alt.Color(
+        "kind:N", title="GC kind", scale=alt.Scale(domain=kinds, range=_kind_colors(kinds))
+    )
+    x = alt.X("t_s:Q", title=x_title)
+    y_title = "V8 heap (MiB)"
+    per_service = events.group_by("service").len()["len"].max() or 0
+    tooltip_common = [alt.Tooltip("service:N"), alt.Tooltip("t_s:Q", title="time (s)", format=",.2f")]
+    if per_service <= MAX_HEAP_EVENTS:
+        saw = (
+            pl.concat(
+                [
+                    events.select("service", t_s="start_s", heap_mib="before_mib", order=pl.lit(0)),
+                    events.select("service", "t_s", heap_mib="after_mib", order=pl.lit(1)),
+                ]
+            )
+            .drop_nulls("heap_mib")
+            .sort("service", "t_s", "order")
+            .drop("order")
+        )
+        body = (
+            alt.Chart(saw)
+            .mark_line(strokeWidth=1.2, color=SERVICE_COLORS["node"])
+            .encode(x=x, y=alt.Y("heap_mib:Q", title=y_title), detail="service:N")
+        )
+        committed_data = events.select("service", "t_s", "committed_mib")
+        dots_data = events.drop("start_s")
+        subtitle = "heap objects before -> after each collection (solid); dashed: heap committed from the OS"
+    else:
+        span = float(events["t_s"].max() or 0.0)
+        window_s = max(span / MAX_HEAP_WINDOWS, 0.001)
+        nice = 10 ** math.floor(math.log10(window_s))
+        window_s = next(m * nice for m in (1, 2, 5, 10) if m * nice >= window_s)
+        windowed = events.with_columns(window=(pl.col("t_s") / window_s).floor())
+        band = (
+            windowed.group_by("service", "window")
+            .agg(
+                floor_mib=pl.col("after_mib").min(),
+                peak_mib=pl.col("before_mib").max(),
+                committed_mib=pl.col("committed_mib").max(),
+                collections=pl.len(),
+            )
+            .with_columns(t_s=(pl.col("window") + 0.5) * window_s)
+            .sort("service", "t_s")
+        )
+        body = (
+            alt.Chart(band)
+            .mark_area(color=SERVICE_COLORS["node"], opacity=0.45)
+            .encode(
+                x=x,
+                y=alt.Y("floor_mib:Q", title=y_title),
+                y2="peak_mib:Q",
+                detail="service:N",
+                tooltip=[
+                    *tooltip_common,
+                    alt.Tooltip("collections:Q"),
+                    alt.Tooltip("floor_mib:Q", title="lowest after (MiB)", format=",.1f"),
+                    alt.Tooltip("peak_mib:Q", title="highest before (MiB)", format=",.1f"),
+                ],
+            )
+        )
+        committed_data = band.select("service", "t_s", "committed_mib")
+        dots_data = (
+            windowed.group_by("service", "window", "kind")
+            .agg(
+                after_mib=pl.col("after_mib").min(),
+                before_mib=pl.col("before_mib").max(),
+                pause_ms=pl.col("pause_ms").max(),
+                committed_mib=pl.col("committed_mib").max(),
+            )
+            .with_columns(t_s=(pl.col("window") + 0.5) * window_s)
+            .drop("window")
+            .sort("service", "t_s")
+        )
+        subtitle = (
+            f"{events.height:,} collections in {window_s:g}-s windows: the band spans each window's lowest "
+            "'after' to highest 'before'; dots: the lowest 'after' per kind; dashed: heap committed"
+        )
+    committed = (
+        alt.Chart(committed_data.drop_nulls())
+        .mark_line(strokeWidth=1.2, strokeDash=[4, 3], color="#777777")
+        .encode(x=x, y=alt.Y("committed_mib:Q", title=y_title), detail="service:N")
+    )
+    dots = (
+        alt.Chart(dots_data)
+        .mark_point(filled=True, opacity=0.9, size=22)
+        .encode(
+            x=x,
+            y=alt.Y("after_mib:Q", title=y_title),
+            color=kind_color,
+            tooltip=[
+                *tooltip_common,
+                alt.Tooltip("kind:N", title="GC kind"),
+                alt.Tooltip("before_mib:Q", title="heap before (MiB)", format=",.1f"),
+                alt.Tooltip("after_mib:Q", title="heap after (MiB)", format=",.1f"),
+                alt.Tooltip("committed_mib:Q", title="committed (MiB)", format=",.1f"),
+                alt.Tooltip("pause_ms:Q", title="pause (ms)", format=",.2f"),
+            ],
+        )
+    )
+    return alt.layer(committed, body, dots).properties(
+        title=alt.Title("V8 heap over time (Node)", subtitle=subtitle), width=WIDTH, height=HEIGHT
+    )
+
+
+def gc_pause_distribution(gc: pl.DataFrame, *, bins_per_decade: int = 10) -> alt.VConcatChart:
+    """How long V8's pauses are, per kind: a histogram of pause lengths on log bins, one
+    panel per kind on a shared axis.
+
+    `gc` is a GC frame (kind, pause_ms). Binned here (`bins_per_decade` bins to a factor of
+    ten), so the chart embeds one row per bin and kind. Pauses printed as 0.00 ms go into
+    the bin of 0.01 ms (a log axis cannot place 0). Each panel's title gives the kind's
+    count, p50, p99 and longest pause (nearest rank); a dashed rule marks its p99. The
+    count axis is symlog, so a few long pauses stay visible beside thousands of short ones.
+    Kinds come in the order of `GC_KIND_COLORS` (young generation first), others after.
+    """
+    floor_ms = 0.01  # V8 prints pauses to 0.01 ms
+    pauses = gc.select("kind", pause_ms=pl.col("pause_ms").clip(lower_bound=floor_ms)).drop_nulls()
+    if pauses.height == 0:
+        raise ValueError("gc_pause_distribution: no GC events with a kind and a pause")
+    stats = (
+        pauses.group_by("kind")
+        .agg(
+            events=pl.len(),
+            p50_ms=nearest_rank(pl.col("pause_ms"), 0.5),
+            p99_ms=nearest_rank(pl.col("pause_ms"), 0.99),
+            max_ms=pl.col("pause_ms").max(),
+        )
+        .with_columns(order=pl.col("kind").replace_strict(
+            {k: i for i, k in enumerate(GC_KIND_COLORS)}, default=len(GC_KIND_COLORS), return_dtype=pl.Int64
+        ))
+        .sort("order", "kind")
+    )
+    binned = (
+        pauses.with_columns(bin=(pl.col("pause_ms").log10() * bins_per_decade).floor())
+        .group_by("kind", "bin")
+        .agg(pauses=pl.len())
+        .with_columns(
+            low_ms=10 ** (pl.col("bin") / bins_per_decade),
+            high_ms=10 ** ((pl.col("bin") + 1) / bins_per_decade),
+        )
+        .sort("kind", "bin")
+        .drop("bin")
+    )
+    low = float(binned["low_ms"].min() or floor_ms)
+    high = float(binned["high_ms"].max() or 1.0)
+    x = alt.X(
+        "low_ms:Q",
+        title="pause (ms, log scale)",
+        scale=alt.Scale(type="log", domain=[low, high], nice=False),
+    )
+    panels = []
+    colors = dict(zip(stats["kind"], _kind_colors(stats["kind"].to_list()), strict=True))
+    most = int(binned["pauses"].max() or 1)
+    ticks = [0, *(10**e for e in range(0, len(str(most)) + 1) if 10**e <= most * 3)]
+    for row in stats.iter_rows(named=True):
+        color = colors[row["kind"]]
+        mine = binned.filter(pl.col("kind") == row["kind"])
+        bars = (
+            alt.Chart(mine)
+            .mark_bar(color=color, opacity=0.85, stroke="white", strokeWidth=0.5)
+            .encode(
+                x=x,
+                x2="high_ms:Q",
+                # symlog: a handful of long pauses stays visible next to thousands of short ones
+                y=alt.Y(
+                    "pauses:Q",
+                    title="pauses (log scale)",
+                    scale=alt.Scale(type="symlog"),
+                    axis=alt.Axis(values=ticks, labelExpr="format(datum.value, ',.0f')"),
+                ),
+                y2=alt.datum(0),
+                tooltip=[
+                    alt.Tooltip("kind:N", title="GC kind"),
+                    alt.Tooltip("low_ms:Q", title="from (ms)", format=",.3~f"),
+                    alt.Tooltip("high_ms:Q", title="to (ms)", format=",.3~f"),
+                    alt.Tooltip("pauses:Q", format=","),
+                ],
+            )
+        )
+        p99 = pl.DataFrame({"low_ms": [row["p99_ms"]], "text": [f"p99 {row['p99_ms']:.2f} ms"]})
+        rule = alt.Chart(p99).encode(x=x)
+        title = (
+            f"{row['kind']}: {row['events']:,} pauses; p50 {row['p50_ms']:.2f} ms, "
+            f"p99 {row['p99_ms']:.2f} ms, longest {row['max_ms']:.2f} ms"
+        )
+        panels.append(
+            alt.layer(
+                bars,
+                rule.mark_rule(color="#333333", strokeDash=[4, 3]),
+                rule.mark_text(align="left", dx=4, dy=-4, baseline="top", color="#333333")
+                .encode(y=alt.value(0), text="text:N"),
+            ).properties(title=alt.Title(title, fontSize=12, anchor="start"), width=WIDTH, height=110)
+        )
+    return (
+        alt.vconcat(*panels)
+        .resolve_scale(x="shared")
+        .properties(
+            title=alt.Title(
+                "GC pauses by kind",
+                subtitle=f"main-thread pause per collection; {bins_per_decade} log bins per decade; "
+                "dashed: the kind's p99",
+            )
+        )
+    )
+
+
+def cpu_by_thread_bars(cpu: pl.DataFrame, *, top: int = 8, min_core_pct: float = 0.1) -> alt.LayerChart:
+    """CPU per thread (% of one core) per service, as horizontal bars, busiest first.
+
+    `cpu` is `telemetry.sampler.cpu_by_thread` of one service's thread samples (by "tid"
+    or "name"), with a `service` column added (`report.cpu_by_thread_per_service`). A row
+    is labelled with the thread name, "(main)" for the thread whose tid is the pid (Node's
+    event loop) and "x N" for N same-named threads summed. Per service the `top` busiest
+    rows using at least `min_core_pct` are drawn and the rest summed into one "other
+    threads" row (idle threads are noise next to the ones doing the work). The dashed rule
+    at 100% is one core: a thread cannot pass it, and a single-threaded service is capped
+    by it.
+    """
+    threads = pl.col("threads") if "threads" in cpu.columns else pl.lit(1)
+    labelled = cpu.with_columns(
+        label=pl.concat_str(
+            pl.col("name"),
+            pl.when(pl.col("main_thread")).then(pl.lit(" (main)")).otherwise(pl.lit("")),
+            pl.when(threads > 1).then(pl.format(" x {}", threads)).otherwise(pl.lit("")),
+        ),
+        threads=threads,
+        rank=pl.col("core_pct").rank("ordinal", descending=True).over("service"),
+    )
+    drawn = (pl.col("rank") <= top) & (pl.col("core_pct") >= min_core_pct)
+    shown = labelled.filter(drawn)
+    rest = (
+        labelled.filter(~drawn)
+        .group_by("service")
+        .agg(
+            pl.col("threads").sum(),
+            pl.col("cpu_user_s", "cpu_system_s", "core_pct").sum(),
+            rank=pl.lit(top + 1),
+        )
+        .with_columns(label=pl.format("other threads x {}", "threads"))
+    )
+    data = pl.concat(
+        [
+            shown.select("service", "label", "threads", "cpu_user_s", "cpu_system_s", "core_pct", "rank"),
+            rest.select("service", "label", "threads", "cpu_user_s", "cpu_system_s", "core_pct", "rank"),
+        ],
+        how="vertical_relaxed",
+    ).with_columns(row=pl.format("{} · {}", "service", "label"))
+    order = data.sort("service", "rank")["row"].to_list()
+    top_pct = max(100.0, float(data["core_pct"].max() or 0.0)) * 1.12
+    y = alt.Y("row:N", title=None, sort=order)
+    x = alt.X("core_pct:Q", title="CPU (% of one core)", scale=alt.Scale(domain=[0, top_pct]))
+    bars = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=x,
+            y=y,
+            color=_service_color(),
+            tooltip=[
+                alt.Tooltip("service:N"),
+                alt.Tooltip("label:N", title="thread"),
+                alt.Tooltip("threads:Q"),
+                alt.Tooltip("core_pct:Q", title="CPU (% of a core)", format=".1f"),
+                alt.Tooltip("cpu_user_s:Q", title="user (s)", format=".2f"),
+                alt.Tooltip("cpu_system_s:Q", title="system (s)", format=".2f"),
+            ],
+        )
+    )
+    text = (
+        alt.Chart(data)
+        .mark_text(align="left", dx=3, fontSize=10)
+        .encode(x=x, y=y, text=alt.Text("core_pct:Q", format=".1f"))
+    )
+    one_core = (
+        alt.Chart(pl.DataFrame({"core_pct": [100.0]}))
+        .mark_rule(color="#777777", strokeDash=[4, 3])
+        .encode(x=x)
+    )
+    return alt.layer(bars, text, one_core).properties(
+        title=alt.Title(
+            "CPU by thread",
+            subtitle="CPU time over the sampled window; dashed: one full core",
+        ),
+        width=WIDTH,
+        height=alt.Step(18),
+    )
+
+
+# Footprint parts, in stacking order; "base image libraries" are glibc / libgcc, which any
+# glibc-based base image already holds (telemetry.startup._BASE_LIBRARY).
+FOOTPRINT_CATEGORIES: dict[str, str] = {
+    "executable": "executable",
+    "shared-library": "shared libraries",
+    "node_modules": "node_modules",
+    "source": "sources",
+    "base": "base image libraries (glibc, libgcc)",
+}
+_FOOTPRINT_COLORS = ("#0072B2", "#56B4E9", "#E69F00", "#CC79A7", "#BBBBBB")
+MB = 1e6
+
+
+def footprint_bars(parts: pl.DataFrame, *, article_mb: dict[str, float] | None = None) -> alt.LayerChart:
+    """Deployment footprint per service (MB, 10^6 bytes) as bars stacked by part.
+
+    `parts`: service, kind (executable, shared-library, node_modules, source), bytes, base
+    (a library any glibc-based base image holds), one row per file or tree (the startup
+    run's `footprint_parts`, see `report.footprint_parts`). Parts are summed per category;
+    each bar is labelled with its total. `article_mb` (service -> MB), if given, adds a
+    grey bar under each service's: the article's container image, which includes a base
+    image (Node alpine, distroless cc) the footprint does not.
+    """
+    category = (
+        pl.when(pl.col("base"))
+        .then(pl.lit(FOOTPRINT_CATEGORIES["base"]))
+        .otherwise(pl.col("kind").replace_strict(FOOTPRINT_CATEGORIES, default=pl.col("kind")))
+    )
+    measured = (
+        parts.with_columns(category=category)
+        .group_by("service", "category")
+        .agg(mb=pl.col("bytes").sum() / MB, parts=pl.len())
+        .with_columns(row=pl.format("{}: measured footprint", "service"))
+    )
+    article_label = "article's container image (incl. base image)"
+    frames = [measured]
+    if article_mb:
+        frames.append(
+            pl.DataFrame(
+                {
+                    "service": list(article_mb),
+                    "category": [article_label] * len(article_mb),
+                    "mb": [float(v) for v in article_mb.values()],
+                    "parts": [1] * len(article_mb),
+                },
+                schema_overrides={"parts": measured.schema["parts"]},
+            ).with_columns(row=pl.format("{}: article's image", "service"))
+        )
+    names = [*FOOTPRINT_CATEGORIES.values(), article_label]
+    data = (
+        pl.concat(frames, how="vertical_relaxed")
+        .with_columns(
+            order=pl.col("category").replace_strict(
+                {c: i for i, c in enumerate(names)}, default=len(names), return_dtype=pl.Int64
+            )
+        )
+        .sort("service", "row", "order")
+    )
+    totals = data.group_by("service", "row").agg(mb=pl.col("mb").sum())
+    rows = data.select("service", "row").unique().sort(
+        pl.col("service").replace_strict({s: i for i, s in enumerate(SERVICE_COLORS)}, default=99),
+        "row",
+        descending=[False, True],
+    )["row"].to_list()
+    palette = dict(zip(names, [*_FOOTPRINT_COLORS, "#EEEEEE"], strict=True))
+    domain = [c for c in names if c in set(data["category"])]
+    y = alt.Y("row:N", title=None, sort=rows)
+    x_title = "deployment footprint (MB)"
+    bars = (
+        alt.Chart(data)
+        .mark_bar(stroke="#555555", strokeWidth=0.5)
+        .encode(
+            x=alt.X("mb:Q", title=x_title, stack="zero"),
+            y=y,
+            color=alt.Color(
+                "category:N",
+                title="part",
+                scale=alt.Scale(domain=domain, range=[palette[c] for c in domain]),
+                legend=alt.Legend(orient="bottom", columns=2, labelLimit=400),
+            ),
+            order=alt.Order("order:Q"),
+            tooltip=[
+                alt.Tooltip("service:N"),
+                alt.Tooltip("category:N", title="part"),
+                alt.Tooltip("parts:Q", title="files / trees"),
+                alt.Tooltip("mb:Q", title="MB", format=",.1f"),
+            ],
+        )
+    )
+    labels = (
+        alt.Chart(totals)
+        .mark_text(align="left", dx=4, fontSize=11)
+        .encode(x=alt.X("mb:Q", title=x_title), y=y, text=alt.Text("mb:Q", format=",.1f"))
+    )
+    subtitle = "the files a deployment adds on top of a base image, by part"
+    if article_mb:
+        subtitle += "; grey: the article's image size"
+    return alt.layer(bars, labels).properties(
+        title=alt.Title("Deployment footprint", subtitle=subtitle), width=WIDTH, height=alt.Step(30)
     )
 
 

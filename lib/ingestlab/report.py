@@ -22,6 +22,7 @@ Kernel: notebooks run in a kernel of *this* interpreter (`kernel_name`), so a fr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
 import os
@@ -578,3 +579,500 @@ def record_notebook_summary(run: Run, name: str, numbers: Mapping[str, Any]) -> 
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(run.path / "summary.json")
     return NotebookRecord(run_dir=str(run.path), run_id=run.run_id, name=name, numbers=numbers)
+
+
+# --- helpers for notebooks 00, 03 and 04 ---------------------------------------------------
+#
+# Pure functions of run frames (polars in, polars out), so each is testable on small frames;
+# the notebooks wrap the frames in `Table` to display them whole.
+
+MIB = 1 << 20
+# The article's soak conditions (its table: "a sustained load of 10,000 requests per second",
+# "a 72-hour period"); the claims themselves come from data/article_claims.csv.
+ARTICLE_SOAK_RATE_RPS = 10_000
+ARTICLE_SOAK_DURATION_H = 72.0
+
+
+def article_claims() -> dict[str, dict[str, Any]]:
+    """The article's table (data/article_claims.csv) keyed by claim key: node_value,
+    rust_value, unit, node_note, rust_note, metric, conditions."""
+    from ingestlab.analysis.claims import load_claims
+
+    return {row["key"]: row for row in load_claims().iter_rows(named=True)}
+
+
+# --- 00 quickstart: one record, as sent and as stored --------------------------------------
+
+
+def _shorten(value: Any, limit: int) -> Any:
+    """`value` with every string longer than `limit` cut, saying how long it was."""
+    if isinstance(value, dict):
+        return {k: _shorten(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v, limit) for v in value]
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value)} characters)"
+    return value
+
+
+def _key_paths(value: Any, prefix: str = "") -> list[str]:
+    """Every object key, depth first in document order, as a dotted path."""
+    paths: list[str] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}{key}"
+            paths.append(path)
+            paths += _key_paths(child, path + ".")
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            paths += _key_paths(child, f"{prefix}{i}.")
+    return paths
+
+
+def compare_record(sent: bytes, stored: bytes | None) -> dict[str, Any]:
+    """How a record stored in Kafka differs from the body that was POSTed.
+
+    `byte_identical`; `equal_as_json` (same values, key order ignored); `same_key_order`
+    (every object's keys in the same order); `reordered_objects`: dotted paths of the
+    objects whose keys come in another order (the document root is ""); `missing_keys` /
+    `extra_keys`: key paths only in the body sent / only in the record; and both sizes in
+    bytes. With `stored` None (no record found) only `found` (False) and `sent_bytes`.
+    """
+    if stored is None:
+        return {"found": False, "sent_bytes": len(sent)}
+    a, b = json.loads(sent), json.loads(stored)
+    paths_a, paths_b = _key_paths(a), _key_paths(b)
+
+    def objects(value: Any, path: str = "") -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        if isinstance(value, dict):
+            found[path] = list(value)
+            for key, child in value.items():
+                found |= objects(child, f"{path}.{key}" if path else key)
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                found |= objects(child, f"{path}.{i}" if path else str(i))
+        return found
+
+    keys_a, keys_b = objects(a), objects(b)
+    reordered = [
+        path for path, keys in keys_a.items()
+        if path in keys_b and keys != keys_b[path] and sorted(keys) == sorted(keys_b[path])
+    ]
+    return {
+        "found": True,
+        "byte_identical": sent == stored,
+        "equal_as_json": a == b,
+        "same_key_order": paths_a == paths_b,
+        "reordered_objects": reordered,
+        "missing_keys": sorted(set(paths_a) - set(paths_b)),
+        "extra_keys": sorted(set(paths_b) - set(paths_a)),
+        "sent_bytes": len(sent),
+        "stored_bytes": len(stored),
+    }
+
+
+@dataclass(frozen=True)
+class SentVsStored:
+    """Per service: the JSON body sent beside the record read back from Kafka, and how
+    they differ (`compare_record`). Long strings are cut in the display only."""
+
+    documents: tuple[tuple[str, str, bytes, bytes | None], ...]  # service, request id, sent, stored
+    comparisons: dict[str, dict[str, Any]]
+    shorten_at: int = 48
+
+    def _pretty(self, raw: bytes | None) -> str:
+        if raw is None:
+            return "(no record with this request id in the topic)"
+        return json.dumps(_shorten(json.loads(raw), self.shorten_at), indent=2, ensure_ascii=False)
+
+    def _facts(self, service: str) -> str:
+        c = self.comparisons[service]
+        if not c["found"]:
+            return "no record found"
+        facts = [
+            "byte for byte identical" if c["byte_identical"] else "not byte for byte identical",
+            "equal as JSON" if c["equal_as_json"] else "NOT equal as JSON",
+            "keys in the same order" if c["same_key_order"] else "keys reordered in: "
+            + ", ".join(p or "(root)" for p in c["reordered_objects"]),
+            f"{c['sent_bytes']:,} bytes sent, {c['stored_bytes']:,} stored",
+        ]
+        if c["missing_keys"]:
+            facts.append("dropped: " + ", ".join(c["missing_keys"]))
+        if c["extra_keys"]:
+            facts.append("added: " + ", ".join(c["extra_keys"]))
+        return "; ".join(facts)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        parts = []
+        cell = "vertical-align:top;text-align:left;padding:.3em .8em;font-size:.8em"
+        for service, request_id, sent, stored in self.documents:
+            parts.append(
+                f"<h4>{e(service)}: request <code>{e(request_id)}</code></h4>"
+                f"<p>{e(self._facts(service))}</p>"
+                f"<table><tr><th style='{cell}'>sent (POST body)</th>"
+                f"<th style='{cell}'>stored (record in Kafka)</th></tr>"
+                f"<tr><td style='{cell}'><pre>{e(self._pretty(sent))}</pre></td>"
+                f"<td style='{cell}'><pre>{e(self._pretty(stored))}</pre></td></tr></table>"
+            )
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        lines = []
+        for service, request_id, sent, stored in self.documents:
+            lines += [f"== {service}: {request_id}: {self._facts(service)}", "-- sent", self._pretty(sent),
+                      "-- stored", self._pretty(stored)]
+        return "\n".join(lines)
+
+
+def sent_vs_stored(sent: Mapping[str, tuple[str, bytes]], records: pl.DataFrame) -> SentVsStored:
+    """`sent`: service -> (request id, body POSTed); `records`: the topic read back with
+    values (`Stack.read_topic(keep_values=True)`: request_id, value). Each body is matched to
+    the first record carrying its request id."""
+    documents = []
+    comparisons = {}
+    for service, (request_id, body) in sent.items():
+        found = records.filter(pl.col("request_id") == request_id)
+        stored = found["value"][0] if found.height else None
+        documents.append((service, request_id, body, stored))
+        comparisons[service] = compare_record(body, stored)
+    return SentVsStored(tuple(documents), comparisons)
+
+
+# --- 03 memory and GC ----------------------------------------------------------------------
+
+
+def soak_conditions(run: Run) -> pl.DataFrame:
+    """Per service of a soak run: the rate held (req/s), for how long (s), with which
+    generator, what was achieved, and the same as a share (%) of the article's 10,000
+    req/s for 72 hours."""
+    rows = []
+    for service in run.meta["config"]["services"]:
+        s = run.summary.get(service, {})
+        rows.append({
+            "service": service,
+            "rate_rps": s.get("rate_rps"),
+            "achieved_rps": s.get("achieved_rps"),
+            "duration_s": s.get("duration_s"),
+            "engine": s.get("engine"),
+            "accepted": s.get("accepted"),
+            "lost": s.get("lost"),
+            "article_rate_rps": ARTICLE_SOAK_RATE_RPS,
+            "article_duration_s": ARTICLE_SOAK_DURATION_H * 3600,
+        })
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return frame.with_columns(
+        rate_pct_of_article=100 * pl.col("rate_rps") / pl.col("article_rate_rps"),
+        duration_pct_of_article=100 * pl.col("duration_s") / pl.col("article_duration_s"),
+    )
+
+
+def _per_service(frame: pl.DataFrame, compute: Any) -> pl.DataFrame:
+    parts = [
+        compute(frame.filter(pl.col("service") == service)).with_columns(service=pl.lit(service))
+        for service in frame["service"].unique(maintain_order=True)
+    ]
+    return pl.concat(parts, how="diagonal_relaxed").select("service", pl.exclude("service"))
+
+
+def cpu_by_thread_per_service(thread_samples: pl.DataFrame, *, by: str = "name") -> pl.DataFrame:
+    """`telemetry.sampler.cpu_by_thread` of each service's thread samples, with `service`.
+
+    Per service, because the services of a run are sampled one after the other: over the
+    frame as a whole each one's CPU would be divided by both windows."""
+    from ingestlab.telemetry.sampler import cpu_by_thread
+
+    return _per_service(thread_samples, functools.partial(cpu_by_thread, by=by))
+
+
+def cpu_by_core_per_service(thread_samples: pl.DataFrame) -> pl.DataFrame:
+    """`telemetry.sampler.cpu_by_core` of each service's thread samples, with `service`."""
+    from ingestlab.telemetry.sampler import cpu_by_core
+
+    return _per_service(thread_samples, cpu_by_core)
+
+
+def heap_series(gc: pl.DataFrame, *, climb_points: int = 0) -> pl.DataFrame:
+    """The V8 heap over time from a GC frame: `t_ns` (epoch ns) and `heap_bytes`, the heap
+    objects before each collection (at the start of its pause) and after it (at its end);
+    with `service` if `gc` has it. V8's trace prints MB meaning MiB.
+
+    The trace sees the heap only at collections. With `climb_points` > 0, that many points
+    are added on the straight line between each collection's "after" and the next one's
+    "before": under a constant load V8 allocates continuously, so the heap climbs between
+    collections rather than jumping. `analysis.memory.memory_pattern` needs this to see a
+    tooth (a gradual climb, then a sharp drop): from the trace's two points per collection
+    every climb is a single step, as sharp as the drop, and the series reads as irregular.
+    """
+    keys = ["service"] if "service" in gc.columns else []
+    start = pl.col("wall_ns") - (pl.col("pause_ms") * 1e6).round().cast(pl.Int64)
+    series = (
+        pl.concat([
+            gc.select(*keys, t_ns=start, heap_bytes=pl.col("heap_before_mb") * MIB, point=pl.lit(0)),
+            gc.select(*keys, t_ns="wall_ns", heap_bytes=pl.col("heap_after_mb") * MIB, point=pl.lit(1)),
+        ])
+        .drop_nulls()
+        .sort(*keys, "t_ns", "point")
+    )
+    if climb_points > 0:
+        def following(column: str) -> pl.Expr:
+            shifted = pl.col(column).shift(-1)
+            return shifted.over(keys) if keys else shifted
+
+        fractions = [i / (climb_points + 1) for i in range(1, climb_points + 1)]
+        climbs = (
+            series.with_columns(next_t=following("t_ns"), next_v=following("heap_bytes"),
+                                next_point=following("point"))
+            .filter((pl.col("point") == 1) & (pl.col("next_point") == 0))
+            .with_columns(f=pl.lit(fractions))
+            .explode("f")
+            .select(
+                *keys,
+                t_ns=(pl.col("t_ns") + pl.col("f") * (pl.col("next_t") - pl.col("t_ns")))
+                .round()
+                .cast(pl.Int64),
+                heap_bytes=pl.col("heap_bytes") + pl.col("f") * (pl.col("next_v") - pl.col("heap_bytes")),
+                point=pl.lit(2),
+            )
+        )
+        series = pl.concat([series, climbs], how="vertical_relaxed").sort(*keys, "t_ns", "point")
+    return series.drop("point")
+
+
+# Points on each climb between two collections (see heap_series): four rises per climb, so
+# a climb about as high as the drop that ends it is gradual in memory_pattern's terms.
+HEAP_CLIMB_POINTS = 3
+_PATTERN_COLUMNS = ("classification", "mean", "p5", "p95", "amplitude", "amplitude_pct", "peak", "drops",
+                    "period_s", "samples", "steady_samples")
+
+
+def memory_patterns(samples: pl.DataFrame, requests: pl.DataFrame, gc: pl.DataFrame | None = None
+                    ) -> pl.DataFrame:
+    """`analysis.memory.memory_pattern` per service of a soak run, in MiB: the RSS of each
+    service's own process and, from `gc`, Node's V8 heap (objects, before and after each
+    collection, with `HEAP_CLIMB_POINTS` points on each climb between collections: see
+    `heap_series`; `samples` counts them).
+
+    Only samples from the service's first request on count (the soak samples from before the
+    load starts); the pattern's own warm-up (its first 20%) is then left out of the steady
+    state. The main process is the pid of the service's first sample (the sampler reads it
+    first). One row per service and series: service, series ("RSS" or "V8 heap"),
+    classification (flat / sawtooth / irregular), mean_mib, p5_mib, p95_mib, amplitude_mib,
+    amplitude_pct, peak_mib, drops, period_s, samples, steady_samples. A series with too
+    few samples gets classification "too few samples".
+    """
+    from ingestlab.analysis.memory import memory_pattern
+
+    starts = requests.group_by("service").agg(load_ns=pl.col("intended_start_ns").min())
+    main = samples.filter(pl.col("pid") == pl.col("pid").sort_by("t_ns").first().over("service"))
+    series = [("RSS", main.join(starts, on="service"), "rss_bytes")]
+    if gc is not None and gc.height:
+        named = gc if "service" in gc.columns else gc.with_columns(service=pl.lit("node"))
+        heap = heap_series(named, climb_points=HEAP_CLIMB_POINTS)
+        series.append(("V8 heap", heap.join(starts, on="service"), "heap_bytes"))
+    rows = []
+    for name, frame, value in series:
+        for service in frame["service"].unique(maintain_order=True):
+            mine = frame.filter((pl.col("service") == service) & (pl.col("t_ns") >= pl.col("load_ns")))
+            try:
+                found = memory_pattern(mine, value=value)
+            except ValueError:
+                rows.append({"service": service, "series": name, "classification": "too few samples",
+                             "samples": mine.height})
+                continue
+            row = {"service": service, "series": name}
+            for key in _PATTERN_COLUMNS:
+                v = found[key]
+                unit = key in ("mean", "p5", "p95", "amplitude", "peak")
+                row[f"{key}_mib" if unit else key] = v / MIB if unit and v is not None else v
+            rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def gc_in_flight(in_flight: pl.DataFrame) -> pl.DataFrame:
+    """Per GC kind, from `analysis.gc.in_flight_per_pause`: pauses, how many caught at
+    least one request on the wire, the requests in flight per pause (mean, p99, max) and the
+    pause length (p99, max, ms)."""
+    from ingestlab.analysis.latency import nearest_rank
+
+    return (
+        in_flight.group_by("kind")
+        .agg(
+            pauses=pl.len(),
+            pauses_with_requests=(pl.col("in_flight") > 0).sum(),
+            in_flight_mean=pl.col("in_flight").mean(),
+            in_flight_p99=nearest_rank(pl.col("in_flight"), 0.99),
+            in_flight_max=pl.col("in_flight").max(),
+            pause_p99_ms=nearest_rank(pl.col("pause_ms"), 0.99),
+            pause_max_ms=pl.col("pause_ms").max(),
+        )
+        .sort("pause_max_ms", descending=True)
+    )
+
+
+def _fmt(value: Any, spec: str = ",.1f", unit: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{unit}"
+
+
+def soak_vs_article(patterns: pl.DataFrame, latency: pl.DataFrame, gc_summary: Mapping[str, Any] | None
+                    ) -> pl.DataFrame:
+    """The article's memory and p99 claims beside a soak's measurements, as text to read.
+
+    `patterns`: `memory_patterns`; `latency`: `analysis.latency.percentiles(requests,
+    by="service")`; `gc_summary`: `analysis.gc.gc_latency_summary` of Node's requests and
+    GC events (None without Node). Columns: claim, node_article, rust_article,
+    node_measured, rust_measured.
+    """
+    claims = article_claims()
+    memory, p99 = claims["memory_sustained_mb"], claims["p99_latency_ms"]
+
+    def pattern(service: str, series: str) -> dict[str, Any]:
+        found = patterns.filter((pl.col("service") == service) & (pl.col("series") == series))
+        return found.row(0, named=True) if found.height else {}
+
+    def p99_of(service: str) -> float | None:
+        found = latency.filter(pl.col("service") == service)
+        return found["p99_ms"][0] if found.height else None
+
+    rss = {s: pattern(s, "RSS") for s in ("node", "rust")}
+    heap = pattern("node", "V8 heap")
+    gc = gc_summary or {}
+    share_slow, share_all = gc.get("share_of_slow_requests_during_gc"), gc.get("share_during_gc")
+    rows = [
+        ("average memory, sustained (MiB; the article says MB)", _fmt(memory["node_value"], ",.0f"),
+         _fmt(memory["rust_value"], ",.0f"), _fmt(rss["node"].get("mean_mib")),
+         _fmt(rss["rust"].get("mean_mib"))),
+        ("memory pattern (RSS)", memory["node_note"], memory["rust_note"],
+         rss["node"].get("classification", "—"), rss["rust"].get("classification", "—")),
+        ("RSS swing p5-p95 (MiB)", "—", "—", _fmt(rss["node"].get("amplitude_mib")),
+         _fmt(rss["rust"].get("amplitude_mib"))),
+        ("V8 heap pattern (Node only)", "sawtooth: climbs to ~800 MB, then an old-generation GC", "no GC",
+         f"{heap.get('classification', '—')}"
+         + (f" (a drop every {heap['period_s']:.2f} s)" if heap.get("period_s") is not None else "")
+         + f", mean {_fmt(heap.get('mean_mib'))} MiB, peak {_fmt(heap.get('peak_mib'))} MiB", "no GC"),
+        ("p99 latency (ms)", _fmt(p99["node_value"], ",.1f"), _fmt(p99["rust_value"], ",.1f"),
+         _fmt(p99_of("node"), ",.2f"), _fmt(p99_of("rust"), ",.2f")),
+        ("p99 cause", p99["node_note"], p99["rust_note"],
+         f"p99 outside GC pauses {_fmt(gc.get('p99_outside_gc_ms'), ',.2f')} ms; "
+         f"{_fmt(None if share_slow is None else 100 * share_slow, '.0f')}% of the requests slower than "
+         f"p99 overlapped a pause, against {_fmt(None if share_all is None else 100 * share_all, '.1f')}% "
+         "of all requests", "no GC (its tail has other causes)"),
+    ]
+    columns = ["claim", "node_article", "rust_article", "node_measured", "rust_measured"]
+    return pl.DataFrame(rows, schema=columns, orient="row")
+
+
+# --- 04 start-up and footprint -------------------------------------------------------------
+
+
+def footprint_parts(run: Run) -> pl.DataFrame:
+    """A startup run's deployment footprint, one row per part: service, kind (executable,
+    shared-library, node_modules, source), name, path, bytes, mb (10^6 bytes), base (a
+    glibc / libgcc library any glibc-based base image already has)."""
+    rows = [
+        {"service": service, **part}
+        for service in run.meta["config"]["services"]
+        for part in run.summary.get(service, {}).get("footprint_parts", [])
+    ]
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(mb=pl.col("bytes") / 1e6)
+
+
+def startup_vs_article(run: Run) -> pl.DataFrame:
+    """A startup run's medians beside the article's claims: cold start (s), memory once
+    ready (RSS, MiB; the article says MB) and the deployment footprint (MB, standing in for
+    the container image). Columns: metric, unit, node_article, rust_article,
+    node_measured, rust_measured, article_ratio, measured_ratio (rust / node)."""
+    claims = article_claims()
+    summary = run.summary
+    metrics = [
+        ("cold_start_s", "cold start: spawn to first 202", "s", "cold_start_ms", 1e-3),
+        ("memory_startup_mb", "memory once ready (RSS)", "MiB", "rss_at_ready_mb", 1.0),
+        ("image_size_mb", "deployment footprint (article: image size)", "MB", "footprint_bytes", 1e-6),
+    ]
+    rows = []
+    for key, metric, unit, field, factor in metrics:
+        claim = claims[key]
+        node = summary.get("node", {}).get(field)
+        rust = summary.get("rust", {}).get(field)
+        node = None if node is None else node * factor
+        rust = None if rust is None else rust * factor
+        rows.append({
+            "metric": metric,
+            "unit": unit,
+            "node_article": float(claim["node_value"]),
+            "rust_article": float(claim["rust_value"]),
+            "node_measured": node,
+            "rust_measured": rust,
+            "article_ratio": claim["rust_value"] / claim["node_value"],
+            "measured_ratio": rust / node if node and rust is not None else None,
+        })
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+_NODE_RDKAFKA_BUILD = {
+    "build": "node-rdkafka/build/: object files and static archives",
+    "deps": "node-rdkafka/deps/: librdkafka's sources and build tree",
+}
+
+
+def node_modules_breakdown(node_modules: Path | None = None) -> pl.DataFrame:
+    """What the Node service's node_modules holds, in groups a deployment would keep or drop.
+
+    Read from the installed tree (`ingestlab build node` puts it in the build cache), not
+    from a run. Each file is counted once (node-gyp hard-links its outputs) in the first
+    group it belongs to:
+
+    - native addons (`*.node`) and the shared libraries they load from inside node_modules
+      (librdkafka, found with ldd): needed at run time;
+    - everything of the other packages, and node-rdkafka outside `build/` and `deps/` (its
+      JavaScript, C++ sources, typings): needed at run time (the sources only by a rebuild);
+    - node-rdkafka's `build/` (object files, static archives) and `deps/` (librdkafka's
+      sources and its build tree): left by `npm ci`, needed only to build.
+
+    Columns: group, needed_at_runtime, files, bytes, mb (10^6 bytes).
+    """
+    from ingestlab.stack import artifacts
+    from ingestlab.telemetry.startup import shared_libraries
+
+    root = (node_modules or artifacts.NODE_DIR / "node_modules").resolve(strict=True)
+    seen: set[tuple[int, int]] = set()
+    totals: dict[tuple[str, bool], list[int]] = {}
+
+    def count(group: str, runtime: bool, path: Path) -> None:
+        st = path.lstat()
+        if not path.is_file() or path.is_symlink() or (st.st_dev, st.st_ino) in seen:
+            return
+        seen.add((st.st_dev, st.st_ino))
+        entry = totals.setdefault((group, runtime), [0, 0])
+        entry[0] += 1
+        entry[1] += st.st_size
+
+    addons = sorted(root.rglob("*.node"))
+    for addon in addons:
+        count("native addons (*.node)", True, addon)
+    for addon in addons:
+        for library in shared_libraries(addon).values():
+            if library.is_relative_to(root):
+                count("shared libraries the addons load (librdkafka)", True, library)
+    for package in sorted(root.iterdir()):
+        for dirpath, _dirs, files in os.walk(package):
+            here = Path(dirpath)
+            relative = here.relative_to(root).parts
+            if package.name == "node-rdkafka" and len(relative) > 1 and relative[1] in ("build", "deps"):
+                group, runtime = _NODE_RDKAFKA_BUILD[relative[1]], False
+            elif package.name == "node-rdkafka":
+                group, runtime = "node-rdkafka: JavaScript, C++ sources, typings", True
+            else:
+                group, runtime = "the other packages (express and its dependencies, nan, ...)", True
+            for name in files:
+                count(group, runtime, here / name)
+    rows = [
+        {"group": group, "needed_at_runtime": runtime, "files": files, "bytes": size}
+        for (group, runtime), (files, size) in totals.items()
+    ]
+    return (
+        pl.DataFrame(rows)
+        .with_columns(mb=pl.col("bytes") / 1e6)
+        .sort("needed_at_runtime", "bytes", descending=[True, True])
+    )

@@ -1,0 +1,276 @@
+"""The claims table from repeated runs: make sure enough runs exist, judge every claim, and
+keep the result as a run of its own.
+
+```
+config = StudyConfig.for_profile("quick", runs_dir=Path("data/runs"))
+runs = ensure_evidence(config, trials=3)            # soak x3, ceiling x3, startup x1
+table, used = claims_report(config, trials=3)       # evidence.collect_trials + claims_table
+write_claims_csv(table, Path("reports/claims.csv"))
+claims = record_claims(config, table, used)         # data/runs/<id>-claims-<x>/
+```
+
+The claims run (`Run.create(config, "claims")`) is the notebook's own result: its
+`claims.parquet` is the table, its `summary.json` holds `claims` (`claims_numbers`: one
+entry per row of data/article_claims.csv, measured or "not measurable here" with the
+reason), the ids of the runs the table was computed from, and as `warnings` every warning
+those runs found about themselves. It is a derived run: it measures nothing, it records
+which measurements a verdict rests on, so a report shows where each number came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ingestlab import evidence
+from ingestlab.analysis.claims import CLAIMS_COLUMNS, MIN_TRIALS, claims_table, load_claims
+from ingestlab.config import StudyConfig
+from ingestlab.results import Run, RunFormatError
+
+NOT_MEASURABLE = "not measurable here"
+CLAIMS_EXPERIMENT = "claims"
+# What the claims table needs: repeated soak and ceiling runs (one trial each) and one
+# startup run (each of its cold starts is a trial; its footprint is an exact count).
+EVIDENCE: dict[str, str] = {"soak": "trials", "ceiling": "trials", "startup": "one"}
+
+
+def matching_runs(config: StudyConfig, experiment: str) -> list[Run]:
+    """Finished runs of `experiment` in `config.runs_dir` made with the same profile and
+    services as `config`, newest first. Finished = has summary.json (written last); runs of
+    another schema version are skipped (not comparable)."""
+    found = []
+    for path in sorted(config.runs_dir.glob(f"*-{experiment}-*"), reverse=True):
+        if not (path / "summary.json").exists():
+            continue
+        try:
+            run = Run.open(path)
+        except RunFormatError:
+            continue
+        made_with = run.meta["config"]
+        if (
+            run.meta.get("experiment") == experiment
+            and made_with["profile"] == config.profile
+            and tuple(made_with["services"]) == tuple(config.services)
+        ):
+            found.append(run)
+    return found
+
+
+def ensure_runs(config: StudyConfig, experiment: str, count: int, *, measure: bool = True) -> list[Run]:
+    """The `count` newest runs of `experiment` with `config`'s profile and services, newest
+    first, running the experiment (`experiments.EXPERIMENTS[experiment](config)`) until
+    that many exist. With `measure=False` nothing is run: whatever exists is returned,
+    possibly fewer than `count`.
+
+    Runs are reused across notebooks and studies: a study that already made two soak runs
+    makes only the missing ones. Each new run takes the experiment's full time (a full
+    soak: minutes per service).
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    runs = matching_runs(config, experiment)
+    if measure and len(runs) < count:
+        # Imported here: reading saved runs should not need the stack's modules.
+        from ingestlab.experiments import EXPERIMENTS
+
+        for _ in range(count - len(runs)):
+            EXPERIMENTS[experiment](config)
+        runs = matching_runs(config, experiment)
+    return runs[:count]
+
+
+def ensure_evidence(config: StudyConfig, *, trials: int, measure: bool = True) -> dict[str, list[Run]]:
+    """The runs the claims table reads (see `EVIDENCE`), made if missing and `measure`:
+    `trials` soak and ceiling runs and one startup run, per experiment newest first."""
+    return {
+        experiment: ensure_runs(config, experiment, trials if need == "trials" else 1, measure=measure)
+        for experiment, need in EVIDENCE.items()
+    }
+
+
+def runs_overview(runs: Mapping[str, Sequence[Run]] | Sequence[Run]) -> pl.DataFrame:
+    """One row per run: run_id, experiment, profile, services, created_utc, warnings (their
+    count) and warning_text (all of them, joined)."""
+    flat = [run for group in runs.values() for run in group] if isinstance(runs, Mapping) else list(runs)
+    rows = []
+    for run in flat:
+        meta, warnings = run.meta, run.summary.get("warnings", [])
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "experiment": meta["experiment"],
+                "profile": meta["config"]["profile"],
+                "services": ", ".join(meta["config"]["services"]),
+                "created_utc": meta["created_utc"],
+                "warnings": len(warnings),
+                "warning_text": "; ".join(warnings),
+            }
+        )
+    schema = {
+        "run_id": pl.String,
+        "experiment": pl.String,
+        "profile": pl.String,
+        "services": pl.String,
+        "created_utc": pl.String,
+        "warnings": pl.Int64,
+        "warning_text": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def claims_report(config: StudyConfig, trials: int) -> tuple[pl.DataFrame, list[str]]:
+    """(the claims table, ids of the runs it was computed from).
+
+    `evidence.collect_trials` over `config.runs_dir` (the `trials` newest soak and ceiling
+    runs of the profile, the newest startup run) and `analysis.claims.claims_table` with
+    `evidence.EXACT`. One row per row of data/article_claims.csv, with `key`, the columns
+    of `analysis.claims.CLAIMS_COLUMNS`, `unit` and `trials`. Note that collect_trials
+    selects by profile only: a newer run of the same profile made for one service alone
+    would count for that service.
+    """
+    found, notes, used = evidence.collect_trials(config.runs_dir, trials=trials, profile=config.profile)
+    usable, dropped = usable_trials(found)
+    claims = load_claims()
+    reasons = explain_reasons(claims["key"].to_list(), usable, notes, dropped=dropped)
+    return claims_table(claims, usable, reasons, exact=evidence.EXACT), used
+
+
+def usable_trials(found: evidence.Trials) -> tuple[evidence.Trials, dict[str, dict[str, int]]]:
+    """(the trials with every value that cannot enter a ratio left out, how many were left
+    out per key and service).
+
+    Every claim is a positive quantity (MB, ms, s, req/s), so a value <= 0 or not finite is
+    not a measurement of it: a ceiling of 0 req/s means no step of the ramp passed (e.g. the
+    load generator saturated on the first step), not a service that handles nothing. Left
+    in, one such trial makes the ratio of means infinite, or zero, or divides by zero.
+    """
+    usable: evidence.Trials = {}
+    dropped: dict[str, dict[str, int]] = {}
+    for key, services in found.items():
+        for service, values in services.items():
+            kept = [v for v in values if math.isfinite(v) and v > 0]
+            usable.setdefault(key, {})[service] = kept
+            if len(kept) < len(values):
+                dropped.setdefault(key, {})[service] = len(values) - len(kept)
+    return usable, dropped
+
+
+def explain_reasons(
+    keys: Sequence[str],
+    found: evidence.Trials,
+    notes: Mapping[str, str],
+    *,
+    exact: frozenset[str] = evidence.EXACT,
+    dropped: Mapping[str, Mapping[str, int]] | None = None,
+) -> dict[str, str]:
+    """The reason given for each claim key: `notes[key]` where the key has enough trials
+    (`claims_table` appends it to the verdict's reason); where it has not, why not: the
+    reason of `evidence.NOT_MEASURABLE`, or how many trials of each service were found
+    against the number needed, followed by the note. `dropped` (key -> service -> count,
+    from `usable_trials`) adds how many trials were left out as not positive.
+
+    `claims_table` alone would give a key with a note but too few trials its note as the
+    reason ("RSS mean over the soak ..."), which hides that the runs are missing.
+    """
+    reasons = {}
+    for key in keys:
+        measured = found.get(key, {})
+        node, rust = len(measured.get("node", [])), len(measured.get("rust", []))
+        needed = 1 if key in exact else MIN_TRIALS
+        note = notes.get(key)
+        left_out = (dropped or {}).get(key, {})
+        if left_out:
+            counts = ", ".join(f"{n} of {service}" for service, n in sorted(left_out.items()))
+            note = "; ".join(filter(None, [f"trials with no positive value left out ({counts})", note]))
+        if min(node, rust) >= needed:
+            if note:
+                reasons[key] = note
+        elif key in evidence.NOT_MEASURABLE:
+            reasons[key] = evidence.NOT_MEASURABLE[key]
+        else:
+            why = f"{node} trial(s) of node and {rust} of rust found, {needed} of each needed"
+            reasons[key] = f"{why} ({note})" if note else why
+    return reasons
+
+
+def _number(value: Any) -> float | None:
+    """A JSON-safe float: None for null, NaN or infinity."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def claims_numbers(table: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """One entry per claim (row of `table`), keyed by claim key, JSON-ready.
+
+    Measured: metric, unit, verdict, claim_ratio, measured_ratio, ci_low, ci_high,
+    node_measured, rust_measured, trials, reason. Otherwise: metric, unit, verdict
+    "not measurable here" and the reason, plus whatever was measured (a claim with too
+    few trials may still have a mean)."""
+    numbers: dict[str, dict[str, Any]] = {}
+    for row in table.iter_rows(named=True):
+        entry: dict[str, Any] = {
+            "metric": row["metric"],
+            "unit": row["unit"],
+            "verdict": row["verdict"],
+            "claim_ratio": _number(row["claim_ratio"]),
+        }
+        if row["verdict"] != NOT_MEASURABLE:
+            entry |= {k: _number(row[k]) for k in ("measured_ratio", "ci_low", "ci_high")}
+        entry |= {
+            "node_measured": _number(row["node_measured"]),
+            "rust_measured": _number(row["rust_measured"]),
+            "trials": int(row["trials"]),
+            "reason": row["reason"],
+        }
+        numbers[row["key"]] = entry
+    return numbers
+
+
+def missing_claims(numbers: Mapping[str, Mapping[str, Any]], claims: pl.DataFrame | None = None) -> list[str]:
+    """Claim keys of data/article_claims.csv (or `claims`) with neither a measured ratio and
+    a verdict nor "not measurable here" and a reason in `numbers`: what a report would
+    silently leave out. Empty when every claim is accounted for."""
+    keys = (claims if claims is not None else load_claims())["key"].to_list()
+    missing = []
+    for key in keys:
+        entry = numbers.get(key) or {}
+        measured = entry.get("measured_ratio") is not None and bool(entry.get("verdict"))
+        explained = entry.get("verdict") == NOT_MEASURABLE and bool(entry.get("reason"))
+        if not (measured or explained):
+            missing.append(key)
+    return missing
+
+
+def write_claims_csv(table: pl.DataFrame, path: Path | str) -> Path:
+    """Write the claims table as CSV (`key`, CLAIMS_COLUMNS, `unit`, `trials`); returns the
+    path. The directory is created if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [c for c in ("key", *CLAIMS_COLUMNS, "unit", "trials") if c in table.columns]
+    table.select(columns).write_csv(path)
+    return path
+
+
+def record_claims(config: StudyConfig, table: pl.DataFrame, used: Sequence[str]) -> Run:
+    """Keep the claims table as a run of its own (see the module docstring): a new
+    `claims` run in `config.runs_dir` with claims.parquet and summary.json: `claims`
+    (`claims_numbers(table)`), `runs_used` (`used`, run ids) and `warnings`: those of the
+    runs used, each prefixed by its run id, and one per claim of data/article_claims.csv
+    the table leaves unaccounted for (`missing_claims`)."""
+    run = Run.create(config, CLAIMS_EXPERIMENT)
+    run.write_frame("claims", table)
+    numbers = claims_numbers(table)
+    found = []
+    for run_id in used:
+        path = config.runs_dir / run_id
+        summary = Run.open(path).summary if (path / "meta.json").exists() else {}
+        found += [f"{run_id}: {w}" for w in summary.get("warnings", [])]
+    found += [f"claim {key!r} has no measurement and no reason" for key in missing_claims(numbers)]
+    run.write_summary({"claims": numbers, "runs_used": list(used)}, warnings_found=found)
+    return run

@@ -1,0 +1,232 @@
+"""study.py without the stack: finding and counting runs, judging claims from saved summaries,
+the recorded numbers and the claims run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from ingestlab import evidence, study
+from ingestlab.analysis.claims import CLAIMS_COLUMNS, load_claims
+from ingestlab.config import StudyConfig
+from ingestlab.results import Run
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> StudyConfig:
+    return StudyConfig.for_profile("quick", runs_dir=tmp_path / "runs")
+
+
+def _run(config: StudyConfig, experiment: str, summary: dict[str, Any], **frames: pl.DataFrame) -> Run:
+    run = Run.create(config, experiment)
+    for name, frame in frames.items():
+        run.write_frame(name, frame)
+    run.write_summary(summary)
+    return run
+
+
+def _soak(config: StudyConfig, *, node_rss: float = 120.0, rust_rss: float = 40.0) -> Run:
+    return _run(
+        config,
+        "soak",
+        {
+            "node": {"rss_mean_mb": node_rss, "p50_ms": 1.0, "p95_ms": 5.0, "p99_ms": 20.0},
+            "rust": {"rss_mean_mb": rust_rss, "p50_ms": 10.0, "p95_ms": 15.0, "p99_ms": 18.0},
+        },
+    )
+
+
+def _ceiling(config: StudyConfig, *, node: float = 6000, rust: float = 16000) -> Run:
+    return _run(config, "ceiling", {"node": {"ceiling_rps": node}, "rust": {"ceiling_rps": rust}})
+
+
+def _startup(config: StudyConfig) -> Run:
+    starts = pl.DataFrame(
+        {
+            "service": ["node"] * 3 + ["rust"] * 3,
+            "cold_start_ms": [200.0, 210.0, 190.0, 20.0, 22.0, 21.0],
+            "rss_at_ready_mb": [65.0, 66.0, 64.0, 6.5, 6.6, 6.7],
+        }
+    )
+    return _run(
+        config,
+        "startup",
+        {"node": {"footprint_bytes": 600_000_000}, "rust": {"footprint_bytes": 10_000_000}},
+        cold_starts=starts,
+    )
+
+
+# --- finding runs --------------------------------------------------------------------------
+
+
+def test_matching_runs_same_profile_and_services_finished_newest_first(config: StudyConfig) -> None:
+    first, second = _soak(config), _soak(config)
+    _soak(config.replace(profile="full"))
+    _soak(config.replace(services=("rust",)))
+    Run.create(config, "soak")  # unfinished: no summary.json
+    _ceiling(config)
+    found = study.matching_runs(config, "soak")
+    assert [run.run_id for run in found] == [second.run_id, first.run_id]
+
+
+def test_ensure_runs_reuses_and_makes_only_the_missing(config: StudyConfig, monkeypatch) -> None:
+    from ingestlab import experiments
+
+    made: list[str] = []
+
+    def fake_soak(cfg: StudyConfig) -> Run:
+        made.append("soak")
+        return _soak(cfg)
+
+    monkeypatch.setitem(experiments.EXPERIMENTS, "soak", fake_soak)
+    existing = _soak(config)
+    runs = study.ensure_runs(config, "soak", 3)
+    assert made == ["soak", "soak"] and len(runs) == 3
+    assert runs[-1].run_id == existing.run_id  # newest first
+    assert len(study.ensure_runs(config, "soak", 2)) == 2 and made == ["soak", "soak"]
+    assert len(study.ensure_runs(config, "soak", 5, measure=False)) == 3 and len(made) == 2
+    with pytest.raises(ValueError):
+        study.ensure_runs(config, "soak", -1)
+
+
+def test_ensure_evidence_without_measuring(config: StudyConfig) -> None:
+    _soak(config), _soak(config), _ceiling(config), _startup(config), _startup(config)
+    found = study.ensure_evidence(config, trials=3, measure=False)
+    assert {k: len(v) for k, v in found.items()} == {"soak": 2, "ceiling": 1, "startup": 1}
+    overview = study.runs_overview(found)
+    assert overview["experiment"].to_list() == ["soak", "soak", "ceiling", "startup"]
+    assert overview["warnings"].to_list() == [0, 0, 0, 0]
+    assert study.runs_overview([]).height == 0
+
+
+# --- judging claims ------------------------------------------------------------------------
+
+
+def test_usable_trials_leaves_out_values_that_cannot_enter_a_ratio() -> None:
+    found = {"throughput_limit_rps": {"node": [0.0, 6000.0, math.nan], "rust": [16000.0]}}
+    usable, dropped = study.usable_trials(found)
+    assert usable == {"throughput_limit_rps": {"node": [6000.0], "rust": [16000.0]}}
+    assert dropped == {"throughput_limit_rps": {"node": 2}}
+
+
+def test_explain_reasons() -> None:
+    found = {
+        "p99_latency_ms": {"node": [1.0, 2.0, 3.0], "rust": [1.0, 2.0, 3.0]},
+        "memory_sustained_mb": {"node": [1.0], "rust": [1.0, 2.0]},
+        "image_size_mb": {"node": [600.0], "rust": [10.0]},
+    }
+    notes = {"p99_latency_ms": "at the soak rate", "memory_sustained_mb": "RSS mean"}
+    keys = [*found, "cpu_busiest_core_pct", "throughput_limit_rps"]
+    reasons = study.explain_reasons(keys, found, notes, dropped={"throughput_limit_rps": {"node": 3}})
+    assert reasons["p99_latency_ms"] == "at the soak rate"  # measured: the note only
+    assert (
+        reasons["memory_sustained_mb"]
+        == "1 trial(s) of node and 2 of rust found, 3 of each needed (RSS mean)"
+    )
+    assert "image_size_mb" not in reasons  # one exact count suffices, no note
+    assert reasons["cpu_busiest_core_pct"] == evidence.NOT_MEASURABLE["cpu_busiest_core_pct"]
+    assert reasons["throughput_limit_rps"] == (
+        "0 trial(s) of node and 0 of rust found, 3 of each needed "
+        "(trials with no positive value left out (3 of node))"
+    )
+
+
+def test_claims_report_from_saved_runs(config: StudyConfig) -> None:
+    for rss in (120.0, 125.0, 130.0):
+        _soak(config, node_rss=rss)
+    _ceiling(config), _ceiling(config, node=0), _ceiling(config, node=5000)
+    _startup(config)
+    table, used = study.claims_report(config, 3)
+    assert table["key"].to_list() == load_claims()["key"].to_list()
+    assert set(CLAIMS_COLUMNS) <= set(table.columns)
+    rows = {row["key"]: row for row in table.iter_rows(named=True)}
+    assert rows["memory_sustained_mb"]["verdict"] == "direction only"  # 40/125 = 0.32 vs claimed 0.05
+    assert rows["memory_sustained_mb"]["measured_ratio"] == pytest.approx(40 / 125)
+    assert rows["cold_start_s"]["verdict"] == "reproduced"  # about 0.105 against 0.057: within x2
+    assert (
+        rows["image_size_mb"]["trials"] == 1
+        and rows["image_size_mb"]["ci_low"] == rows["image_size_mb"]["ci_high"]
+    )
+    # a ceiling of 0 (no step passed) is no trial: 2 of 3 left, too few
+    throughput = rows["throughput_limit_rps"]
+    assert throughput["verdict"] == study.NOT_MEASURABLE
+    assert "left out (1 of node)" in throughput["reason"]
+    assert rows["cpu_busiest_core_pct"]["reason"] == evidence.NOT_MEASURABLE["cpu_busiest_core_pct"]
+    assert len(used) == 3 + 3 + 1
+
+
+# --- recording -----------------------------------------------------------------------------
+
+
+def _table() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "key": ["p99_latency_ms", "cpu_busiest_core_pct"],
+            "metric": ["p99", "cpu"],
+            "node_claim": [248.0, 100.0],
+            "rust_claim": [11.8, 44.0],
+            "node_measured": [20.0, None],
+            "rust_measured": [18.0, None],
+            "claim_ratio": [11.8 / 248, 0.44],
+            "measured_ratio": [0.9, None],
+            "ci_low": [0.8, None],
+            "ci_high": [float("nan"), None],
+            "verdict": ["not reproduced", study.NOT_MEASURABLE],
+            "reason": ["includes 1", "one core per service"],
+            "unit": ["ms", "%"],
+            "trials": [3, 0],
+        }
+    )
+
+
+def test_claims_numbers_one_json_safe_entry_per_claim() -> None:
+    numbers = study.claims_numbers(_table())
+    assert numbers["p99_latency_ms"]["measured_ratio"] == 0.9
+    assert numbers["p99_latency_ms"]["ci_high"] is None  # NaN is not JSON
+    assert numbers["p99_latency_ms"]["verdict"] == "not reproduced"
+    cpu = numbers["cpu_busiest_core_pct"]
+    assert cpu["verdict"] == study.NOT_MEASURABLE and cpu["reason"] == "one core per service"
+    assert "measured_ratio" not in cpu
+
+
+def test_missing_claims_names_what_a_report_would_leave_out() -> None:
+    claims = pl.DataFrame({"key": ["a", "b", "c", "d"]})
+    numbers = {
+        "a": {"verdict": "reproduced", "measured_ratio": 0.1},
+        "b": {"verdict": study.NOT_MEASURABLE, "reason": "why"},
+        "c": {"verdict": study.NOT_MEASURABLE, "reason": ""},
+    }
+    assert study.missing_claims(numbers, claims) == ["c", "d"]
+    full = study.claims_numbers(pl.concat([_table()] * 1))
+    assert study.missing_claims(full, pl.DataFrame({"key": ["p99_latency_ms", "cpu_busiest_core_pct"]})) == []
+
+
+def test_write_claims_csv(tmp_path: Path) -> None:
+    path = study.write_claims_csv(_table(), tmp_path / "reports" / "claims.csv")
+    written = pl.read_csv(path)
+    assert written.columns == ["key", *CLAIMS_COLUMNS, "unit", "trials"]
+    assert written.height == 2
+
+
+def test_record_claims_keeps_the_table_and_its_provenance(config: StudyConfig) -> None:
+    warned = Run.create(config, "soak")
+    with pytest.warns(UserWarning):
+        warned.write_summary({}, warnings_found=["rust: load generator saturated"])
+    with pytest.warns(UserWarning):  # the claims run repeats the warnings of the runs it used
+        run = study.record_claims(config, _table(), [warned.run_id])
+    assert run.meta["experiment"] == "claims" and run.run_id.split("-")[1] == "claims"
+    assert run.read_frame("claims").height == 2
+    summary = run.summary
+    assert summary["runs_used"] == [warned.run_id]
+    assert set(summary["claims"]) == {"p99_latency_ms", "cpu_busiest_core_pct"}
+    assert f"{warned.run_id}: rust: load generator saturated" in summary["warnings"]
+    # every claim of data/article_claims.csv missing from this two-row table is named
+    missing = [w for w in summary["warnings"] if w.startswith("claim ")]
+    assert len(missing) == load_claims().height - 2
+    # a claims run is not mistaken for an experiment's run
+    assert [r.run_id for r in study.matching_runs(config, "soak")] == [warned.run_id]
+    assert [r.run_id for r in study.matching_runs(config, "claims")] == [run.run_id]
