@@ -148,3 +148,56 @@ def heap_growth_per_1000_requests_mb(gc: pl.DataFrame, requests: pl.DataFrame) -
         return None
     slope = points.select(pl.cov("requests", "heap_mb") / pl.col("requests").var()).item()
     return float(slope) * 1000
+
+
+MIB = 1 << 20  # V8's trace prints MB meaning MiB
+# Points on each climb between two collections (see heap_series): four rises per climb, so
+# a climb about as high as the drop that ends it is gradual in memory_pattern's terms.
+HEAP_CLIMB_POINTS = 3
+
+
+def heap_series(gc: pl.DataFrame, *, climb_points: int = 0) -> pl.DataFrame:
+    """The V8 heap over time from a GC frame: `t_ns` (epoch ns) and `heap_bytes`, the heap
+    objects before each collection (at the start of its pause) and after it (at its end);
+    with `service` if `gc` has it. V8's trace prints MB meaning MiB.
+
+    The trace sees the heap only at collections. With `climb_points` > 0, that many points
+    are added on the straight line between each collection's "after" and the next one's
+    "before": under a constant load V8 allocates continuously, so the heap climbs between
+    collections rather than jumping. `analysis.memory.memory_pattern` needs this to see a
+    tooth (a gradual climb, then a sharp drop): from the trace's two points per collection
+    every climb is a single step, as sharp as the drop, and the series reads as irregular.
+    """
+    keys = ["service"] if "service" in gc.columns else []
+    start = pl.col("wall_ns") - (pl.col("pause_ms") * 1e6).round().cast(pl.Int64)
+    series = (
+        pl.concat([
+            gc.select(*keys, t_ns=start, heap_bytes=pl.col("heap_before_mb") * MIB, point=pl.lit(0)),
+            gc.select(*keys, t_ns="wall_ns", heap_bytes=pl.col("heap_after_mb") * MIB, point=pl.lit(1)),
+        ])
+        .drop_nulls()
+        .sort(*keys, "t_ns", "point")
+    )
+    if climb_points > 0:
+        def following(column: str) -> pl.Expr:
+            shifted = pl.col(column).shift(-1)
+            return shifted.over(keys) if keys else shifted
+
+        fractions = [i / (climb_points + 1) for i in range(1, climb_points + 1)]
+        climbs = (
+            series.with_columns(next_t=following("t_ns"), next_v=following("heap_bytes"),
+                                next_point=following("point"))
+            .filter((pl.col("point") == 1) & (pl.col("next_point") == 0))
+            .with_columns(f=pl.lit(fractions))
+            .explode("f")
+            .select(
+                *keys,
+                t_ns=(pl.col("t_ns") + pl.col("f") * (pl.col("next_t") - pl.col("t_ns")))
+                .round()
+                .cast(pl.Int64),
+                heap_bytes=pl.col("heap_bytes") + pl.col("f") * (pl.col("next_v") - pl.col("heap_bytes")),
+                point=pl.lit(2),
+            )
+        )
+        series = pl.concat([series, climbs], how="vertical_relaxed").sort(*keys, "t_ns", "point")
+    return series.drop("point")

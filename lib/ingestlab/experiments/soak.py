@@ -15,7 +15,12 @@ import polars as pl
 import psutil
 
 from ingestlab.analysis.gc import gc_latency_summary
-from ingestlab.analysis.memory import heap_growth_per_1000_requests_mb, memory_pattern
+from ingestlab.analysis.memory import (
+    HEAP_CLIMB_POINTS,
+    heap_growth_per_1000_requests_mb,
+    heap_series,
+    memory_pattern,
+)
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.steps import drive_step
 from ingestlab.results import Run
@@ -26,23 +31,6 @@ from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thre
 MIB = 1 << 20
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
-
-
-def _heap_series(gc: pl.DataFrame) -> pl.DataFrame:
-    """V8 heap used over time from the GC trace: before and after each collection, in bytes."""
-    return (
-        pl.concat(
-            [
-                gc.select(
-                    t_ns=pl.col("wall_ns") - (pl.col("pause_ms") * 1e6).cast(pl.Int64),
-                    heap_bytes=pl.col("heap_before_mb") * MIB,
-                ),
-                gc.select(t_ns=pl.col("wall_ns"), heap_bytes=pl.col("heap_after_mb") * MIB),
-            ]
-        )
-        .drop_nulls()
-        .sort("t_ns")
-    )
 
 
 def _soak_service(
@@ -107,7 +95,10 @@ def _soak_service(
         gc = trace.events.with_columns(service=pl.lit(service))
         gc_summary = gc_latency_summary(rows, gc)
         heap = memory_pattern(
-            _heap_series(gc).filter(pl.col("t_ns") >= rows["intended_start_ns"].min()), value="heap_bytes"
+            heap_series(gc, climb_points=HEAP_CLIMB_POINTS).filter(
+                pl.col("t_ns") >= rows["intended_start_ns"].min()
+            ),
+            value="heap_bytes",
         )
         summary.update(
             {

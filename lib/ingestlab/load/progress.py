@@ -7,6 +7,7 @@ event stream apart from its stats the same way).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -32,19 +33,25 @@ def _in_jupyter() -> bool:
     return type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
+def _has_widgets() -> bool:
+    """tqdm.auto needs ipywidgets for a notebook bar; without it (e.g. under papermill) it
+    prints a text bar per update into the cell output, so log lines are the better choice."""
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 def resolve_mode(progress: ProgressMode) -> Literal["bar", "log", "off"]:
     """Which display `progress` means here.
 
-    `True` and `"auto"`: a bar when stdout is a terminal or a Jupyter kernel and the `CI`
-    environment variable is unset, plain log lines otherwise. `"bar"` / `"log"` force one,
-    `False` shows nothing.
+    `True` and `"auto"`: a bar when stdout is a terminal, or a Jupyter kernel with
+    ipywidgets, and the `CI` environment variable is unset; plain log lines otherwise.
+    `"bar"` / `"log"` force one, `False` shows nothing.
     """
     if progress is False:
         return "off"
     if progress in ("bar", "log"):
         return progress  # type: ignore[return-value]
     if progress is True or progress == "auto":
-        interactive = sys.stdout.isatty() or _in_jupyter()
+        interactive = sys.stdout.isatty() or (_in_jupyter() and _has_widgets())
         return "bar" if interactive and not os.environ.get("CI") else "log"
     raise ValueError(f"progress must be True, False, 'auto', 'bar' or 'log', got {progress!r}")
 

@@ -6,7 +6,7 @@ import time
 import uuid
 
 import polars as pl
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from ingestlab.load.payloads import request_id_of
 
@@ -31,13 +31,27 @@ def _consumer(bootstrap: str) -> Consumer:
     })
 
 
+# Right after a topic is created a partition's leader can still be moving into place:
+# NOT_LEADER_FOR_PARTITION and the like are retriable, and a short wait clears them.
+_WATERMARK_ATTEMPTS = 5
+_WATERMARK_BACKOFF_S = 0.2
+
+
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """High watermark of every partition of `topic`."""
+    """High watermark of every partition of `topic` (retriable broker errors are retried)."""
     consumer = _consumer(bootstrap)
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}
+        attempt = 1
+        while True:
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                        for p in partitions}
+            except KafkaException as exc:
+                if attempt >= _WATERMARK_ATTEMPTS or not exc.args[0].retriable():
+                    raise
+                time.sleep(_WATERMARK_BACKOFF_S * attempt)
+                attempt += 1
     finally:
         consumer.close()
 
