@@ -41,7 +41,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
-from ingestlab.analysis.memory import HEAP_CLIMB_POINTS, heap_series
+from ingestlab.analysis.memory import HEAP_CLIMB_POINTS, MIB, heap_series
 from ingestlab.charts import with_verdict
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, RunFormatError
@@ -587,7 +587,6 @@ def record_notebook_summary(run: Run, name: str, numbers: Mapping[str, Any]) -> 
 # Pure functions of run frames (polars in, polars out), so each is testable on small frames;
 # the notebooks wrap the frames in `Table` to display them whole.
 
-MIB = 1 << 20
 # The article's soak conditions (its table: "a sustained load of 10,000 requests per second",
 # "a 72-hour period"); the claims themselves come from data/article_claims.csv.
 ARTICLE_SOAK_RATE_RPS = 10_000

@@ -17,6 +17,7 @@ import psutil
 from ingestlab.analysis.gc import gc_latency_summary
 from ingestlab.analysis.memory import (
     HEAP_CLIMB_POINTS,
+    MIB,
     heap_growth_per_1000_requests_mb,
     heap_series,
     memory_pattern,
@@ -28,7 +29,6 @@ from ingestlab.stack import Stack
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
 
-MIB = 1 << 20
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
 
