@@ -12,8 +12,9 @@ from ingestlab.results import Run
 
 def _run(capsys, *args) -> Run:
     code = main(["run", *args, "--profile", "quick"])
-    out = capsys.readouterr().out.strip().splitlines()
-    assert code == 0, "\n".join(out[-20:])
+    captured = capsys.readouterr()
+    out = captured.out.strip().splitlines()
+    assert code == 0, "\n".join(out[-20:] + captured.err.strip().splitlines()[-40:])
     return Run.open(Path(out[-1]))
 
 

@@ -97,3 +97,13 @@ def test_startup_error_on_timeout(tmp_path):
     expected = r"not ready after 0 s(.|\n)*still booting"
     with _proc(tmp_path, code) as p, pytest.raises(StartupError, match=expected):
         wait_until(lambda: False, component=p, timeout_s=0.3, what="ready")
+
+
+def test_port_taken_is_recognised_in_node_rust_and_java_logs():
+    from ingestlab.stack.component import port_taken
+
+    for log in ("Error: listen EADDRINUSE: address already in use 127.0.0.1:4000",
+                'Error: Os { code: 98, kind: AddrInUse, message: "Address already in use" }',
+                "java.net.BindException: Address already in use"):
+        assert port_taken(StartupError("svc", "exited", logs=log))
+    assert not port_taken(StartupError("svc", "exited", logs="Error: Cannot find module 'express'"))

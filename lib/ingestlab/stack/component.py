@@ -64,6 +64,16 @@ class StartupError(RuntimeError):
         super().__init__("\n".join(parts))
 
 
+# A port picked free can be taken (e.g. as a client's ephemeral port) before the component
+# binds it; seeing this in a failed start's log means: pick another port and start again.
+PORT_IN_USE_MARKERS = ("Address already in use", "EADDRINUSE")
+
+
+def port_taken(error: StartupError) -> bool:
+    """True if a start failed because its port was taken in the meantime."""
+    return any(marker in error.log_tail for marker in PORT_IN_USE_MARKERS)
+
+
 def wait_until(
     ready: Callable[[], bool],
     *,

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingestlab.stack import artifacts
-from ingestlab.stack.component import StartupError, wait_until
+from ingestlab.stack.component import StartupError, port_taken, wait_until
 from ingestlab.stack.ports import LOOPBACK, free_ports
 from ingestlab.stack.process import NativeProcess
 
@@ -139,7 +139,8 @@ class KafkaBroker(NativeProcess):
             return False
 
     def start(self) -> KafkaBroker:
-        """Format, launch, wait for metadata; one retry on the quorum-formation race."""
+        """Format, launch, wait for metadata; one retry on the quorum-formation race or on a
+        port taken since it was picked (then with new ports)."""
         started = time.monotonic()
         for attempt in (1, 2):
             self.attempts = attempt
@@ -150,11 +151,15 @@ class KafkaBroker(NativeProcess):
                 wait_until(self.answers_metadata, component=self, timeout_s=self.start_timeout_s,
                            what="answering metadata requests", hint=_HINT)
                 break
-            except StartupError:
+            except StartupError as error:
                 race = is_quorum_race(self.logs(tail_lines=None))
+                taken = port_taken(error)
                 self.kill()
-                if attempt == 2 or not race:
+                if attempt == 2 or not (race or taken):
                     raise
+                if taken:
+                    self.broker_port, self.controller_port = free_ports(2)
+                    self._endpoint = f"{LOOPBACK}:{self.broker_port}"
                 self._popen = None  # start afresh: new data dir, new process
         self.startup_s = time.monotonic() - started
         return self

@@ -12,7 +12,7 @@ import polars as pl
 
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.stack import topic as topic_io
-from ingestlab.stack.component import Component
+from ingestlab.stack.component import Component, StartupError, port_taken
 from ingestlab.stack.kafka import TOPIC, KafkaBroker
 from ingestlab.stack.services import ServiceProcess, spec_for
 
@@ -85,13 +85,20 @@ class Stack:
         old = self.services.pop(name, None)
         if old is not None:
             old.stop()
-        service = ServiceProcess(spec_for(name, node_flags=self.config.node_flags),
-                                 brokers=self.kafka.bootstrap, log_dir=self.log_dir,
-                                 cores=self.config.cores.service)
-        self.services[name] = service
         started = time.monotonic()
-        service.start()
-        service.wait_ready(self.config.service_start_timeout_s)
+        for attempt in (1, 2):
+            service = ServiceProcess(spec_for(name, node_flags=self.config.node_flags),
+                                     brokers=self.kafka.bootstrap, log_dir=self.log_dir,
+                                     cores=self.config.cores.service)
+            self.services[name] = service
+            service.start()
+            try:
+                service.wait_ready(self.config.service_start_timeout_s)
+                break
+            except StartupError as error:
+                service.stop()
+                if attempt == 2 or not port_taken(error):
+                    raise
         self.timings_s[f"{name}_start"] = time.monotonic() - started
         return service
 
