@@ -29,6 +29,7 @@ import altair as alt
 import polars as pl
 
 from ingestlab.analysis.latency import WINDOW_VALUES, nearest_rank, with_timings
+from ingestlab.analysis.memory import MIB
 
 SERVICE_COLORS: dict[str, str] = {"node": "#009E73", "rust": "#D55E00"}
 MAX_CHART_ROWS = 5_000
@@ -36,7 +37,6 @@ VERDICT_SHAPES: dict[str, str] = {"passed": "circle", "failed": "cross", "inconc
 NEUTRAL = "#555555"
 WIDTH = 520
 HEIGHT = 300
-MIB = 2**20
 NS_PER_S = 1e9
 # GC events without a service column are Node's: V8 is the only runtime whose GC is traced.
 GC_DEFAULT_SERVICE = "node"

@@ -47,22 +47,27 @@ _WATERMARK_ATTEMPTS = 8
 _WATERMARK_BACKOFF_S = 0.2
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def _end_offsets(consumer: Consumer, topic: str) -> dict[int, int]:
     """High watermark of every partition of `topic` (transient broker errors are retried,
     with a growing wait: 0.2 s, 0.4 s, ... about 5.6 s in all)."""
+    attempt = 1
+    while True:
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in partitions}
+        except KafkaException as exc:
+            if attempt >= _WATERMARK_ATTEMPTS or exc.args[0].code() not in _TRANSIENT:
+                raise
+            time.sleep(_WATERMARK_BACKOFF_S * attempt)
+            attempt += 1
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """High watermark of every partition of `topic` (see `_end_offsets`)."""
     consumer = _consumer(bootstrap)
     try:
-        attempt = 1
-        while True:
-            try:
-                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-                return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                        for p in partitions}
-            except KafkaException as exc:
-                if attempt >= _WATERMARK_ATTEMPTS or exc.args[0].code() not in _TRANSIENT:
-                    raise
-                time.sleep(_WATERMARK_BACKOFF_S * attempt)
-                attempt += 1
+        return _end_offsets(consumer, topic)
     finally:
         consumer.close()
 
@@ -78,16 +83,20 @@ def wait_for_records(bootstrap: str, topic: str, *, expected: int, timeout_s: fl
     """
     deadline = time.monotonic() + timeout_s
     last, stable_since = -1, time.monotonic()
-    while True:
-        total = sum(end_offsets(bootstrap, topic).values())
-        now = time.monotonic()
-        if total >= expected or now > deadline:
-            return total
-        if total != last:
-            last, stable_since = total, now
-        elif now - stable_since > settle_s:
-            return total
-        time.sleep(0.2)
+    consumer = _consumer(bootstrap)  # one client for the whole wait, not one per poll
+    try:
+        while True:
+            total = sum(_end_offsets(consumer, topic).values())
+            now = time.monotonic()
+            if total >= expected or now > deadline:
+                return total
+            if total != last:
+                last, stable_since = total, now
+            elif now - stable_since > settle_s:
+                return total
+            time.sleep(0.2)
+    finally:
+        consumer.close()
 
 
 def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 60.0,
@@ -98,12 +107,12 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 60.0,
     bytes as `value` with `keep_values` (for content checks; a long run's values are GBs).
     Raises TimeoutError if the records cannot all be read within `timeout_s`.
     """
-    ends = end_offsets(bootstrap, topic)
-    pending = {p for p, end in ends.items() if end > 0}
     schema = {**RECORD_SCHEMA, "value": pl.Binary} if keep_values else RECORD_SCHEMA
     columns: dict[str, list] = {name: [] for name in schema}
     consumer = _consumer(bootstrap)
     try:
+        ends = _end_offsets(consumer, topic)
+        pending = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
         deadline = time.monotonic() + timeout_s
         while pending:
