@@ -105,13 +105,11 @@ def _verdict_shape() -> alt.Shape:
 
 
 def with_verdict(steps: pl.DataFrame) -> pl.DataFrame:
-    """`steps` plus `verdict`: passed, inconclusive (generator saturated) or failed."""
+    """`steps` plus `verdict` from their `outcome`: passed, failed or inconclusive (the load
+    generator could not drive the step)."""
     return steps.with_columns(
-        verdict=pl.when(pl.col("passed"))
-        .then(pl.lit("passed"))
-        .when(pl.col("engine_saturated"))
-        .then(pl.lit("inconclusive"))
-        .otherwise(pl.lit("failed"))
+        verdict=pl.col("outcome").replace_strict({"pass": "passed", "fail": "failed",
+                                                  "inconclusive": "inconclusive"})
     )
 
 

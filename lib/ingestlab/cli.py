@@ -18,7 +18,7 @@ from ingestlab import report
 from ingestlab.analysis.delivery import COUNT_COLUMNS
 from ingestlab.config import PROFILES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
-from ingestlab.results import Run, RunWarning
+from ingestlab.results import Run, RunWarning, new_study_id
 from ingestlab.stack import StartupError, artifacts
 from ingestlab.stack.artifacts import ArtifactMissing
 
@@ -27,6 +27,8 @@ def _config(args: argparse.Namespace) -> StudyConfig:
     overrides: dict[str, object] = {"runs_dir": Path(args.runs_dir)}
     if args.service:
         overrides["services"] = tuple(dict.fromkeys(args.service))
+    if args.study_id:
+        overrides["study_id"] = args.study_id
     return StudyConfig.for_profile(args.profile, **overrides)
 
 
@@ -78,8 +80,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    """Execute the numbered notebooks with papermill, render reports/ (index.html last)."""
-    entries = report.run_study(args.profile, Path(args.notebooks), Path(args.reports))
+    """Execute the numbered notebooks with papermill, render reports/ (index.html last).
+
+    Every notebook gets the study's id (new, or `--study-id` to resume or extend a study), so
+    all of them read and make the runs of this study only."""
+    study_id = args.study_id or new_study_id()
+    print(f"study id: {study_id}", flush=True)
+    entries = report.run_study(args.profile, Path(args.notebooks), Path(args.reports),
+                               parameters={"study_id": study_id})
     print(Path(args.reports).resolve() / "index.html")
     return 0 if entries else 1
 
@@ -103,6 +111,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service", action="append", choices=SERVICES,
                    help="service(s) to include; repeat for several (default: all)")
     p.add_argument("--runs-dir", default="data/runs", help="where run directories are written")
+    p.add_argument("--study-id", default=None,
+                   help="the study the run belongs to, recorded in its config (default: none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--profile", choices=PROFILES, default="full")
     study.add_argument("--notebooks", default="notebooks")
     study.add_argument("--reports", default="reports")
+    study.add_argument("--study-id", default=None,
+                       help="resume or extend an earlier study: reuse its runs, add to them "
+                            "(default: a new study)")
     study.set_defaults(func=cmd_study)
     rep = sub.add_parser("report", help="re-render reports/ from the executed notebooks")
     rep.add_argument("--reports", default="reports")

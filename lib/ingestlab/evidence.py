@@ -6,11 +6,12 @@ run, or per cold start), in the claim's unit, and says why a claim cannot be mea
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ingestlab.results import Run, check_comparable, latest_runs
+from ingestlab.config import StudyConfig
+from ingestlab.results import Run, check_comparable, find_runs
 
 Trials = dict[str, dict[str, list[float]]]
+# The services every claim compares: only runs that measured both supply a row.
+SERVICES: tuple[str, ...] = ("node", "rust")
 
 # claim key -> (experiment, summary field of each service, factor into the claim's unit)
 FROM_SUMMARIES: dict[str, tuple[str, str, float]] = {
@@ -42,45 +43,50 @@ NOTES = {
 
 
 def _summary_trials(runs: list[Run], field: str, factor: float) -> dict[str, list[float]]:
+    """One trial per run and service. A run supplies only when it has `field` for every
+    service of SERVICES, so both services' trials come from the same runs."""
     trials: dict[str, list[float]] = {}
     for run in runs:
-        for service in ("node", "rust"):
-            value = run.summary.get(service, {}).get(field)
-            if value is not None:
-                trials.setdefault(service, []).append(float(value) * factor)
+        summary = run.summary
+        values = {service: summary.get(service, {}).get(field) for service in SERVICES}
+        if any(value is None for value in values.values()):
+            continue  # a partial run never fills a two-service row
+        for service, value in values.items():
+            trials.setdefault(service, []).append(float(value) * factor)
     return trials
 
 
 EXACT = frozenset({"image_size_mb"})  # bytes on disk: one count, no sampling error
 
 
-def collect_trials(
-    runs_dir: Path, *, trials: int, profile: str | None = None
-) -> tuple[Trials, dict[str, str], list[str]]:
+def collect_trials(config: StudyConfig, *, trials: int) -> tuple[Trials, dict[str, str], list[str]]:
     """(trials per claim key and service, reasons/notes per key, run ids used).
 
-    Uses the `trials` newest runs of each experiment (soak, ceiling, startup) of `profile`;
-    raises if they were measured in different environments (host, CPU, core layout).
+    Reads `config.runs_dir`: the `trials` newest soak and ceiling runs and the newest startup
+    run of `config.profile` that measured both services (SERVICES) and, when
+    `config.study_id` is set, were made for that study (otherwise of any study). Raises if
+    they were measured in different environments (host, CPU, core layout).
     """
     found: Trials = {}
     used: list[Run] = []
 
-    def runs_of(name: str) -> list[Run]:
-        return latest_runs(runs_dir, name, trials, profile=profile)
+    def runs_of(name: str, limit: int) -> list[Run]:
+        return find_runs(config.runs_dir, name, profile=config.profile, services=SERVICES,
+                         study_id=config.study_id, limit=limit)
 
     for key, (experiment, field, factor) in FROM_SUMMARIES.items():
-        runs = runs_of(experiment)
+        runs = runs_of(experiment, trials)
         used += runs
         found[key] = _summary_trials(runs, field, factor)
-    startup_runs = runs_of("startup")
+    startup_runs = runs_of("startup", 1)  # each cold start of the newest startup run is a trial
     used += startup_runs
-    for run in startup_runs[:1]:  # each cold start of the newest startup run is a trial
+    for run in startup_runs:
         starts = run.read_frame("cold_starts")
         for key, (column, factor) in FROM_COLD_STARTS.items():
             found[key] = {
-                s: [v * factor for v in starts.filter(service=s)[column].to_list()] for s in ("node", "rust")
+                s: [v * factor for v in starts.filter(service=s)[column].to_list()] for s in SERVICES
             }
-    found["image_size_mb"] = _summary_trials(startup_runs[:1], "footprint_bytes", 1e-6)  # see EXACT
+    found["image_size_mb"] = _summary_trials(startup_runs, "footprint_bytes", 1e-6)  # see EXACT
     unique = list({run.run_id: run for run in used}.values())
     check_comparable(unique)
     reasons = {**NOTES, **NOT_MEASURABLE}

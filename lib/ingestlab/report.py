@@ -44,7 +44,7 @@ from papermill.exceptions import PapermillExecutionError
 from ingestlab.analysis.memory import HEAP_CLIMB_POINTS, MIB, heap_series
 from ingestlab.charts import with_verdict
 from ingestlab.config import StudyConfig
-from ingestlab.results import Run, RunFormatError
+from ingestlab.results import Run, find_runs
 
 # Outputs carrying {"run_dir": ..., "run_id": ...}: which runs an executed notebook used.
 RUN_MIMETYPE = "application/vnd.ingestlab.run+json"
@@ -373,25 +373,21 @@ def run_study(
 
 
 def latest_or_new_run(config: StudyConfig, experiment: str) -> Run:
-    """The newest complete run of `experiment` in `config.runs_dir` made with the same profile
-    and services; a new run (`EXPERIMENTS[experiment](config)`) if there is none.
+    """The newest complete run of `experiment` in `config.runs_dir` of `config`'s profile
+    that measured its services and, if `config.study_id` is set, belongs to that study
+    (`results.find_runs`); a new run (`EXPERIMENTS[experiment](config)`) if there is none.
 
     For notebooks that analyse what an earlier notebook of the study measured, instead of
     repeating minutes of load. Complete = has summary.json (written last). The notebook
     shows which run it used (`show_run`), with its date.
     """
+    found = find_runs(config.runs_dir, experiment, profile=config.profile, services=config.services,
+                      study_id=config.study_id, limit=1)
+    if found:
+        return found[0]
     # Imported here: rendering reports from saved runs should not need the stack's modules.
     from ingestlab.experiments import EXPERIMENTS
 
-    candidates = sorted(p for p in config.runs_dir.glob(f"*-{experiment}-*") if (p / "summary.json").exists())
-    for path in reversed(candidates):
-        try:
-            run = Run.open(path)
-        except RunFormatError:  # another schema version: not comparable, not usable
-            continue
-        made_with = run.meta["config"]
-        if made_with["profile"] == config.profile and tuple(made_with["services"]) == config.services:
-            return run
     return EXPERIMENTS[experiment](config)
 
 
@@ -521,18 +517,19 @@ def comparison_rate(steps: pl.DataFrame) -> float:
 
 def ceiling_numbers(run: Run) -> dict[str, Any]:
     """A ceiling run's key numbers, per service: `ceiling_rps` (highest passing step),
-    `ceiling_engine`, `lower_bound` (the ramp ended on a passing or inconclusive step, so the
-    true limit is higher), `wrk_rps` and `wrk_p99_ms` (closed-loop cross-check); and
-    `rust_over_node` (ratios of ceiling and wrk rates) when both services ran."""
+    `ceiling_engine`, `lower_bound` (the search ended on an inconclusive step or at its cap,
+    so the true limit may be higher), `search` (how it ended), `wrk_rps` and `wrk_p99_ms`
+    (closed-loop cross-check); and `rust_over_node` (ratios of ceiling and wrk rates) when
+    both services ran."""
     summary = run.summary
     numbers: dict[str, Any] = {}
     for service in run.meta["config"]["services"]:
         found = summary[service]
-        last = found["steps"][-1]
         numbers[service] = {
             "ceiling_rps": found["ceiling_rps"],
             "ceiling_engine": found["engine"],
-            "lower_bound": bool(last["passed"] or last["engine_saturated"]),
+            "lower_bound": found["ceiling_lower_bound"],
+            "search": found["search"],
             "wrk_rps": found["wrk_rps"],
             "wrk_p99_ms": found["wrk_p99_ms"],
         }
@@ -744,15 +741,16 @@ def sent_vs_stored(sent: Mapping[str, tuple[str, bytes]], records: pl.DataFrame)
 
 
 def soak_conditions(run: Run) -> pl.DataFrame:
-    """Per service of a soak run: the rate held (req/s), for how long (s), with which
-    generator, what was achieved, and the same as a share (%) of the article's 10,000
-    req/s for 72 hours."""
+    """Per service of a soak run: the rate held (req/s), how it was chosen, for how long (s),
+    with which generator, what was achieved, and the same as a share (%) of the article's
+    10,000 req/s for 72 hours."""
     rows = []
     for service in run.meta["config"]["services"]:
         s = run.summary.get(service, {})
         rows.append({
             "service": service,
             "rate_rps": s.get("rate_rps"),
+            "rate_source": run.summary.get("rate_source"),
             "achieved_rps": s.get("achieved_rps"),
             "duration_s": s.get("duration_s"),
             "engine": s.get("engine"),

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,12 @@ class Run:
             raise FileNotFoundError(f"run {self.run_id} has no {name}.parquet")
         return pl.read_parquet(path)
 
+    @staticmethod
+    def environment_of(config: StudyConfig) -> dict[str, Any]:
+        """The environment key (see `environment_key`) a run made now with `config` would have."""
+        return {"hostname": socket.gethostname(), "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+                "cores": config.cores.as_dict()}
+
     def environment_key(self) -> dict[str, Any]:
         meta = self.meta
         env = meta["environment"]
@@ -195,22 +202,56 @@ def check_comparable(runs: list[Run]) -> None:
                              + "; ".join(f"{rid}: {k}" for k, rid in keys.items()))
 
 
-def latest_runs(runs_dir: Path, experiment: str, count: int, *, profile: str | None = None) -> list[Run]:
-    """Up to `count` newest finished runs of `experiment` (with a summary.json), newest first,
-    optionally only those of one profile."""
-    found = []
+def find_runs(
+    runs_dir: Path,
+    experiment: str,
+    *,
+    profile: str | None = None,
+    services: Sequence[str] | None = None,
+    study_id: str | None = None,
+    complete: bool = True,
+    limit: int | None = None,
+) -> list[Run]:
+    """The runs of `experiment` under `runs_dir`, newest first: the one run catalogue.
+
+    Each filter applies only when given: `profile` (the run's config profile), `services`
+    (the run measured all of them: a node+rust run serves ("rust",) and ("node", "rust"), a
+    one-service run never serves a two-service request), `study_id` (the run was made for
+    that study; None: any study or none). `complete`: only finished runs (with summary.json,
+    written last); False also returns runs still running or that failed before their
+    results. Directories that are not runs of this schema version are skipped silently
+    (not comparable). `limit`: at most that many.
+    """
+    if isinstance(services, str):
+        raise TypeError(f"services must be a sequence of service names, not the string {services!r}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    wanted = set(services or ())
+    found: list[Run] = []
+    # run ids start with their UTC creation time, so names sort in creation order
     for path in sorted(runs_dir.glob(f"*-{experiment}-*"), reverse=True):
-        if not (path / "summary.json").exists():
-            continue  # still running, or failed before writing its results
-        run = Run.open(path)
-        if profile is None or run.meta["config"]["profile"] == profile:
-            found.append(run)
-        if len(found) == count:
+        if limit is not None and len(found) >= limit:
             break
+        if complete and not (path / "summary.json").exists():
+            continue  # still running, or failed before writing its results
+        try:
+            run = Run.open(path)
+        except RunFormatError:
+            continue
+        meta = run.meta
+        made_with = meta.get("config", {})
+        if (
+            meta.get("experiment") == experiment  # "*-capacity-*" also matches engine-capacity
+            and (profile is None or made_with.get("profile") == profile)
+            and wanted <= set(made_with.get("services", ()))
+            and (study_id is None or made_with.get("study_id") == study_id)
+        ):
+            found.append(run)
     return found
 
 
-def latest_run(runs_dir: Path, experiment: str) -> Run | None:
-    """The newest run of `experiment` under `runs_dir`, if any."""
-    candidates = sorted(p for p in runs_dir.glob(f"*-{experiment}-*") if (p / "meta.json").exists())
-    return Run.open(candidates[-1]) if candidates else None
+def new_study_id() -> str:
+    """`<UTC time to the second>-<random>`, e.g. `20261130T151300Z-3fa9c1`: the id of one
+    study (`StudyConfig.study_id`), recorded in the config of every run made for it."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"

@@ -2,8 +2,8 @@
 keep the result as a run of its own.
 
 ```
-config = StudyConfig.for_profile("quick", runs_dir=Path("data/runs"))
-runs = ensure_evidence(config, trials=3)            # soak x3, ceiling x3, startup x1
+config = StudyConfig.for_profile("quick", runs_dir=Path("data/runs"), study_id=new_study_id())
+runs = ensure_evidence(config, trials=3)            # ceiling x3, soak x3, startup x1
 table, used = claims_report(config, trials=3)       # evidence.collect_trials + claims_table
 write_claims_csv(table, Path("reports/claims.csv"))
 claims = record_claims(config, table, used)         # data/runs/<id>-claims-<x>/
@@ -15,12 +15,18 @@ entry per row of data/article_claims.csv, measured or "not measurable here" with
 reason), the ids of the runs the table was computed from, and as `warnings` every warning
 those runs found about themselves. It is a derived run: it measures nothing, it records
 which measurements a verdict rests on, so a report shows where each number came from.
+
+One study, one evidence set: with `config.study_id` set (`ingestlab study` sets it), runs
+are found and made for that study only (`results.find_runs(..., study_id=...)`), so a run
+another command made (`ingestlab run startup --service rust`) never stands in for the
+study's. Without it, the newest runs of the profile count, whichever study made them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,63 +35,50 @@ import polars as pl
 from ingestlab import evidence
 from ingestlab.analysis.claims import CLAIMS_COLUMNS, MIN_TRIALS, claims_table, load_claims
 from ingestlab.config import StudyConfig
-from ingestlab.results import Run, RunFormatError
+from ingestlab.results import Run, find_runs
 
 NOT_MEASURABLE = "not measurable here"
 CLAIMS_EXPERIMENT = "claims"
-# What the claims table needs: repeated soak and ceiling runs (one trial each) and one
-# startup run (each of its cold starts is a trial; its footprint is an exact count).
-EVIDENCE: dict[str, str] = {"soak": "trials", "ceiling": "trials", "startup": "one"}
-
-
-def matching_runs(config: StudyConfig, experiment: str) -> list[Run]:
-    """Finished runs of `experiment` in `config.runs_dir` made with the same profile and
-    services as `config`, newest first. Finished = has summary.json (written last); runs of
-    another schema version are skipped (not comparable)."""
-    found = []
-    for path in sorted(config.runs_dir.glob(f"*-{experiment}-*"), reverse=True):
-        if not (path / "summary.json").exists():
-            continue
-        try:
-            run = Run.open(path)
-        except RunFormatError:
-            continue
-        made_with = run.meta["config"]
-        if (
-            run.meta.get("experiment") == experiment
-            and made_with["profile"] == config.profile
-            and tuple(made_with["services"]) == tuple(config.services)
-        ):
-            found.append(run)
-    return found
+# What the claims table needs: repeated ceiling and soak runs (one trial each) and one
+# startup run (each of its cold starts is a trial; its footprint is an exact count). Made in
+# this order: ceiling before soak (a soak rate is to be derived from the study's ceilings).
+EVIDENCE: dict[str, str] = {"ceiling": "trials", "soak": "trials", "startup": "one"}
 
 
 def ensure_runs(config: StudyConfig, experiment: str, count: int, *, measure: bool = True) -> list[Run]:
-    """The `count` newest runs of `experiment` with `config`'s profile and services, newest
-    first, running the experiment (`experiments.EXPERIMENTS[experiment](config)`) until
-    that many exist. With `measure=False` nothing is run: whatever exists is returned,
-    possibly fewer than `count`.
+    """The `count` newest finished runs of `experiment` of `config`'s profile that measured
+    both services (`evidence.SERVICES`) and, if `config.study_id` is set, belong to that
+    study; newest first. Runs the experiment (`experiments.EXPERIMENTS[experiment]`, with
+    `config` and both services) until that many exist. With `measure=False` nothing is run:
+    whatever exists is returned, possibly fewer than `count`.
 
-    Runs are reused across notebooks and studies: a study that already made two soak runs
-    makes only the missing ones. Each new run takes the experiment's full time (a full
-    soak: minutes per service).
+    Runs are reused: a study that already made two soak runs makes only the missing ones
+    (without a study id, runs of any study count). Each new run takes the experiment's full
+    time (a full soak: minutes per service).
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    runs = matching_runs(config, experiment)
+
+    def found() -> list[Run]:
+        return find_runs(config.runs_dir, experiment, profile=config.profile, services=evidence.SERVICES,
+                         study_id=config.study_id, limit=count)
+
+    runs = found()
     if measure and len(runs) < count:
         # Imported here: reading saved runs should not need the stack's modules.
         from ingestlab.experiments import EXPERIMENTS
 
+        both = config.replace(services=tuple(evidence.SERVICES))  # a claim compares the two
         for _ in range(count - len(runs)):
-            EXPERIMENTS[experiment](config)
-        runs = matching_runs(config, experiment)
-    return runs[:count]
+            EXPERIMENTS[experiment](both)
+        runs = found()
+    return runs
 
 
 def ensure_evidence(config: StudyConfig, *, trials: int, measure: bool = True) -> dict[str, list[Run]]:
-    """The runs the claims table reads (see `EVIDENCE`), made if missing and `measure`:
-    `trials` soak and ceiling runs and one startup run, per experiment newest first."""
+    """The runs the claims table reads (see `EVIDENCE`, in its order), made if missing and
+    `measure`: `trials` ceiling and soak runs and one startup run, per experiment newest
+    first, of `config.study_id`'s study when it is set (see `ensure_runs`)."""
     return {
         experiment: ensure_runs(config, experiment, trials if need == "trials" else 1, measure=measure)
         for experiment, need in EVIDENCE.items()
@@ -122,21 +115,36 @@ def runs_overview(runs: Mapping[str, Sequence[Run]] | Sequence[Run]) -> pl.DataF
     return pl.DataFrame(rows, schema=schema)
 
 
-def claims_report(config: StudyConfig, trials: int) -> tuple[pl.DataFrame, list[str]]:
-    """(the claims table, ids of the runs it was computed from).
+@dataclass(frozen=True)
+class ClaimsReport:
+    """What `claims_report` computed: the table, the ids of the runs it rests on, and the
+    study whose runs those are (`None`: no study given, the newest runs of the profile).
 
-    `evidence.collect_trials` over `config.runs_dir` (the `trials` newest soak and ceiling
-    runs of the profile, the newest startup run) and `analysis.claims.claims_table` with
+    Unpacks as `table, used = claims_report(...)`."""
+
+    table: pl.DataFrame
+    used: list[str]
+    study_id: str | None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.table, self.used))
+
+
+def claims_report(config: StudyConfig, trials: int) -> ClaimsReport:
+    """The claims table, the ids of the runs it was computed from, and the study id used.
+
+    `evidence.collect_trials(config, ...)` over `config.runs_dir` (the `trials` newest soak and
+    ceiling runs and the newest startup run of the profile that measured both services, of
+    `config.study_id`'s study when it is set) and `analysis.claims.claims_table` with
     `evidence.EXACT`. One row per row of data/article_claims.csv, with `key`, the columns
-    of `analysis.claims.CLAIMS_COLUMNS`, `unit` and `trials`. Note that collect_trials
-    selects by profile only: a newer run of the same profile made for one service alone
-    would count for that service.
+    of `analysis.claims.CLAIMS_COLUMNS`, `unit` and `trials`.
     """
-    found, notes, used = evidence.collect_trials(config.runs_dir, trials=trials, profile=config.profile)
+    found, notes, used = evidence.collect_trials(config, trials=trials)
     usable, dropped = usable_trials(found)
     claims = load_claims()
     reasons = explain_reasons(claims["key"].to_list(), usable, notes, dropped=dropped)
-    return claims_table(claims, usable, reasons, exact=evidence.EXACT), used
+    table = claims_table(claims, usable, reasons, exact=evidence.EXACT)
+    return ClaimsReport(table=table, used=used, study_id=config.study_id)
 
 
 def usable_trials(found: evidence.Trials) -> tuple[evidence.Trials, dict[str, dict[str, int]]]:

@@ -12,7 +12,7 @@ from ingestlab.experiments.steps import drive_step
 def test_constant_rate_run_is_all_accepted_and_all_delivered(stack, service_name, config, tmp_path):
     before = stack.topic_size()
     result, rows = drive_step(config, url=stack.service(service_name).ingest_url, rate_rps=200, step=0,
-                              out_dir=tmp_path, id_prefix=f"{service_name}-open", engine="aiohttp",
+                              out_dir=tmp_path, id_prefix=f"{service_name}-open", engine="asyncio",
                               duration_s=2.0)
     assert rows.height == 400  # one row per scheduled request, warm-up included
     assert rows.filter(pl.col("phase") == "warmup").height == 100  # 0.5 s at 200 req/s

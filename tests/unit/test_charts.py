@@ -57,14 +57,14 @@ def _steps() -> pl.DataFrame:
         {
             "service": ["node", "node", "rust", "rust"],
             "step": [0, 1, 0, 1],
-            "engine": ["aiohttp", "oha", "aiohttp", "oha"],
+            "engine": ["asyncio", "oha", "asyncio", "oha"],
             "offered_rps": [1000, 2000, 1000, 2000],
             "achieved_rps": [1000.0, 1500.0, 1000.0, 1990.0],
             "p50_ms": [0.5, 900.0, 8.0, 9.0],
             "p99_ms": [6.0, 1400.0, 15.0, None],
             "error_rate": [0.0, 0.02, 0.0, 0.0],
             "passed": [True, False, True, False],
-            "engine_saturated": [False, False, False, True],
+            "outcome": ["pass", "fail", "pass", "inconclusive"],
             "reasons": ["", "achieved 1500 of 2000 req/s", "", "load generator saturated"],
         }
     )

@@ -30,7 +30,7 @@ def test_invalid_configs_are_refused(bad):
 def test_config_is_json_ready_and_records_the_core_layout():
     config = StudyConfig(cores=CoreLayout(service=(1,), broker=(0,), load=(0,)))
     data = json.loads(json.dumps(config.as_dict()))
-    assert data["cores"] == {"service": [1], "broker": [0], "load": [0]}
+    assert data["cores"] == {"service": [1], "broker": [0], "load": [0], "load_nice": -10}
     assert data["runs_dir"] == "data/runs"
 
 

@@ -270,7 +270,7 @@ def test_transport_errors_become_rows(tmp_path: Path) -> None:
     df = result.frame()
     assert df.height == 10
     assert set(df["status"]) == {0}
-    assert set(df["error_class"]) == {"ClientConnectorError"}
+    assert set(df["error_class"]) == {"ConnectionRefusedError"}
     assert df["end_ns"].null_count() == 0
     assert result.health["errors"] == 10
     assert result.health["responses"] == 0

@@ -1,8 +1,14 @@
 import base64
 import string
+from pathlib import Path
+
+import pytest
 
 from ingestlab.stack import artifacts
-from ingestlab.stack.kafka import QUORUM_RACE_MARKERS, is_quorum_race, new_cluster_id
+from ingestlab.stack.kafka import QUORUM_RACE_MARKERS, KafkaBroker, is_quorum_race, new_cluster_id
+
+# Every character a base64url cluster id can begin with.
+BASE64URL = string.ascii_letters + string.digits + "-_"
 
 
 def test_cluster_id_is_16_bytes_base64url():
@@ -27,3 +33,12 @@ def test_template_fills_every_placeholder_and_listens_on_loopback_only():
     assert props["process.roles"] == "broker,controller"
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
     assert props["num.partitions"] == "3"
+
+
+@pytest.mark.parametrize("first", BASE64URL)
+def test_format_passes_any_cluster_id_as_one_token(first, tmp_path: Path):
+    """Regression: an id beginning with '-' (1 in 64) was read as an option by StorageTool."""
+    cid = first + new_cluster_id()[1:]
+    argv = KafkaBroker(work_dir=tmp_path).format_storage_argv(cid)
+    assert f"--cluster-id={cid}" in argv
+    assert cid not in argv  # never a token of its own

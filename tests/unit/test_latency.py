@@ -47,7 +47,7 @@ def rows(
             "end_ns": ns(end_ms),
             "status": status,
             "bytes_sent": [0 if a is None else 1000 for a in actual_ms],
-            "error_class": [None if s > 0 else "ClientConnectorError" for s in status],
+            "error_class": [None if s > 0 else "ConnectionRefusedError" for s in status],
         },
         schema=REQUEST_SCHEMA,
     )

@@ -273,3 +273,28 @@ def test_latest_or_new_run_reuses_a_matching_complete_run(tmp_path: Path) -> Non
     other_services.write_summary({})
     Run.create(quick, "ceiling")  # newest, but incomplete: no summary.json
     assert report.latest_or_new_run(quick, "ceiling") == older
+
+
+def test_latest_or_new_run_of_a_study_takes_only_that_studys_runs(tmp_path: Path, monkeypatch) -> None:
+    from ingestlab import experiments
+
+    quick = StudyConfig.for_profile("quick", runs_dir=tmp_path)
+    mine = quick.replace(study_id="S1")
+    studys = Run.create(mine, "ceiling")
+    studys.write_summary({})
+    newer = Run.create(quick, "ceiling")  # of no study
+    newer.write_summary({})
+    assert report.latest_or_new_run(mine, "ceiling") == studys
+    assert report.latest_or_new_run(quick, "ceiling") == newer  # no study id: any study
+    made: list[StudyConfig] = []
+
+    def fake_ceiling(cfg: StudyConfig) -> Run:
+        made.append(cfg)
+        run = Run.create(cfg, "ceiling")
+        run.write_summary({})
+        return run
+
+    monkeypatch.setitem(experiments.EXPERIMENTS, "ceiling", fake_ceiling)
+    other = quick.replace(study_id="S2")
+    new = report.latest_or_new_run(other, "ceiling")  # S2 has none yet: measured for S2
+    assert made == [other] and new.meta["config"]["study_id"] == "S2"

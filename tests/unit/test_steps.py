@@ -1,22 +1,28 @@
+import polars as pl
+import pytest
+
 from ingestlab.config import StudyConfig
 from ingestlab.experiments.ceiling import step_verdict
-from ingestlab.experiments.steps import StepResult, engine_for, pool_size
+from ingestlab.experiments.engine_bench import usable_rate
+from ingestlab.experiments.steps import EngineLimits, StepResult, pool_size
 
 
 def _result(**overrides) -> StepResult:
     base = dict(
         step=0,
-        engine="aiohttp",
+        engine="asyncio",
         offered_rps=1000.0,
         achieved_rps=1000.0,
         sent=1000,
         accepted=1000,
         errors=0,
         error_rate=0.0,
+        dropped=0,
         p50_ms=2.0,
         p95_ms=5.0,
         p99_ms=10.0,
         max_ms=20.0,
+        service_p99_ms=9.0,
         engine_lag_p99_ms=0.5,
         engine_cpu_pct=20.0,
         engine_saturated=False,
@@ -32,37 +38,60 @@ def test_pool_covers_the_p99_bound_within_limits():
     assert pool_size(config, 50_000) == 1024  # 5000 needed, clamped down
 
 
-def test_engine_is_chosen_by_rate():
-    config = StudyConfig(aiohttp_max_rps=2_000)
-    assert engine_for(config, 2_000) == "aiohttp"
-    assert engine_for(config, 2_001) == "oha"
+def test_engine_is_chosen_from_the_measured_limits_within_the_cpu_budget():
+    limits = EngineLimits(asyncio_rps=40_000, oha_rps=60_000, asyncio_usable_rps=4_000,
+                          oha_usable_rps=30_000, cpu_budget_pct=50, source="run-x")
+    assert limits.choose(4_000) == "asyncio"
+    assert limits.choose(4_001) == "oha"
+    assert limits.choose(30_000) == "oha"
+    assert limits.choose(30_001) is None
+
+
+def test_the_usable_rate_is_read_off_the_cpu_curve():
+    steps = pl.DataFrame({"offered_rps": [4_000.0, 8_000.0, 8_000.0, 16_000.0],
+                          "engine_cpu_pct": [40.0, 70.0, 80.0, 97.0]})
+    # 50% lies between 4,000 (40%) and 8,000 (75%, the mean of two steps)
+    assert usable_rate(steps, cpu_budget_pct=50) == pytest.approx(4_000 + 4_000 * 10 / 35)
+    assert usable_rate(steps, cpu_budget_pct=30) == pytest.approx(3_000)
+    assert usable_rate(steps, cpu_budget_pct=99) == 16_000  # never beyond what was held
+    assert usable_rate(steps.clear(), cpu_budget_pct=50) is None
 
 
 def test_a_clean_step_passes():
-    assert step_verdict(_result(), p99_bound_ms=100, lost=0) == (True, [])
+    assert step_verdict(_result(), p99_bound_ms=100, lost=0) == ("pass", [])
 
 
-def test_each_failure_is_named_with_its_number():
-    passed, reasons = step_verdict(
-        _result(
-            achieved_rps=900.0,
-            error_rate=0.01,
-            p99_ms=250.0,
-            engine_saturated=True,
-            engine_notes=("engine CPU was 97% of one core",),
-        ),
+def test_the_services_own_failures_are_named_with_their_numbers():
+    outcome, reasons = step_verdict(
+        _result(errors=12, error_rate=0.012, service_p99_ms=250.0, engine_saturated=True,
+                engine_notes=("schedule lag p99 is 80 ms",)),
         p99_bound_ms=100,
         lost=3,
     )
-    assert not passed
+    assert outcome == "fail"  # a slow service exhausts the pool: its fault, not the rig's
     text = " | ".join(reasons)
-    assert "inconclusive" in text and "97%" in text
-    assert "achieved 900 of 1000" in text
-    assert "error rate 1.00%" in text
-    assert "p99 250.0 ms (bound 100 ms)" in text
+    assert "error rate 1.20%" in text
+    assert "p99 from the actual send 250.0 ms (bound 100 ms)" in text
     assert "3 accepted records missing" in text
 
 
+def test_a_late_generator_with_a_fast_service_is_inconclusive():
+    outcome, reasons = step_verdict(
+        _result(achieved_rps=900.0, p99_ms=250.0, service_p99_ms=8.0, errors=40, dropped=40,
+                engine_saturated=True, engine_notes=("engine CPU was 97% of one core",)),
+        p99_bound_ms=100,
+        lost=0,
+    )
+    assert outcome == "inconclusive"
+    assert "97%" in reasons[0]
+
+
+def test_slow_from_the_intended_send_fails_when_the_generator_kept_up():
+    outcome, reasons = step_verdict(_result(achieved_rps=900.0, p99_ms=250.0), p99_bound_ms=100, lost=0)
+    assert outcome == "fail"
+    assert "achieved 900 of 1000" in reasons[0] and "p99 250.0 ms (bound 100 ms)" in reasons[1]
+
+
 def test_a_step_without_latencies_does_not_pass():
-    passed, reasons = step_verdict(_result(p99_ms=None), p99_bound_ms=100, lost=0)
-    assert not passed and "p99 None" in reasons[0]
+    outcome, reasons = step_verdict(_result(p99_ms=None, service_p99_ms=None), p99_bound_ms=100, lost=0)
+    assert outcome == "fail" and "p99 None" in reasons[0]

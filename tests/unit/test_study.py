@@ -4,6 +4,7 @@ the recorded numbers and the claims run."""
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from ingestlab import evidence, study
 from ingestlab.analysis.claims import CLAIMS_COLUMNS, load_claims
 from ingestlab.config import StudyConfig
-from ingestlab.results import Run
+from ingestlab.results import Run, find_runs
 
 
 @pytest.fixture
@@ -45,32 +46,32 @@ def _ceiling(config: StudyConfig, *, node: float = 6000, rust: float = 16000) ->
 
 
 def _startup(config: StudyConfig) -> Run:
+    """A startup run of `config.services`: 3 cold starts and the footprint of each."""
     starts = pl.DataFrame(
         {
             "service": ["node"] * 3 + ["rust"] * 3,
             "cold_start_ms": [200.0, 210.0, 190.0, 20.0, 22.0, 21.0],
             "rss_at_ready_mb": [65.0, 66.0, 64.0, 6.5, 6.6, 6.7],
         }
-    )
-    return _run(
-        config,
-        "startup",
-        {"node": {"footprint_bytes": 600_000_000}, "rust": {"footprint_bytes": 10_000_000}},
-        cold_starts=starts,
-    )
+    ).filter(pl.col("service").is_in(list(config.services)))
+    footprint = {"node": {"footprint_bytes": 600_000_000}, "rust": {"footprint_bytes": 10_000_000}}
+    summary = {s: footprint[s] for s in config.services}
+    return _run(config, "startup", summary, cold_starts=starts)
 
 
 # --- finding runs --------------------------------------------------------------------------
 
 
-def test_matching_runs_same_profile_and_services_finished_newest_first(config: StudyConfig) -> None:
+def test_ensure_runs_uses_finished_two_service_runs_of_the_profile_newest_first(config: StudyConfig) -> None:
     first, second = _soak(config), _soak(config)
     _soak(config.replace(profile="full"))
-    _soak(config.replace(services=("rust",)))
+    _soak(config.replace(services=("rust",)))  # measured one service: never evidence
     Run.create(config, "soak")  # unfinished: no summary.json
     _ceiling(config)
-    found = study.matching_runs(config, "soak")
+    found = study.ensure_runs(config, "soak", 5, measure=False)
     assert [run.run_id for run in found] == [second.run_id, first.run_id]
+    # a config of one service still reads (and would make) runs of both
+    assert study.ensure_runs(config.replace(services=("rust",)), "soak", 5, measure=False) == found
 
 
 def test_ensure_runs_reuses_and_makes_only_the_missing(config: StudyConfig, monkeypatch) -> None:
@@ -96,11 +97,46 @@ def test_ensure_runs_reuses_and_makes_only_the_missing(config: StudyConfig, monk
 def test_ensure_evidence_without_measuring(config: StudyConfig) -> None:
     _soak(config), _soak(config), _ceiling(config), _startup(config), _startup(config)
     found = study.ensure_evidence(config, trials=3, measure=False)
+    assert list(found) == ["ceiling", "soak", "startup"]  # ceiling first: the soak rate follows it
     assert {k: len(v) for k, v in found.items()} == {"soak": 2, "ceiling": 1, "startup": 1}
     overview = study.runs_overview(found)
-    assert overview["experiment"].to_list() == ["soak", "soak", "ceiling", "startup"]
+    assert overview["experiment"].to_list() == ["ceiling", "soak", "soak", "startup"]
     assert overview["warnings"].to_list() == [0, 0, 0, 0]
     assert study.runs_overview([]).height == 0
+
+
+def test_ensure_evidence_of_a_study_makes_the_missing_runs_for_that_study(
+    config: StudyConfig, monkeypatch
+) -> None:
+    from ingestlab import experiments
+
+    makers = {"soak": _soak, "ceiling": _ceiling, "startup": _startup}
+    made: list[tuple[str, str | None, tuple[str, ...]]] = []
+
+    def fake(experiment: str):
+        def run(cfg: StudyConfig) -> Run:
+            made.append((experiment, cfg.study_id, cfg.services))
+            return makers[experiment](cfg)
+
+        return run
+
+    for name in makers:
+        monkeypatch.setitem(experiments.EXPERIMENTS, name, fake(name))
+    # runs of no study and of another study: not this study's evidence
+    _soak(config), _soak(config), _ceiling(config), _startup(config)
+    _ceiling(config.replace(study_id="other")), _startup(config.replace(study_id="other"))
+    mine = config.replace(study_id="S1")
+    _soak(mine)  # made by an earlier, interrupted run of the study: reused
+    found = study.ensure_evidence(mine, trials=2)
+    both = ("node", "rust")
+    assert made == [("ceiling", "S1", both)] * 2 + [("soak", "S1", both), ("startup", "S1", both)]
+    assert {k: len(v) for k, v in found.items()} == {"ceiling": 2, "soak": 2, "startup": 1}
+    for runs in found.values():
+        assert all(run.meta["config"]["study_id"] == "S1" for run in runs)
+    assert len(find_runs(config.runs_dir, "soak", study_id="S1")) == 2
+    # the study complete: nothing more is made
+    study.ensure_evidence(mine, trials=2)
+    assert len(made) == 4
 
 
 # --- judging claims ------------------------------------------------------------------------
@@ -140,12 +176,16 @@ def test_claims_report_from_saved_runs(config: StudyConfig) -> None:
         _soak(config, node_rss=rss)
     _ceiling(config), _ceiling(config, node=0), _ceiling(config, node=5000)
     _startup(config)
-    table, used = study.claims_report(config, 3)
+    result = study.claims_report(config, 3)
+    table, used = result
+    assert result.study_id is None and result.table is table and result.used == used
     assert table["key"].to_list() == load_claims()["key"].to_list()
     assert set(CLAIMS_COLUMNS) <= set(table.columns)
     rows = {row["key"]: row for row in table.iter_rows(named=True)}
     assert rows["memory_sustained_mb"]["verdict"] == "direction only"  # 40/125 = 0.32 vs claimed 0.05
-    assert rows["memory_sustained_mb"]["measured_ratio"] == pytest.approx(40 / 125)
+    # the ratio of geometric means (analysis.claims.INTERVAL_METHOD)
+    node_mean = statistics.geometric_mean([120.0, 125.0, 130.0])
+    assert rows["memory_sustained_mb"]["measured_ratio"] == pytest.approx(40 / node_mean)
     assert rows["cold_start_s"]["verdict"] == "reproduced"  # about 0.105 against 0.057: within x2
     assert (
         rows["image_size_mb"]["trials"] == 1
@@ -157,6 +197,38 @@ def test_claims_report_from_saved_runs(config: StudyConfig) -> None:
     assert "left out (1 of node)" in throughput["reason"]
     assert rows["cpu_busiest_core_pct"]["reason"] == evidence.NOT_MEASURABLE["cpu_busiest_core_pct"]
     assert len(used) == 3 + 3 + 1
+
+
+def test_claims_of_a_study_use_its_runs_not_a_newer_one_service_run(config: StudyConfig) -> None:
+    """The bug: `ingestlab run startup --service rust` after the study made its startup run
+    was taken as the study's startup evidence, and the Node values went missing."""
+    mine = config.replace(study_id="S1")
+    for rss in (120.0, 125.0, 130.0):
+        _soak(mine, node_rss=rss)
+    studys_startup = _startup(mine)
+    rust_only = _startup(config.replace(services=("rust",)))  # newer, no study id
+    _soak(config, node_rss=999.0)  # newer soak of no study: not the study's either
+    result = study.claims_report(mine, 3)
+    assert result.study_id == "S1"
+    assert studys_startup.run_id in result.used and rust_only.run_id not in result.used
+    assert all(Run.open(config.runs_dir / rid).meta["config"]["study_id"] == "S1" for rid in result.used)
+    rows = {row["key"]: row for row in result.table.iter_rows(named=True)}
+    for key in ("memory_startup_mb", "cold_start_s", "image_size_mb", "memory_sustained_mb"):
+        assert rows[key]["node_measured"] is not None and rows[key]["rust_measured"] is not None, key
+    assert rows["memory_startup_mb"]["node_measured"] == pytest.approx(65.0)
+    assert rows["memory_sustained_mb"]["node_measured"] == pytest.approx(125.0)  # not 999
+    # without a study id: the newest runs of the profile, but still never a one-service run
+    found, _, used = evidence.collect_trials(config, trials=3)
+    assert rust_only.run_id not in used and studys_startup.run_id in used
+    assert len(found["cold_start_s"]["node"]) == 3 and len(found["image_size_mb"]["node"]) == 1
+
+
+def test_a_run_missing_one_service_value_is_no_trial_of_either(config: StudyConfig) -> None:
+    _run(config, "ceiling", {"node": {"ceiling_rps": 6000}, "rust": {}})
+    _ceiling(config)
+    found, _, used = evidence.collect_trials(config, trials=3)
+    assert found["throughput_limit_rps"] == {"node": [6000.0], "rust": [16000.0]}
+    assert len(used) == 2
 
 
 # --- recording -----------------------------------------------------------------------------
@@ -228,5 +300,5 @@ def test_record_claims_keeps_the_table_and_its_provenance(config: StudyConfig) -
     missing = [w for w in summary["warnings"] if w.startswith("claim ")]
     assert len(missing) == load_claims().height - 2
     # a claims run is not mistaken for an experiment's run
-    assert [r.run_id for r in study.matching_runs(config, "soak")] == [warned.run_id]
-    assert [r.run_id for r in study.matching_runs(config, "claims")] == [run.run_id]
+    assert [r.run_id for r in find_runs(config.runs_dir, "soak")] == [warned.run_id]
+    assert [r.run_id for r in find_runs(config.runs_dir, "claims")] == [run.run_id]

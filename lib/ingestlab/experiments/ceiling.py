@@ -1,10 +1,18 @@
-"""`ceiling`: the sustained throughput limit of each service, ramped step by step.
+"""`ceiling`: the sustained throughput limit of each service, found by a rate search.
 
 A step passes when the service keeps up: achieved >= 99% of offered, errors < 0.1%, p99
-latency (from the intended send time) under `config.ceiling_p99_bound_ms`, every accepted
-record in Kafka, and the load generator itself not saturated. The ceiling is the highest
-rate of an unbroken run of passing steps from the bottom; the ramp stops at the first step
-that does not pass. Each service gets a fresh broker, so neither inherits the other's topic.
+latency (from the intended send time) under `config.ceiling_p99_bound_ms`, and every
+accepted record in Kafka. A step fails on the service when its own answers were too slow
+(p99 from the actual send over the bound), too many failed, or records went missing; a step
+whose load generator could not keep up, while the service's own times stayed in bound, is
+inconclusive: it says nothing about the service, and nothing above it is tried.
+
+The search (`experiments.search`) starts at `config.ceiling_start_rps`, doubles until a step
+fails, halves when the first step fails, then bisects until the limit is known within
+`config.ceiling_resolution`. The ceiling is the highest passing rate below every failing one;
+it is a lower bound when the search ended on an inconclusive step or at the cap. The engine
+of each step comes from the rig's calibration (`engine_bench.engine_limits`). Each service
+gets a fresh broker, so neither inherits the other's topic.
 
 Delivery is checked by count per step (records added to the topic vs requests answered 202,
 warm-up included): oha cannot tag its requests, and reading every 10 KB record back at
@@ -20,7 +28,9 @@ import time
 import polars as pl
 
 from ingestlab.config import ServiceName, StudyConfig
-from ingestlab.experiments.steps import StepResult, drive_step
+from ingestlab.experiments.engine_bench import engine_limits
+from ingestlab.experiments.search import Outcome, SearchPolicy, next_rate, summarize
+from ingestlab.experiments.steps import EngineLimits, StepResult, drive_step
 from ingestlab.load.engine import SATURATION_ACHIEVED_RATIO
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.wrk import run_wrk
@@ -32,40 +42,57 @@ MAX_ERROR_RATE = 0.001
 SETTLE_S = 1.0
 
 
-def step_verdict(result: StepResult, *, p99_bound_ms: float, lost: int) -> tuple[bool, list[str]]:
-    """Whether a step passed, and why not (empty when it passed)."""
-    reasons = []
+def step_verdict(result: StepResult, *, p99_bound_ms: float, lost: int) -> tuple[Outcome, list[str]]:
+    """A step's outcome ("pass", "fail", "inconclusive") and why it did not pass.
+
+    The service's own failures decide first, whatever the generator did: errors other than
+    the generator's own drops, records missing from Kafka, or a p99 from the actual send
+    (the service's time alone) over the bound. Otherwise a saturated generator makes the step
+    inconclusive; otherwise achieved rate and p99 from the intended send decide.
+    """
+    own = []
+    service_errors = result.errors - result.dropped
+    total = max(result.sent, 1)
+    if service_errors / total >= MAX_ERROR_RATE:
+        own.append(f"error rate {100 * service_errors / total:.2f}% (>= {100 * MAX_ERROR_RATE:.1f}%)")
+    if lost:
+        own.append(f"{lost} accepted records missing from Kafka")
+    if result.service_p99_ms is not None and result.service_p99_ms >= p99_bound_ms:
+        own.append(f"p99 from the actual send {result.service_p99_ms:.1f} ms (bound {p99_bound_ms} ms)")
+    if own:
+        return "fail", own
     if result.engine_saturated:
-        reasons.append("load generator saturated (inconclusive): " + "; ".join(result.engine_notes))
+        return "inconclusive", ["load generator saturated (inconclusive): " + "; ".join(result.engine_notes)]
+    reasons = []
     if result.achieved_rps < SATURATION_ACHIEVED_RATIO * result.offered_rps:
         reasons.append(f"achieved {result.achieved_rps:.0f} of {result.offered_rps:.0f} req/s")
-    if result.error_rate >= MAX_ERROR_RATE:
-        reasons.append(f"error rate {100 * result.error_rate:.2f}% (>= {100 * MAX_ERROR_RATE:.1f}%)")
     if result.p99_ms is None or result.p99_ms >= p99_bound_ms:
         reasons.append(f"p99 {result.p99_ms} ms (bound {p99_bound_ms} ms)")
-    if lost:
-        reasons.append(f"{lost} accepted records missing from Kafka")
-    return not reasons, reasons
+    return ("fail" if reasons else "pass"), reasons
 
 
 def _ramp_service(
-    config: StudyConfig, run: Run, service: ServiceName
+    config: StudyConfig, run: Run, service: ServiceName, limits: EngineLimits
 ) -> tuple[dict, list[dict], list[pl.DataFrame]]:
     steps_dir = run.path / "steps"
     table: list[dict] = []
     frames: list[pl.DataFrame] = []
-    best, best_engine = 0, None
+    history: list[tuple[float, Outcome]] = []
+    policy = SearchPolicy(start_rps=config.ceiling_start_rps, floor_rps=config.ceiling_floor_rps,
+                          cap_rps=config.ceiling_cap_rps, resolution=config.ceiling_resolution)
     with Stack(config, services=(service,), log_dir=run.logs_dir / service) as stack:
         url = stack.service(service).ingest_url
-        for k, rate in enumerate(config.ceiling_rates_rps):
+        while (rate := next_rate(history, policy)) is not None:
+            k = len(history)
             before = stack.topic_size()
-            result, rows = drive_step(
-                config, url=url, rate_rps=rate, step=k, out_dir=steps_dir, id_prefix=f"{service}-c{k}"
-            )
-            accepted_all = int((rows["status"] == 202).sum())  # warm-up requests are records too
+            result, rows = drive_step(config, url=url, rate_rps=rate, step=k, out_dir=steps_dir,
+                                      id_prefix=f"{service}-c{k}", limits=limits)
+            # warm-up requests are records too, and so are those of an attempt repeated with oha
+            accepted_all = int((rows["status"] == 202).sum()) + result.accepted_before_retry
             delivered = stack.wait_for_records(before + accepted_all) - before
             lost = max(0, accepted_all - delivered)
-            passed, reasons = step_verdict(result, p99_bound_ms=config.ceiling_p99_bound_ms, lost=lost)
+            outcome, reasons = step_verdict(result, p99_bound_ms=config.ceiling_p99_bound_ms, lost=lost)
+            history.append((rate, outcome))
             table.append(
                 {
                     "service": service,
@@ -73,7 +100,8 @@ def _ramp_service(
                     "accepted_incl_warmup": accepted_all,
                     "delivered": delivered,
                     "lost": lost,
-                    "passed": passed,
+                    "outcome": outcome,
+                    "passed": outcome == "pass",
                     "reasons": "; ".join(reasons),
                 }
             )
@@ -82,11 +110,7 @@ def _ramp_service(
                     service=pl.lit(service), offered_rps=pl.lit(float(rate)), engine=pl.lit(result.engine)
                 )
             )
-            if not passed:
-                break
-            best, best_engine = rate, result.engine
             time.sleep(SETTLE_S)
-        time.sleep(SETTLE_S)
         body = PayloadSet(1, size_bytes=config.payload_bytes, seed=config.seed, id_prefix="wrk").body(0)
         before = stack.topic_size()
         wrk = run_wrk(
@@ -95,12 +119,20 @@ def _ramp_service(
             body=body,
             connections=config.wrk_connections,
             cores=config.cores.load,
+            nice=config.cores.load_nice,
         )
         wrk_accepted = wrk.requests - wrk.non_2xx_3xx
         wrk_delivered = stack.wait_for_records(before + wrk_accepted) - before
         run.update_meta(**{f"stack_{service}": stack.describe()})
+    found = summarize(history, policy)
+    best_engine = next(
+        (row["engine"] for row in table if row["passed"] and row["offered_rps"] == found.best_rps), None
+    )
     summary = {
-        "ceiling_rps": best,
+        "ceiling_rps": found.best_rps,
+        "ceiling_lower_bound": found.lower_bound,
+        "first_failing_rps": found.limit_rps,
+        "search": found.reason,
         "engine": best_engine,
         "p99_bound_ms": config.ceiling_p99_bound_ms,
         "wrk_rps": wrk.requests_per_s,
@@ -114,34 +146,29 @@ def _ramp_service(
 
 
 def ceiling(config: StudyConfig) -> Run:
-    """Ramp each service in `config.services`; summary keys per service: `ceiling_rps`,
-    `engine` (of the highest passing step), `wrk_rps`, `steps`."""
+    """Search each service's ceiling in `config.services`; summary keys per service:
+    `ceiling_rps` (None: no rate held), `ceiling_lower_bound`, `first_failing_rps`, `search`,
+    `engine` (of the highest passing step), `wrk_rps`, `steps`; `engine_limits` (the rig)."""
+    limits = engine_limits(config)
     run = Run.create(config, "ceiling")
-    summary: dict[str, object] = {}
+    run.update_meta(engine_limits=limits.as_dict())
+    summary: dict[str, object] = {"engine_limits": limits.as_dict()}
     table: list[dict] = []
     frames: list[pl.DataFrame] = []
     found: list[str] = []
     for service in config.services:
-        service_summary, rows, service_frames = _ramp_service(config, run, service)
+        service_summary, rows, service_frames = _ramp_service(config, run, service, limits)
         summary[service] = service_summary
         table += rows
         frames += service_frames
-        last = rows[-1]
-        if last["passed"]:
-            found.append(
-                f"{service}: passed every step up to {last['offered_rps']:.0f} req/s; "
-                "its ceiling is higher than the ramp went"
-            )
-        elif last["engine_saturated"]:
-            found.append(
-                f"{service}: the ramp ended because the load generator saturated at "
-                f"{last['offered_rps']:.0f} req/s; the ceiling is a lower bound"
-            )
+        if service_summary["ceiling_rps"] is None or service_summary["ceiling_lower_bound"]:
+            found.append(f"{service}: {service_summary['search']}")
         if service_summary["wrk_lost"]:
             found.append(
                 f"{service}: {service_summary['wrk_lost']} requests accepted under wrk are missing from Kafka"
             )
-    if {"node", "rust"} <= set(config.services) and summary["node"]["ceiling_rps"]:
+    if {"node", "rust"} <= set(config.services) and summary["node"]["ceiling_rps"] \
+            and summary["rust"]["ceiling_rps"]:
         summary["rust_over_node"] = {
             "ceiling": summary["rust"]["ceiling_rps"] / summary["node"]["ceiling_rps"],
             "wrk": summary["rust"]["wrk_rps"] / summary["node"]["wrk_rps"],

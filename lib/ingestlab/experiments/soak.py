@@ -1,9 +1,14 @@
 """`soak`: a constant rate held for minutes, with the service's memory, CPU and GC sampled.
 
-Per service: RSS at rest once ready, then `config.soak_rate_rps` for `config.soak_duration_s`
-with a `ProcessSampler` on the service (10 Hz by default, its thread pinned to the load core);
-the Node service's `--trace-gc` lines are joined onto the request timeline. Delivery is
-checked by count, as in the ceiling (oha drives rates above `config.aiohttp_max_rps`).
+Per service: RSS at rest once ready, then one rate for `config.soak_duration_s` with a
+`ProcessSampler` on the service (10 Hz by default, its thread pinned to the load core); the
+Node service's `--trace-gc` lines are joined onto the request timeline. Delivery is checked by
+count, as in the ceiling.
+
+The rate (`soak_rate`) is the same for both services and one both hold on this machine:
+`config.soak_rate_fraction` of the slower service's ceiling in the study's first ceiling run
+(so every soak trial of a study runs at the same rate), unless `config.soak_rate_rps` sets it.
+Driving a service above its ceiling is another experiment, not this one.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ from ingestlab.analysis.memory import (
     memory_pattern,
 )
 from ingestlab.config import ServiceName, StudyConfig
-from ingestlab.experiments.steps import drive_step
-from ingestlab.results import Run
+from ingestlab.experiments.ceiling import ceiling
+from ingestlab.experiments.engine_bench import engine_limits
+from ingestlab.experiments.search import nice_rate
+from ingestlab.experiments.steps import EngineLimits, drive_step
+from ingestlab.results import Run, find_runs
 from ingestlab.stack import Stack
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
@@ -33,8 +41,38 @@ from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thre
 REST_S = 1.0
 
 
+def soak_rate(config: StudyConfig) -> tuple[float, str]:
+    """The soak's rate (req/s) and a sentence saying how it was chosen (see the module doc).
+
+    Without a usable ceiling run (both services measured, on this host and core layout) one
+    is made first, with this config.
+    """
+    if config.soak_rate_rps:
+        return float(config.soak_rate_rps), f"{config.soak_rate_rps:,} req/s, set in the configuration"
+    here = Run.environment_of(config)
+    usable = [
+        run for run in find_runs(config.runs_dir, "ceiling", profile=config.profile,
+                                 services=("node", "rust"), study_id=config.study_id)
+        if run.environment_key() == here
+        and all(run.summary.get(s, {}).get("ceiling_rps") for s in ("node", "rust"))
+    ]
+    if usable:
+        # A study's first ceiling run, so that all of its soak trials hold the same rate.
+        source = usable[-1] if config.study_id else usable[0]
+    else:
+        source = ceiling(config.replace(services=("node", "rust")))
+    ceilings = {s: source.summary[s]["ceiling_rps"] for s in ("node", "rust")}
+    if not all(ceilings.values()):
+        raise RuntimeError(f"ceiling run {source.run_id} measured no ceiling for every service "
+                           f"({ceilings}): {source.summary.get('warnings')}")
+    slower = min(ceilings, key=ceilings.get)
+    rate = nice_rate(config.soak_rate_fraction * ceilings[slower])
+    return rate, (f"{rate:,.0f} req/s = {config.soak_rate_fraction:g} x {slower}'s ceiling "
+                  f"{ceilings[slower]:,.0f} req/s (ceiling run {source.run_id}), rounded")
+
+
 def _soak_service(
-    config: StudyConfig, run: Run, service: ServiceName
+    config: StudyConfig, run: Run, service: ServiceName, *, rate_rps: float, limits: EngineLimits
 ) -> tuple[dict, dict[str, pl.DataFrame]]:
     log_dir = run.logs_dir / service
     with Stack(config, services=(service,), log_dir=log_dir) as stack:
@@ -43,14 +81,17 @@ def _soak_service(
         rss_start = psutil.Process(process.pid).memory_info().rss
         before = stack.topic_size()
         with ProcessSampler(process, interval_s=config.sample_interval_s, cores=config.cores.load) as sampler:
+            # No repeat with another engine: the sampled run is the one measured.
             result, rows = drive_step(
                 config,
                 url=process.ingest_url,
-                rate_rps=config.soak_rate_rps,
+                rate_rps=rate_rps,
                 step=0,
                 out_dir=run.path / "steps",
                 id_prefix=f"{service}-soak",
                 duration_s=config.soak_duration_s,
+                limits=limits,
+                fallback=False,
             )
         accepted = int((rows["status"] == 202).sum())
         delivered = stack.wait_for_records(before + accepted) - before
@@ -64,7 +105,7 @@ def _soak_service(
     )
     rss = memory_pattern(window, value="rss_bytes")
     summary: dict = {
-        "rate_rps": config.soak_rate_rps,
+        "rate_rps": rate_rps,
         "duration_s": config.soak_duration_s,
         "engine": result.engine,
         "rss_start_mb": rss_start / MIB,
@@ -141,12 +182,15 @@ def _checks(service: str, s: dict) -> list[str]:
 
 def soak(config: StudyConfig) -> Run:
     """Hold `config.soak_rate_rps` on each service; summary per service (see module doc)."""
+    rate, rate_source = soak_rate(config)
+    limits = engine_limits(config)
     run = Run.create(config, "soak")
-    summary: dict = {}
+    run.update_meta(engine_limits=limits.as_dict(), soak_rate_rps=rate, soak_rate_source=rate_source)
+    summary: dict = {"rate_rps": rate, "rate_source": rate_source, "engine_limits": limits.as_dict()}
     frames: dict[str, list[pl.DataFrame]] = {}
     found: list[str] = []
     for service in config.services:
-        summary[service], service_frames = _soak_service(config, run, service)
+        summary[service], service_frames = _soak_service(config, run, service, rate_rps=rate, limits=limits)
         found += _checks(service, summary[service])
         for name, frame in service_frames.items():
             frames.setdefault(name, []).append(frame)

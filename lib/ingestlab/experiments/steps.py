@@ -1,29 +1,67 @@
-"""One constant-rate load step, driven by the aiohttp engine or by oha, summarised alike.
+"""One constant-rate load step, driven by the asyncio engine or by oha, summarised alike.
 
 Both engines write request rows (`REQUEST_SCHEMA`); a step adds what its engine knows about
 its own health, so a step the generator could not drive is never reported as the target's.
+
+Which engine drives a step comes from `EngineLimits`, what each engine was measured to hold
+on the load core on this machine (`engine-capacity`), not from fixed thresholds: the same
+engine held 12,000 req/s on one AMD EPYC machine of this project's kind and about 7,000 on an
+Intel Xeon one. The asyncio engine is preferred where it has room, because it tags every
+request with an id that its record in Kafka carries; oha is the fallback above that, and a
+step the asyncio engine could not drive is repeated with oha.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
-from ingestlab.analysis.latency import percentiles
+from ingestlab.analysis.latency import nearest_rank, percentiles
 from ingestlab.config import StudyConfig
-from ingestlab.load.engine import SATURATION_LAG_P99_MS, run_load
+from ingestlab.load.engine import BACKLOG_ERROR, SATURATION_LAG_P99_MS, run_load
 from ingestlab.load.native import run_oha
 from ingestlab.load.payloads import PayloadSet
+from ingestlab.load.rows import REQUEST_SCHEMA
 from ingestlab.load.schedules import constant
 
-Engine = Literal["aiohttp", "oha"]
+Engine = Literal["asyncio", "oha"]
+ENGINES: tuple[Engine, ...] = ("asyncio", "oha")
 # oha saturates below 100% of its core: loopback network work also runs as softirq there,
 # charged to no process (measured: behind schedule from about 80%).
 OHA_SATURATION_CPU_PCT = 80.0
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """What each engine held on schedule alone on the load core against nginx
+    (`engine-capacity`), in req/s: its maximum, and the rate up to which it needed at most
+    `cpu_budget_pct` of the core, the most a step gives it while the broker shares the core
+    (see `StudyConfig.engine_cpu_budget_pct`).
+    """
+
+    asyncio_rps: float
+    oha_rps: float
+    asyncio_usable_rps: float
+    oha_usable_rps: float
+    cpu_budget_pct: float
+    source: str  # the engine-capacity run these come from
+
+    def usable_rps(self, engine: Engine) -> float:
+        return self.asyncio_usable_rps if engine == "asyncio" else self.oha_usable_rps
+
+    def choose(self, rate_rps: float) -> Engine | None:
+        """The first engine (asyncio, then oha) with room for `rate_rps`; None: neither."""
+        for engine in ENGINES:
+            if rate_rps <= self.usable_rps(engine):
+                return engine
+        return None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 def pool_size(config: StudyConfig, rate_rps: float) -> int:
@@ -33,31 +71,35 @@ def pool_size(config: StudyConfig, rate_rps: float) -> int:
     return max(config.engine_pool_min, min(config.engine_pool_max, needed))
 
 
-def engine_for(config: StudyConfig, rate_rps: float) -> Engine:
-    """The aiohttp engine where it has headroom, oha above `config.aiohttp_max_rps`."""
-    return "aiohttp" if rate_rps <= config.aiohttp_max_rps else "oha"
-
-
 @dataclass(frozen=True)
 class StepResult:
-    """A step's numbers; latencies in ms from the intended send time, rates in req/s."""
+    """A step's numbers; latencies in ms from the intended send time, rates in req/s.
+
+    `service_p99_ms` is the p99 from the actual send instead (the service's own time, without
+    any lateness of the generator): it tells a slow service from a late generator.
+    """
 
     step: int
-    engine: Engine
+    engine: Engine | None  # None: no engine could drive the rate (nothing was sent)
     offered_rps: float
     achieved_rps: float
     sent: int
     accepted: int  # answered 202
     errors: int  # everything else: other statuses, no answer, dropped by the client
     error_rate: float
+    dropped: int  # slots the generator gave up on as too late to send (within `errors`)
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
     max_ms: float | None
+    service_p99_ms: float | None
     engine_lag_p99_ms: float | None
     engine_cpu_pct: float
     engine_saturated: bool
     engine_notes: tuple[str, ...]
+    # 202s of an attempt given up on (the asyncio engine saturated, the step repeated with
+    # oha), warm-up included: their records are in Kafka too.
+    accepted_before_retry: int = 0
 
     def as_row(self) -> dict[str, object]:
         row = asdict(self)
@@ -65,14 +107,26 @@ class StepResult:
         return row
 
 
-def _latency_stats(rows: pl.DataFrame) -> dict[str, float | None]:
+def _outcome_stats(rows: pl.DataFrame, *, failed: int = 0) -> dict[str, float | int | None]:
+    """Counts and latencies of a step's measured rows; `failed`: requests without a row
+    (oha keeps rows only for answered requests)."""
+    measured = rows.filter(pl.col("phase") == "measure")
+    accepted = int((measured["status"] == 202).sum())
+    total = measured.height + failed
     stats = percentiles(rows)
-    if stats.height == 0:
-        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
-    return {k: stats[k][0] for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
+    answered = measured.filter(pl.col("status") > 0)
+    service_ms = (pl.col("end_ns") - pl.col("actual_start_ns")) / 1e6
+    return {
+        "accepted": accepted,
+        "errors": total - accepted,
+        "error_rate": (total - accepted) / max(total, 1),
+        "dropped": int((measured["error_class"] == BACKLOG_ERROR).sum()),
+        **{k: stats[k][0] if stats.height else None for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
+        "service_p99_ms": answered.select(nearest_rank(service_ms, 0.99)).item() if answered.height else None,
+    }
 
 
-def _aiohttp_step(
+def _asyncio_step(
     config: StudyConfig,
     *,
     url: str,
@@ -94,21 +148,17 @@ def _aiohttp_step(
         cores=config.cores.load,
         max_in_flight=pool_size(config, rate_rps),
         warmup_s=config.warmup_s,
+        nice=config.cores.load_nice,
     )
     rows = result.frame().with_columns(step=pl.lit(step, pl.Int32))
     health = result.health
-    measured = rows.filter(pl.col("phase") == "measure")
-    accepted = int((measured["status"] == 202).sum())
     return StepResult(
         step=step,
-        engine="aiohttp",
+        engine="asyncio",
         offered_rps=rate_rps,
         achieved_rps=health["achieved_rps"],
         sent=health["sent"],
-        accepted=accepted,
-        errors=measured.height - accepted,
-        error_rate=(measured.height - accepted) / max(measured.height, 1),
-        **_latency_stats(rows),
+        **_outcome_stats(rows),
         engine_lag_p99_ms=health["lag_p99_ms"],
         engine_cpu_pct=health["engine_cpu_pct"],
         engine_saturated=health["saturated"],
@@ -130,6 +180,7 @@ def _oha_step(
         connections=pool_size(config, rate_rps),
         timeout_s=3 * duration_s + 30,
         step=step,
+        nice=config.cores.load_nice,
     )
     rows = result.requests
     if rows.height:
@@ -139,10 +190,6 @@ def _oha_step(
             .then(pl.lit("warmup"))
             .otherwise(pl.lit("measure"))
         )
-    measured = rows.filter(pl.col("phase") == "measure")
-    failed = sum(result.errors.values())  # no HTTP answer: not in oha's rows
-    accepted = int((measured["status"] == 202).sum())
-    total = measured.height + failed
     notes = []
     if result.cpu_percent > OHA_SATURATION_CPU_PCT:
         notes.append(f"oha CPU was {result.cpu_percent:.0f}% of one core (> {OHA_SATURATION_CPU_PCT:.0f}%)")
@@ -153,17 +200,36 @@ def _oha_step(
         step=step,
         engine="oha",
         offered_rps=rate_rps,
-        achieved_rps=result.achieved_rps,
+        achieved_rps=_send_rate(rows),
         sent=result.sent,
-        accepted=accepted,
-        errors=total - accepted,
-        error_rate=(total - accepted) / max(total, 1),
-        **_latency_stats(rows),
+        # no HTTP answer: not in oha's rows, only counted by error message
+        **_outcome_stats(rows, failed=sum(result.errors.values())),
         engine_lag_p99_ms=lag,
         engine_cpu_pct=result.cpu_percent,
         engine_saturated=bool(notes),
         engine_notes=tuple(notes),
     ), rows
+
+
+def _send_rate(rows: pl.DataFrame) -> float:
+    """Requests sent per second over the measured phase, (n - 1) / (last - first actual start),
+    as the asyncio engine reports it. (oha's own figure divides answers by the time from its
+    launch to the last answer, start-up and the last request's latency included: 98.9% of a
+    3 s step that went out on time.)"""
+    starts = rows.filter(pl.col("phase") == "measure")["actual_start_ns"].drop_nulls()
+    span_s = (starts.max() - starts.min()) / 1e9 if starts.len() >= 2 else 0.0
+    return (starts.len() - 1) / span_s if span_s > 0 else 0.0
+
+
+def _not_driven(step: int, rate_rps: float, reason: str) -> tuple[StepResult, pl.DataFrame]:
+    """A step no engine could drive: nothing sent, inconclusive, with the reason."""
+    empty = pl.DataFrame(schema=REQUEST_SCHEMA).with_columns(step=pl.lit(step, pl.Int32))
+    return StepResult(
+        step=step, engine=None, offered_rps=rate_rps, achieved_rps=0.0, sent=0, accepted=0, errors=0,
+        error_rate=0.0, dropped=0, p50_ms=None, p95_ms=None, p99_ms=None, max_ms=None,
+        service_p99_ms=None, engine_lag_p99_ms=None,
+        engine_cpu_pct=0.0, engine_saturated=True, engine_notes=(reason,),
+    ), empty
 
 
 def drive_step(
@@ -174,25 +240,43 @@ def drive_step(
     step: int,
     out_dir: Path,
     id_prefix: str,
+    limits: EngineLimits | None = None,
     engine: Engine | None = None,
     duration_s: float | None = None,
+    fallback: bool = True,
 ) -> tuple[StepResult, pl.DataFrame]:
     """Offer `rate_rps` to `url` for `duration_s` (default `config.step_s`); rows and result.
+
+    The engine is `engine` if given, else `limits.choose(rate_rps)`. When no engine has room
+    for the rate, nothing is sent and the step is inconclusive (`engine` None), saying why.
+    With `fallback`, a step the asyncio engine could not drive (saturated) is run again with
+    oha if oha has room, and its notes say so.
 
     Rows carry `step`; requests intended in the first `config.warmup_s` are phase "warmup"
     and left out of the numbers. oha rows have no request ids (see `run_oha`).
     """
-    engine = engine or engine_for(config, rate_rps)
+    if engine is None:
+        if limits is None:
+            raise ValueError("drive_step needs an engine or the measured EngineLimits to choose one")
+        engine = limits.choose(rate_rps)
+        if engine is None:
+            return _not_driven(step, rate_rps, (
+                f"{rate_rps:,.0f} req/s is above what any load engine holds on the load core here "
+                f"(oha: {limits.oha_usable_rps:,.0f} req/s within {limits.cpu_budget_pct:g}% of the "
+                f"core, {limits.oha_rps:,.0f} req/s with all of it; run {limits.source})"))
     duration_s = duration_s or config.step_s
     out_path = out_dir / f"step-{step:03d}-{engine}.parquet"
-    if engine == "aiohttp":
-        return _aiohttp_step(
-            config,
-            url=url,
-            rate_rps=rate_rps,
-            step=step,
-            out_path=out_path,
-            id_prefix=id_prefix,
-            duration_s=duration_s,
-        )
-    return _oha_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path, duration_s=duration_s)
+    if engine == "oha":
+        return _oha_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
+                         duration_s=duration_s)
+    result, rows = _asyncio_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
+                                 id_prefix=id_prefix, duration_s=duration_s)
+    if not (fallback and result.engine_saturated and limits is not None
+            and rate_rps <= limits.usable_rps("oha")):
+        return result, rows
+    retried, retried_rows = _oha_step(config, url=url, rate_rps=rate_rps, step=step, duration_s=duration_s,
+                                      out_path=out_dir / f"step-{step:03d}-oha.parquet")
+    note = "asyncio engine saturated (" + "; ".join(result.engine_notes) + "), step repeated with oha"
+    first_accepted = int((rows["status"] == 202).sum())
+    return replace(retried, engine_notes=(note, *retried.engine_notes),
+                   accepted_before_retry=first_accepted), retried_rows

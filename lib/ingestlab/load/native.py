@@ -132,6 +132,7 @@ def run_oha(
     content_type: str = "application/json",
     step: int = 0,
     phase: str = "measure",
+    nice: int = 0,
 ) -> NativeLoadResult:
     """POST `body` to `url` at `rate_rps` for `duration_s` seconds from oha pinned to `cores`.
 
@@ -173,8 +174,8 @@ def run_oha(
         if cores:  # one runtime thread per core oha may use, not one per core of the machine
             argv += ["--worker-threads", str(len(cores))]
         clock = WallClock()
-        run = run_pinned("oha", argv, cores=cores, log_path=work / "oha.log", load_s=duration_s,
-                         timeout_s=timeout_s)
+        run = run_pinned("oha", argv, cores=cores, nice=nice, log_path=work / "oha.log",
+                         load_s=duration_s, timeout_s=timeout_s)
         if run.returncode != 0 or not (work / "oha.db").exists():
             raise RuntimeError(f"oha failed (exit {run.returncode}):\n{run.output[-4000:]}")
         frame = oha_frame(work / "oha.db", t0_wall_ns=clock.t0_wall_ns, bytes_sent=len(body),

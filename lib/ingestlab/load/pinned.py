@@ -30,15 +30,15 @@ class ToolRun:
 
 
 def run_pinned(name: str, argv: Sequence[str], *, cores: tuple[int, ...] | None, log_path: Path,
-               load_s: float, timeout_s: float) -> ToolRun:
-    """Run `argv` pinned to `cores`, wait for it to exit, kill it after `timeout_s` seconds.
+               load_s: float, timeout_s: float, nice: int = 0) -> ToolRun:
+    """Run `argv` pinned to `cores` at `nice`, wait for it to exit, kill it after `timeout_s`.
 
     CPU use is measured over the load phase, from launch to `load_s` seconds later (or to
     exit if sooner), so the time a tool spends writing its results after the load does not
     dilute or inflate it. psutil samples the tool's cumulative CPU time (all threads) every
     50 ms; the window ends at the first sample at or after `load_s`.
     """
-    process = NativeProcess(name, argv, log_path=log_path, cores=cores)
+    process = NativeProcess(name, argv, log_path=log_path, cores=cores, nice=nice)
     log_path.unlink(missing_ok=True)
     with process:  # stops (and if need be kills) the tool on any exit from this block
         launched = time.monotonic()

@@ -119,6 +119,7 @@ def run_wrk(
     content_type: str = "application/json",
     request_timeout_s: int = 2,
     timeout_s: float | None = None,
+    nice: int = 0,
 ) -> WrkResult:
     """POST `body` to `url` over `connections` connections for `duration_s` whole seconds.
 
@@ -135,7 +136,7 @@ def run_wrk(
         (work / "post.lua").write_text(post_script(work / "body", content_type))
         argv = [str(wrk_path()), "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s",
                 "--timeout", f"{request_timeout_s}s", "--latency", "-s", str(work / "post.lua"), url]
-        run = run_pinned("wrk", argv, cores=cores, log_path=work / "wrk.log", load_s=duration_s,
+        run = run_pinned("wrk", argv, cores=cores, nice=nice, log_path=work / "wrk.log", load_s=duration_s,
                          timeout_s=timeout_s or duration_s + request_timeout_s + 10)
     if run.returncode != 0:
         raise RuntimeError(f"wrk failed (exit {run.returncode}):\n{run.output[-4000:]}")

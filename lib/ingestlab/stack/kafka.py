@@ -63,8 +63,11 @@ class KafkaBroker(NativeProcess):
         cores: tuple[int, ...] | None = None,
         start_timeout_s: float = 90.0,
         java: str = "java",
+        cluster_id: str | None = None,
     ) -> None:
         self.work_dir = work_dir
+        # None: a new random id for every attempt (each formats a fresh data dir).
+        self.cluster_id = cluster_id
         self.heap_mb = heap_mb
         self.partitions = partitions
         self.start_timeout_s = start_timeout_s
@@ -114,10 +117,19 @@ class KafkaBroker(NativeProcess):
         )
         self.config_path.write_text(text)
 
-    def _format_storage(self) -> None:
-        argv = [self.java, "-Xmx256m", f"-Dlog4j2.configurationFile={_LOG4J}",
+    def format_storage_argv(self, cluster_id: str) -> list[str]:
+        """The `StorageTool format` command for `cluster_id`.
+
+        The id goes in as `--cluster-id=<id>`, one token: base64url ids may begin with `-`
+        (1 in 64 random ids do), and as a separate token such an id is read as an option
+        ("argument --cluster-id/-t: expected one argument").
+        """
+        return [self.java, "-Xmx256m", f"-Dlog4j2.configurationFile={_LOG4J}",
                 "-cp", artifacts.kafka_classpath(), "kafka.tools.StorageTool", "format",
-                "-t", new_cluster_id(), "-c", str(self.config_path)]
+                f"--cluster-id={cluster_id}", "-c", str(self.config_path)]
+
+    def _format_storage(self) -> None:
+        argv = self.format_storage_argv(self.cluster_id or new_cluster_id())
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise StartupError("kafka", "formatting the KRaft storage failed",

@@ -21,10 +21,12 @@ import psutil
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(cores: tuple[int, ...] | None) -> None:
+def _child_setup(cores: tuple[int, ...] | None, nice: int) -> None:
     """Runs in the child between fork and exec."""
     if cores:
         os.sched_setaffinity(0, cores)
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     # SIGKILL the child if the Python process that started it dies without tearing down.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -46,10 +48,12 @@ class NativeProcess:
         cwd: Path | None = None,
         cores: tuple[int, ...] | None = None,
         endpoint: str | None = None,
+        nice: int = 0,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.cores = cores
+        self.nice = nice
         self._log_path = log_path
         self._env = {**os.environ, **(env or {})}
         self._cwd = cwd
@@ -97,7 +101,7 @@ class NativeProcess:
                 stderr=subprocess.STDOUT,
                 env=self._env,
                 cwd=self._cwd,
-                preexec_fn=lambda: _child_setup(self.cores),
+                preexec_fn=lambda: _child_setup(self.cores, self.nice),
             )
         return self
 
