@@ -6,6 +6,7 @@ The last line printed by `smoke` and `run` is the path of the run directory writ
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -50,15 +51,25 @@ def _lost(run: Run) -> int:
     return sum(int(v.get("lost", 0)) for v in run.summary.values() if isinstance(v, dict))
 
 
+def _keep_off_the_service_cores(config: StudyConfig) -> None:
+    """Run this process, and everything it starts (notebook kernels, Kafka clients), on the
+    load cores: the code that drives a measurement must not take CPU from the service."""
+    os.sched_setaffinity(0, config.cores.load)
+
+
 def cmd_smoke(args: argparse.Namespace) -> int:
-    run = EXPERIMENTS["smoke"](_config(args))
+    config = _config(args)
+    _keep_off_the_service_cores(config)
+    run = EXPERIMENTS["smoke"](config)
     _print_delivery(run)
     print(run.path)
     return 1 if _lost(run) else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    run = EXPERIMENTS[args.experiment](_config(args))
+    config = _config(args)
+    _keep_off_the_service_cores(config)
+    run = EXPERIMENTS[args.experiment](config)
     for key, value in run.summary.items():
         if key not in ("run_id", "experiment"):
             print(f"{key}: {value}")
@@ -86,6 +97,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     all of them read and make the runs of this study only."""
     study_id = args.study_id or new_study_id()
     print(f"study id: {study_id}", flush=True)
+    # The notebooks build the default layout (their parameters do not change it).
+    _keep_off_the_service_cores(StudyConfig.for_profile(args.profile))
     entries = report.run_study(args.profile, Path(args.notebooks), Path(args.reports),
                                parameters={"study_id": study_id})
     print(Path(args.reports).resolve() / "index.html")

@@ -18,6 +18,12 @@ SERVICES: tuple[ServiceName, ...] = ("node", "rust")
 PROFILES: tuple[Profile, ...] = ("quick", "full")
 
 
+def machine_cores() -> set[int]:
+    """The machine's CPU numbers: what a child may be pinned to, whatever this process's own
+    affinity (a study keeps its own process on the load cores)."""
+    return set(range(os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class CoreLayout:
     """Which CPU cores each part of a run may use (Linux CPU numbers).
@@ -37,8 +43,8 @@ class CoreLayout:
     load_nice: int = -10
 
     def validate(self, available: set[int] | None = None) -> None:
-        """Raise ValueError if a role has no core or names a core this process cannot use."""
-        usable = available if available is not None else os.sched_getaffinity(0)
+        """Raise ValueError if a role has no core or names a core this machine does not have."""
+        usable = available if available is not None else machine_cores()
         for role in ("service", "broker", "load"):
             cores = getattr(self, role)
             if not cores:
@@ -135,6 +141,12 @@ class StudyConfig:
     soak_rate_rps: int | None = None
     soak_rate_fraction: float = 0.5
     soak_duration_s: float = 120.0
+    # A fresh broker answers its first produce requests slowly (Rust, which waits for the
+    # acknowledgement, took 0.5 s per request for the first 2 s of a quick soak): requests
+    # intended in the first `soak_warmup_s` are recorded but left out of the numbers.
+    soak_warmup_s: float = 5.0
+    # The claims table: runs of ceiling and soak per claim (each one trial of each service).
+    trials: int = 5
     # startup: cold starts per service (spawn to first 202, broker already up).
     startup_runs: int = 10
     # wrk is closed loop: its rate is bounded by connections / latency (Little), and Rust answers
@@ -158,8 +170,8 @@ class StudyConfig:
         base: dict[str, object] = {"profile": profile}
         if profile == "quick":
             base.update(smoke_requests=60, smoke_invalid=6, warmup_s=0.5, accuracy_duration_s=5.0,
-                        capacity_step_s=2.0, capacity_resolution=1.3, repeats=1, ceiling_resolution=1.3,
-                        step_s=3.0, soak_duration_s=10.0, startup_runs=3)
+                        capacity_step_s=2.0, capacity_resolution=1.3, repeats=1, ceiling_resolution=1.5,
+                        step_s=2.0, soak_duration_s=25.0, startup_runs=3, trials=3)
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
 

@@ -21,6 +21,9 @@ FROM_SUMMARIES: dict[str, tuple[str, str, float]] = {
     "p99_latency_ms": ("soak", "p99_ms", 1.0),
     "throughput_limit_rps": ("ceiling", "ceiling_rps", 1.0),
 }
+# claim key -> summary field of each service saying its value is only a lower bound (the
+# ceiling search ended on a step the load generator could not drive)
+LOWER_BOUND_FIELDS: dict[str, str] = {"throughput_limit_rps": "ceiling_lower_bound"}
 # claim key -> (column of cold_starts.parquet, factor into the claim's unit)
 FROM_COLD_STARTS: dict[str, tuple[str, float]] = {
     "memory_startup_mb": ("rss_at_ready_mb", 1.0),
@@ -42,25 +45,33 @@ NOTES = {
 }
 
 
+def _supplying(runs: list[Run], field: str) -> list[Run]:
+    """The runs with `field` for every service of SERVICES: a partial run never fills a
+    two-service row, and both services' trials come from the same runs."""
+    return [run for run in runs
+            if all(run.summary.get(service, {}).get(field) is not None for service in SERVICES)]
+
+
 def _summary_trials(runs: list[Run], field: str, factor: float) -> dict[str, list[float]]:
-    """One trial per run and service. A run supplies only when it has `field` for every
-    service of SERVICES, so both services' trials come from the same runs."""
-    trials: dict[str, list[float]] = {}
-    for run in runs:
-        summary = run.summary
-        values = {service: summary.get(service, {}).get(field) for service in SERVICES}
-        if any(value is None for value in values.values()):
-            continue  # a partial run never fills a two-service row
-        for service, value in values.items():
-            trials.setdefault(service, []).append(float(value) * factor)
-    return trials
+    """One trial per supplying run and service."""
+    return {service: [float(run.summary[service][field]) * factor for run in _supplying(runs, field)]
+            for service in SERVICES}
+
+
+def _bounded_counts(runs: list[Run], field: str, flag: str) -> dict[str, int]:
+    """Per service, how many of the supplying runs flag their value as only a lower bound."""
+    return {service: sum(bool(run.summary[service].get(flag)) for run in _supplying(runs, field))
+            for service in SERVICES}
 
 
 EXACT = frozenset({"image_size_mb"})  # bytes on disk: one count, no sampling error
 
 
-def collect_trials(config: StudyConfig, *, trials: int) -> tuple[Trials, dict[str, str], list[str]]:
-    """(trials per claim key and service, reasons/notes per key, run ids used).
+def collect_trials(
+    config: StudyConfig, *, trials: int
+) -> tuple[Trials, dict[str, str], list[str], dict[str, dict[str, int]]]:
+    """(trials per claim key and service, reasons/notes per key, run ids used, and per key
+    and service how many trials are only lower bounds (LOWER_BOUND_FIELDS)).
 
     Reads `config.runs_dir`: the `trials` newest soak and ceiling runs and the newest startup
     run of `config.profile` that measured both services (SERVICES) and, when
@@ -68,6 +79,7 @@ def collect_trials(config: StudyConfig, *, trials: int) -> tuple[Trials, dict[st
     they were measured in different environments (host, CPU, core layout).
     """
     found: Trials = {}
+    bounded: dict[str, dict[str, int]] = {}
     used: list[Run] = []
 
     def runs_of(name: str, limit: int) -> list[Run]:
@@ -78,6 +90,8 @@ def collect_trials(config: StudyConfig, *, trials: int) -> tuple[Trials, dict[st
         runs = runs_of(experiment, trials)
         used += runs
         found[key] = _summary_trials(runs, field, factor)
+        if key in LOWER_BOUND_FIELDS:
+            bounded[key] = _bounded_counts(runs, field, LOWER_BOUND_FIELDS[key])
     startup_runs = runs_of("startup", 1)  # each cold start of the newest startup run is a trial
     used += startup_runs
     for run in startup_runs:
@@ -90,4 +104,4 @@ def collect_trials(config: StudyConfig, *, trials: int) -> tuple[Trials, dict[st
     unique = list({run.run_id: run for run in used}.values())
     check_comparable(unique)
     reasons = {**NOTES, **NOT_MEASURABLE}
-    return found, reasons, [run.run_id for run in unique]
+    return found, reasons, [run.run_id for run in unique], bounded

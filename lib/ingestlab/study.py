@@ -33,15 +33,14 @@ from typing import Any
 import polars as pl
 
 from ingestlab import evidence
-from ingestlab.analysis.claims import CLAIMS_COLUMNS, MIN_TRIALS, claims_table, load_claims
+from ingestlab.analysis.claims import CLAIMS_COLUMNS, MIN_TRIALS, NOT_MEASURABLE, claims_table, load_claims
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, find_runs
 
-NOT_MEASURABLE = "not measurable here"
 CLAIMS_EXPERIMENT = "claims"
 # What the claims table needs: repeated ceiling and soak runs (one trial each) and one
 # startup run (each of its cold starts is a trial; its footprint is an exact count). Made in
-# this order: ceiling before soak (a soak rate is to be derived from the study's ceilings).
+# this order: ceiling before soak (the soak's rate comes from the study's first ceiling run).
 EVIDENCE: dict[str, str] = {"ceiling": "trials", "soak": "trials", "startup": "one"}
 
 
@@ -139,11 +138,11 @@ def claims_report(config: StudyConfig, trials: int) -> ClaimsReport:
     `evidence.EXACT`. One row per row of data/article_claims.csv, with `key`, the columns
     of `analysis.claims.CLAIMS_COLUMNS`, `unit` and `trials`.
     """
-    found, notes, used = evidence.collect_trials(config, trials=trials)
+    found, notes, used, bounded = evidence.collect_trials(config, trials=trials)
     usable, dropped = usable_trials(found)
     claims = load_claims()
     reasons = explain_reasons(claims["key"].to_list(), usable, notes, dropped=dropped)
-    table = claims_table(claims, usable, reasons, exact=evidence.EXACT)
+    table = claims_table(claims, usable, reasons, exact=evidence.EXACT, lower_bounds=bounded)
     return ClaimsReport(table=table, used=used, study_id=config.study_id)
 
 

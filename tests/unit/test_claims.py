@@ -140,3 +140,29 @@ def test_exact_counts_need_one_value_and_have_no_interval_width():
     row = table.filter(key="image_size_mb").row(0, named=True)
     assert row["ci_low"] == row["ci_high"] == pytest.approx(10.4 / 674.1)
     assert row["verdict"] == "direction only"  # 0.0154 vs claimed 0.13: more than x2 smaller
+
+
+def test_a_lower_bound_keeps_a_verdict_only_when_it_can_only_push_further_the_claimed_way():
+    from ingestlab.analysis.claims import NOT_MEASURABLE, bounded_verdict
+
+    # Rust's ceiling only a lower bound: rust/node is a lower bound, the claim is > 1
+    label, why = bounded_verdict("reproduced", "CI within x2", claim_ratio=2.33, low=3.0, high=5.0,
+                                 bounded={"rust": 3, "node": 0}, trials=3)
+    assert label == "reproduced" and "lower bound" in why and "rust in 3 of 3 trials" in why
+    # the same bound with an interval across 1 says nothing: it could be anything above
+    label, why = bounded_verdict("not reproduced", "CI across 1", claim_ratio=2.33, low=0.6, high=3.1,
+                                 bounded={"rust": 3, "node": 0}, trials=3)
+    assert label == NOT_MEASURABLE and "cannot be judged" in why
+    # both bounded: no direction at all
+    label, _ = bounded_verdict("reproduced", "", claim_ratio=2.33, low=3.0, high=5.0,
+                               bounded={"rust": 1, "node": 2}, trials=3)
+    assert label == NOT_MEASURABLE
+
+
+def test_claims_table_applies_the_bounds(tmp_path):
+    claims = pl.DataFrame({"key": ["throughput_limit_rps"], "metric": ["Sustained Throughput Limit"],
+                           "unit": ["req/s"], "node_value": [7200.0], "rust_value": [16800.0]})
+    trials = {"throughput_limit_rps": {"node": [2000.0, 2500.0, 2000.0], "rust": [2000.0, 6000.0, 4000.0]}}
+    table = claims_table(claims, trials, lower_bounds={"throughput_limit_rps": {"rust": 3, "node": 0}})
+    row = table.row(0, named=True)
+    assert row["verdict"] == "not measurable here" and "rust in 3 of 3 trials" in row["reason"]

@@ -109,6 +109,15 @@ def test_schedule_lag_is_measured_from_the_first_release():
     assert 0.5 < p99 <= 4.0
 
 
+def test_schedule_lag_leaves_the_warm_up_out():
+    # 1000 req/s: stuck for 20 ms while connections opened, then slots 1-20 at once and on
+    # time from slot 21
+    intended = pl.Series([0.0] + [0.020] * 20 + [0.021, 0.022, 0.023, 0.024]) + 10.0
+    assert schedule_lag_ms(intended, 1000.0)[1] == pytest.approx(19.0)
+    p99, worst = schedule_lag_ms(intended, 1000.0, skip_s=0.020)
+    assert worst == pytest.approx(0.0, abs=1e-6) and p99 == pytest.approx(0.0, abs=1e-6)
+
+
 def test_oha_path_prefers_the_pinned_build(tmp_path, monkeypatch):
     binary = tmp_path / "tools" / "oha-1.16.0" / "bin" / "oha"
     binary.parent.mkdir(parents=True)

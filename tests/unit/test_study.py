@@ -218,7 +218,7 @@ def test_claims_of_a_study_use_its_runs_not_a_newer_one_service_run(config: Stud
     assert rows["memory_startup_mb"]["node_measured"] == pytest.approx(65.0)
     assert rows["memory_sustained_mb"]["node_measured"] == pytest.approx(125.0)  # not 999
     # without a study id: the newest runs of the profile, but still never a one-service run
-    found, _, used = evidence.collect_trials(config, trials=3)
+    found, _, used, _ = evidence.collect_trials(config, trials=3)
     assert rust_only.run_id not in used and studys_startup.run_id in used
     assert len(found["cold_start_s"]["node"]) == 3 and len(found["image_size_mb"]["node"]) == 1
 
@@ -226,7 +226,7 @@ def test_claims_of_a_study_use_its_runs_not_a_newer_one_service_run(config: Stud
 def test_a_run_missing_one_service_value_is_no_trial_of_either(config: StudyConfig) -> None:
     _run(config, "ceiling", {"node": {"ceiling_rps": 6000}, "rust": {}})
     _ceiling(config)
-    found, _, used = evidence.collect_trials(config, trials=3)
+    found, _, used, _ = evidence.collect_trials(config, trials=3)
     assert found["throughput_limit_rps"] == {"node": [6000.0], "rust": [16000.0]}
     assert len(used) == 2
 

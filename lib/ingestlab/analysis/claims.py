@@ -41,6 +41,7 @@ TOLERANCE = 2.0
 INTERVAL_METHOD = "Welch t-interval on log values (ratio of geometric means)"
 MIN_TRIALS = 3
 CLAIMS_CSV = Path(__file__).resolve().parents[3] / "data" / "article_claims.csv"
+NOT_MEASURABLE = "not measurable here"
 CLAIMS_COLUMNS = (
     "metric",
     "node_claim",
@@ -136,11 +137,39 @@ def verdict(claim_ratio: float, low: float, high: float) -> tuple[str, str]:
     )
 
 
+def bounded_verdict(
+    label: str, why: str, *, claim_ratio: float, low: float, high: float,
+    bounded: Mapping[str, int], trials: int,
+) -> tuple[str, str]:
+    """The verdict of a row some of whose values are only bounds (e.g. a ceiling the load
+    generator could not push a service past): `bounded` maps service -> how many of its
+    `trials` values are lower bounds of the true value.
+
+    Rust's lower bounds make the ratio rust/node a lower bound, Node's an upper one. A verdict
+    stands when the bound can only push the ratio further the way it already points from 1
+    (the claimed way); otherwise the measurement says nothing, and the row is "not measurable
+    here" with the bound stated.
+    """
+    counts = ", ".join(f"{service} in {n} of {trials} trials" for service, n in sorted(bounded.items()) if n)
+    rust_bounded, node_bounded = bounded.get("rust", 0) > 0, bounded.get("node", 0) > 0
+    kind = {(True, False): "lower", (False, True): "upper"}.get((rust_bounded, node_bounded))
+    claimed_above = claim_ratio > 1
+    holds = label != "not reproduced" and (
+        (kind == "lower" and claimed_above and low > 1)
+        or (kind == "upper" and not claimed_above and high < 1)
+    )
+    if holds:
+        return label, f"{why}; the measured ratio is a {kind} bound (value only a lower bound: {counts})"
+    return NOT_MEASURABLE, (f"values only lower bounds ({counts}), so the ratio [{low:.3g}, {high:.3g}] "
+                            f"is {'a ' + kind + ' bound' if kind else 'unbounded'} and cannot be judged")
+
+
 def claims_table(
     claims: pl.DataFrame,
     trials: Mapping[str, Mapping[str, Sequence[float]]],
     reasons: Mapping[str, str] | None = None,
     exact: frozenset[str] = frozenset(),
+    lower_bounds: Mapping[str, Mapping[str, int]] | None = None,
 ) -> pl.DataFrame:
     """One row per claim with the columns in `CLAIMS_COLUMNS` (plus `key`, `unit`, `trials`).
 
@@ -154,7 +183,8 @@ def claims_table(
     is "not measurable here", with `reasons[key]` (or a default) as the reason; a measured
     row may also carry a `reasons[key]` note (e.g. what stands in for the metric). Keys in
     `exact` are counts without sampling error (e.g. bytes on disk): one value each suffices
-    and the interval is the point itself.
+    and the interval is the point itself. `lower_bounds[key]` (service -> count) marks trials
+    whose value is only a lower bound (`bounded_verdict`).
     """
     reasons = reasons or {}
     rows = []
@@ -183,13 +213,17 @@ def claims_table(
                     "measured_ratio": None,
                     "ci_low": None,
                     "ci_high": None,
-                    "verdict": "not measurable here",
+                    "verdict": NOT_MEASURABLE,
                     "reason": why,
                 }
             )
             continue
         point, low, high = ratio_interval(node, rust)
         label, why = verdict(claim_ratio, low, high)
+        bounded = (lower_bounds or {}).get(key, {})
+        if any(bounded.values()):
+            label, why = bounded_verdict(label, why, claim_ratio=claim_ratio, low=low, high=high,
+                                         bounded=bounded, trials=row["trials"])
         note = reasons.get(key)
         rows.append(
             {

@@ -90,6 +90,7 @@ def _soak_service(
                 out_dir=run.path / "steps",
                 id_prefix=f"{service}-soak",
                 duration_s=config.soak_duration_s,
+                warmup_s=config.soak_warmup_s,
                 limits=limits,
                 fallback=False,
             )

@@ -135,6 +135,7 @@ def _asyncio_step(
     out_path: Path,
     id_prefix: str,
     duration_s: float,
+    warmup_s: float,
 ) -> tuple[StepResult, pl.DataFrame]:
     schedule = constant(rate_rps, duration_s)
     payloads = PayloadSet(
@@ -147,7 +148,7 @@ def _asyncio_step(
         out_path=out_path,
         cores=config.cores.load,
         max_in_flight=pool_size(config, rate_rps),
-        warmup_s=config.warmup_s,
+        warmup_s=warmup_s,
         nice=config.cores.load_nice,
     )
     rows = result.frame().with_columns(step=pl.lit(step, pl.Int32))
@@ -167,7 +168,8 @@ def _asyncio_step(
 
 
 def _oha_step(
-    config: StudyConfig, *, url: str, rate_rps: float, step: int, out_path: Path, duration_s: float
+    config: StudyConfig, *, url: str, rate_rps: float, step: int, out_path: Path, duration_s: float,
+    warmup_s: float,
 ) -> tuple[StepResult, pl.DataFrame]:
     body = PayloadSet(1, size_bytes=config.payload_bytes, seed=config.seed + step, id_prefix="oha").body(0)
     result = run_oha(
@@ -181,10 +183,11 @@ def _oha_step(
         timeout_s=3 * duration_s + 30,
         step=step,
         nice=config.cores.load_nice,
+        warmup_s=warmup_s,
     )
     rows = result.requests
     if rows.height:
-        warm_until = rows["intended_start_ns"].min() + round(config.warmup_s * 1e9)
+        warm_until = rows["intended_start_ns"].min() + round(warmup_s * 1e9)
         rows = rows.with_columns(
             phase=pl.when(pl.col("intended_start_ns") < warm_until)
             .then(pl.lit("warmup"))
@@ -243,6 +246,7 @@ def drive_step(
     limits: EngineLimits | None = None,
     engine: Engine | None = None,
     duration_s: float | None = None,
+    warmup_s: float | None = None,
     fallback: bool = True,
 ) -> tuple[StepResult, pl.DataFrame]:
     """Offer `rate_rps` to `url` for `duration_s` (default `config.step_s`); rows and result.
@@ -252,8 +256,9 @@ def drive_step(
     With `fallback`, a step the asyncio engine could not drive (saturated) is run again with
     oha if oha has room, and its notes say so.
 
-    Rows carry `step`; requests intended in the first `config.warmup_s` are phase "warmup"
-    and left out of the numbers. oha rows have no request ids (see `run_oha`).
+    Rows carry `step`; requests intended in the first `warmup_s` (default `config.warmup_s`)
+    are phase "warmup" and left out of the numbers. oha rows have no request ids (see
+    `run_oha`).
     """
     if engine is None:
         if limits is None:
@@ -265,17 +270,18 @@ def drive_step(
                 f"(oha: {limits.oha_usable_rps:,.0f} req/s within {limits.cpu_budget_pct:g}% of the "
                 f"core, {limits.oha_rps:,.0f} req/s with all of it; run {limits.source})"))
     duration_s = duration_s or config.step_s
+    warmup_s = config.warmup_s if warmup_s is None else warmup_s
     out_path = out_dir / f"step-{step:03d}-{engine}.parquet"
     if engine == "oha":
         return _oha_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
-                         duration_s=duration_s)
+                         duration_s=duration_s, warmup_s=warmup_s)
     result, rows = _asyncio_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
-                                 id_prefix=id_prefix, duration_s=duration_s)
+                                 id_prefix=id_prefix, duration_s=duration_s, warmup_s=warmup_s)
     if not (fallback and result.engine_saturated and limits is not None
             and rate_rps <= limits.usable_rps("oha")):
         return result, rows
     retried, retried_rows = _oha_step(config, url=url, rate_rps=rate_rps, step=step, duration_s=duration_s,
-                                      out_path=out_dir / f"step-{step:03d}-oha.parquet")
+                                      warmup_s=warmup_s, out_path=out_dir / f"step-{step:03d}-oha.parquet")
     note = "asyncio engine saturated (" + "; ".join(result.engine_notes) + "), step repeated with oha"
     first_accepted = int((rows["status"] == 202).sum())
     return replace(retried, engine_notes=(note, *retried.engine_notes),

@@ -49,6 +49,7 @@ import psutil
 import yarl
 
 from ingestlab.analysis.latency import nearest_rank
+from ingestlab.config import machine_cores
 from ingestlab.load.burst import require_loopback
 from ingestlab.load.http1 import REQUEST_ERRORS, Http1Connection, request_head
 from ingestlab.load.payloads import PayloadSet
@@ -161,7 +162,7 @@ class _Job:
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.cores is not None:
-            usable = os.sched_getaffinity(0)
+            usable = machine_cores()
             if not self.cores or not set(self.cores) <= usable:
                 raise ValueError(f"cores {self.cores!r} must be a non-empty subset of {sorted(usable)}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -30,6 +31,11 @@ class Stack:
     until ready; leaving (also on an exception or Ctrl-C) stops the services first, so they
     can flush their producers, then the broker, and removes the broker's data directory.
     Logs go to `log_dir`; without one they live in a temporary directory removed on leaving.
+
+    While the stack runs, the calling thread (and every thread it starts, such as Kafka
+    clients' and the sampler's) is kept on the load cores, so the code driving a measurement
+    never takes CPU from the service under test; its affinity is restored on leaving.
+    (`ingestlab study` pins the whole notebook kernel the same way.)
     """
 
     def __init__(
@@ -49,6 +55,7 @@ class Stack:
         self.kafka: KafkaBroker | None = None
         self.services: dict[ServiceName, ServiceProcess] = {}
         self.timings_s: dict[str, float] = {}
+        self._caller_cores: set[int] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> Stack:
@@ -64,6 +71,8 @@ class Stack:
 
     def start(self) -> None:
         self.config.cores.validate()
+        self._caller_cores = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, self.config.cores.load)
         self.kafka = KafkaBroker(
             work_dir=self._tmp / "kafka",
             log_dir=self.log_dir,
@@ -112,6 +121,9 @@ class Stack:
                 errors.append(exc)
         # The broker's data dir, and the logs too unless the caller gave a log_dir to keep them.
         shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._caller_cores is not None:
+            os.sched_setaffinity(0, self._caller_cores)
+            self._caller_cores = None
         if errors:
             raise errors[0]
 
