@@ -131,6 +131,9 @@ class StudyConfig:
     ceiling_cap_rps: int = 64_000
     ceiling_resolution: float = 1.1
     ceiling_p99_bound_ms: float = 100.0
+    # Before the search, each fresh service is loaded at half the start rate for this long,
+    # unjudged (start-up transients are not the service's limit).
+    ceiling_warmup_s: float = 5.0
     step_s: float = 10.0
     # Telemetry: process samples every `sample_interval_s` (RSS, PSS/USS, CPU per thread).
     sample_interval_s: float = 0.1
@@ -171,7 +174,8 @@ class StudyConfig:
         if profile == "quick":
             base.update(smoke_requests=60, smoke_invalid=6, warmup_s=0.5, accuracy_duration_s=5.0,
                         capacity_step_s=2.0, capacity_resolution=1.3, repeats=1, ceiling_resolution=1.5,
-                        step_s=2.0, soak_duration_s=25.0, startup_runs=3, trials=3)
+                        step_s=2.0, ceiling_warmup_s=2.0, soak_duration_s=25.0, startup_runs=3,
+                        trials=3)
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
 

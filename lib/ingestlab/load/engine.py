@@ -12,6 +12,12 @@ Design (measured on the study machine):
   stall with less CPU. A slot taken more than `max_lag_s` late is recorded as dropped by the
   client (status 0, error_class "client_backlog") instead of sent: the rows say so, nothing
   is silently skipped.
+- Lean client. A request is one write of a head built once plus the body on a keep-alive
+  connection, the answer parsed by httptools for its status (`load.http1`): 18 us of CPU per
+  request against aiohttp's 164 us, measured closed loop against nginx. With aiohttp this
+  engine held no rate of the capacity search on an Intel Xeon machine of the project's kind
+  (at 6,000 req/s: send lag p99 30 ms, 99% CPU, 56% of py-spy samples inside aiohttp); with
+  this client it holds 32,000-40,000 req/s on one core against nginx.
 - Own process. The engine runs in a "spawn" child pinned to its cores, so its CPU is bounded
   and it never shares a notebook's event loop. The child stops itself at a hard deadline; the
   parent kills it by pid if it overstays, and on any exception including Ctrl-C.
