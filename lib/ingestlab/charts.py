@@ -142,7 +142,7 @@ def ceiling_steps(steps: pl.DataFrame) -> alt.LayerChart:
     """Achieved vs offered rate (req/s) per ceiling step and service, with the y = x line.
 
     `steps` is a ceiling run's steps.parquet: service, step, engine, offered_rps,
-    achieved_rps, p99_ms, error_rate, passed, engine_saturated, reasons. A service keeping up
+    achieved_rps, p99_ms, error_rate, outcome, reasons. A service keeping up
     lies on the diagonal; failed (x) and inconclusive (triangle) steps are marked.
     """
     data = (
