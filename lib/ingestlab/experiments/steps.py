@@ -31,7 +31,7 @@ from ingestlab.load.engine import (
 )
 from ingestlab.load.native import run_oha
 from ingestlab.load.payloads import PayloadSet
-from ingestlab.load.rows import REQUEST_SCHEMA
+from ingestlab.load.rows import REQUEST_SCHEMA, send_rate_rps
 from ingestlab.load.schedules import constant
 
 Engine = Literal["asyncio", "oha"]
@@ -216,7 +216,10 @@ def _oha_step(
         step=step,
         engine="oha",
         offered_rps=rate_rps,
-        achieved_rps=_send_rate(rows),
+        # the send rate over the measured phase, as the asyncio engine reports it (oha's own
+        # figure divides answers by the time from its launch to the last answer, start-up and
+        # the last latency included: 98.9% of a 3 s step that went out on time)
+        achieved_rps=send_rate_rps(rows.filter(pl.col("phase") == "measure")["actual_start_ns"]) or 0.0,
         sent=result.sent,
         # no HTTP answer: not in oha's rows, only counted by error message
         **_outcome_stats(rows, failed=sum(result.errors.values())),
@@ -243,16 +246,6 @@ def generator_failures(result: StepResult, *, lag_bound_ms: float) -> list[str]:
     if result.engine_cpu_pct > cpu_bound:
         reasons.append(f"{result.engine} CPU {result.engine_cpu_pct:.0f}% of its core (> {cpu_bound:g}%)")
     return reasons
-
-
-def _send_rate(rows: pl.DataFrame) -> float:
-    """Requests sent per second over the measured phase, (n - 1) / (last - first actual start),
-    as the asyncio engine reports it. (oha's own figure divides answers by the time from its
-    launch to the last answer, start-up and the last request's latency included: 98.9% of a
-    3 s step that went out on time.)"""
-    starts = rows.filter(pl.col("phase") == "measure")["actual_start_ns"].drop_nulls()
-    span_s = (starts.max() - starts.min()) / 1e9 if starts.len() >= 2 else 0.0
-    return (starts.len() - 1) / span_s if span_s > 0 else 0.0
 
 
 def _not_driven(step: int, rate_rps: float, reason: str) -> tuple[StepResult, pl.DataFrame]:

@@ -60,7 +60,7 @@ from ingestlab.load.burst import require_loopback
 from ingestlab.load.http1 import REQUEST_ERRORS, Http1Connection, request_head
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.progress import ProgressMode, make_display
-from ingestlab.load.rows import REQUEST_SCHEMA, WallClock
+from ingestlab.load.rows import REQUEST_SCHEMA, WallClock, send_rate_rps
 from ingestlab.load.schedules import Schedule
 from ingestlab.load.timer_selector import TimerfdEpollSelector
 
@@ -613,12 +613,8 @@ def _health(
         lag_p50_ms=nearest_rank(lag_ms, 0.5),
         lag_p99_ms=nearest_rank(lag_ms, 0.99),
         lag_max_ms=lag_ms.max(),
-        span_ns=pl.col("actual_start_ns").max() - pl.col("actual_start_ns").min(),
     ).row(0, named=True)
-    # n sends spaced evenly over a span cover n - 1 intervals: (n - 1) / span is the rate.
-    achieved_rps = (
-        (sent.height - 1) / (stats["span_ns"] * 1e-9) if sent.height >= 2 and stats["span_ns"] > 0 else None
-    )
+    achieved_rps = send_rate_rps(sent["actual_start_ns"])
     offered_rps = schedule.offered_rps
     reasons = []
     if stats["lag_p99_ms"] is not None and stats["lag_p99_ms"] > SATURATION_LAG_P99_MS:

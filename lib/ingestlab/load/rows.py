@@ -38,3 +38,11 @@ class WallClock:
 
 def empty_requests() -> pl.DataFrame:
     return pl.DataFrame(schema=REQUEST_SCHEMA)
+
+
+def send_rate_rps(actual_start_ns: pl.Series) -> float | None:
+    """Requests sent per second: n sends spaced evenly over a span cover n - 1 intervals, so
+    (n - 1) / (last - first actual start); None with fewer than two sends or no span."""
+    starts = actual_start_ns.drop_nulls()
+    span_ns = starts.max() - starts.min() if starts.len() >= 2 else 0
+    return (starts.len() - 1) / (span_ns * 1e-9) if span_ns > 0 else None
