@@ -6,6 +6,7 @@ The last line printed by `smoke` and `run` is the path of the run directory writ
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -16,12 +17,12 @@ from pathlib import Path
 import polars as pl
 
 from ingestlab import report
-from ingestlab.analysis.delivery import COUNT_COLUMNS
 from ingestlab.config import PROFILES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
 from ingestlab.results import Run, RunWarning, new_study_id
 from ingestlab.stack import StartupError, artifacts
 from ingestlab.stack.artifacts import ArtifactMissing
+from ingestlab.summaries import PerService
 
 
 def _config(args: argparse.Namespace) -> StudyConfig:
@@ -34,21 +35,24 @@ def _config(args: argparse.Namespace) -> StudyConfig:
 
 
 def _delivery_frame(run: Run) -> pl.DataFrame:
-    summary = run.summary
-    services = [s for s in SERVICES if s in summary]
-    return pl.DataFrame([{"service": s, **{c: summary[s][c] for c in COUNT_COLUMNS}} for s in services])
+    counts = run.summary.services
+    return pl.DataFrame([{"service": s, **dataclasses.asdict(counts[s])} for s in SERVICES if s in counts])
 
 
 def _print_delivery(run: Run) -> None:
     with pl.Config(tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    tbl_formatting="ASCII_MARKDOWN", tbl_cols=-1):
         print(_delivery_frame(run))
-    for text in run.summary.get("warnings", []):
+    _print_warnings(run)
+
+
+def _print_warnings(run: Run) -> None:
+    for text in run.warnings:
         print(f"WARNING: {text}")
 
 
 def _lost(run: Run) -> int:
-    return sum(int(v.get("lost", 0)) for v in run.summary.values() if isinstance(v, dict))
+    return sum(counts.lost for counts in run.summary.services.values())
 
 
 def _keep_off_the_service_cores(config: StudyConfig) -> None:
@@ -70,9 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     _keep_off_the_service_cores(config)
     run = EXPERIMENTS[args.experiment](config)
-    for key, value in run.summary.items():
-        if key not in ("run_id", "experiment"):
-            print(f"{key}: {value}")
+    summary = run.summary
+    for key, value in dataclasses.asdict(summary).items():
+        print(f"{key}: {value}")
+    if isinstance(summary, PerService) and (ratios := summary.rust_over_node()):
+        print(f"rust_over_node: {ratios}")
+    _print_warnings(run)
     print(run.path)
     return 0
 

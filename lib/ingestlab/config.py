@@ -62,61 +62,37 @@ class CoreLayout:
 
 
 @dataclass(frozen=True)
-class StudyConfig:
-    """Everything a run depends on. Units are in the field names.
+class StackConfig:
+    """The broker and the services as the stack starts them."""
 
-    Use `StudyConfig.for_profile("quick")` for tests and smoke checks (seconds) and
-    `"full"` for the real study (minutes).
-    """
-
-    profile: Profile = "full"
-    services: tuple[ServiceName, ...] = SERVICES
-    cores: CoreLayout = field(default_factory=CoreLayout)
-    # Kafka
     partitions: int = 3
-    kafka_heap_mb: int = 512
+    kafka_heap_mib: int = 512  # the JVM's -Xms/-Xmx
     broker_start_timeout_s: float = 90.0
-    # Services
     service_start_timeout_s: float = 60.0
     # --trace-gc: one log line per V8 collection (telemetry.gc_trace parses them);
     # --max-old-space-size: the article's 1.5 GB cap ("to prevent OOM crashes").
     node_flags: tuple[str, ...] = ("--trace-gc", "--max-old-space-size=1536")
-    # Smoke burst: requests per service, and how many of them are deliberately invalid.
-    smoke_requests: int = 200
-    smoke_invalid: int = 20
-    smoke_concurrency: int = 16
-    # Payloads: the article speaks of ~10 KB JSON documents.
-    payload_bytes: int = 10_000
-    seed: int = 1
-    # The study a run belongs to (`ingestlab study` makes one with results.new_study_id);
-    # the claims then use only that study's runs. None: no study.
-    study_id: str | None = None
     # After the load stops: how long to wait for the last records to show up in Kafka.
     readback_timeout_s: float = 30.0
-    runs_dir: Path = Path("data/runs")
-    # Load engine. Requests intended in the first `warmup_s` of a step are recorded but left
-    # out of the analysis. The pool (= connections = most requests in flight) is sized per
-    # run as rate x the p99 bound, between these limits: the engine's cost grows with its
-    # connections, so a pool far larger than the run needs costs throughput.
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError("partitions must be >= 1")
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """What every load step shares: the bodies, the warm-up, the engines' connections."""
+
+    # Payloads: the article speaks of ~10 KB JSON documents.
+    payload_bytes: int = 10_000
+    # Requests intended in the first `warmup_s` of a step are recorded but left out of the
+    # analysis. The pool (= connections = most requests in flight) is sized per step as
+    # rate x the p99 bound, between these limits: the engine's cost grows with its
+    # connections, so a pool far larger than the step needs costs throughput.
     warmup_s: float = 1.0
     engine_pool_min: int = 32
     engine_pool_max: int = 1024
-    # latency-accuracy: a fixed 5 ms endpoint at 1,000 req/s.
-    accuracy_rate_rps: int = 1_000
-    accuracy_duration_s: float = 30.0
-    # engine-capacity: the highest rate each engine holds on schedule on the load core against
-    # nginx's `return 202` (a rate search: doubling, halving, bisection to `capacity_resolution`),
-    # `repeats` times for the asyncio engine; each step `capacity_step_s` long. It calibrates
-    # the rig on the machine it runs on (see EngineLimits).
-    capacity_start_rps: int = 4_000
-    native_start_rps: int = 16_000
-    capacity_cap_rps: int = 256_000
-    capacity_resolution: float = 1.15
-    capacity_step_s: float = 5.0
-    repeats: int = 3
-    # The stall test pauses the engine at this fraction of its own measured maximum.
-    stall_fraction: float = 0.8
-    stall_ms: float = 400.0
     # During a study the broker shares the load core with the engine and takes CPU in
     # proportion to the rate: a step gives an engine a rate only where, in the calibration,
     # the engine needed at most this much of the core (%); the broker has the rest. An
@@ -124,37 +100,138 @@ class StudyConfig:
     # 97% at 40,000), so the budget is read off the measured curve, not scaled from the max.
     # A step the asyncio engine still cannot drive is repeated with oha.
     engine_cpu_budget_pct: float = 50.0
-    # ceiling: a rate search per service (start, doubling until a step fails, halving when the
-    # first fails, then bisection until the limit is known within `ceiling_resolution`).
-    ceiling_start_rps: int = 1_000
-    ceiling_floor_rps: int = 50
-    ceiling_cap_rps: int = 64_000
-    ceiling_resolution: float = 1.1
-    ceiling_p99_bound_ms: float = 100.0
-    # Before the search, each fresh service is loaded at half the start rate for this long,
-    # unjudged (start-up transients are not the service's limit).
-    ceiling_warmup_s: float = 5.0
+    # wrk is closed loop: its rate is bounded by connections / latency (Little), and Rust
+    # answers only after Kafka acknowledged (>= queue.buffering.max.ms = 10 ms), so it needs many.
+    wrk_connections: int = 256
+
+
+@dataclass(frozen=True)
+class SmokeConfig:
+    """The smoke burst: requests per service, how many deliberately invalid, in flight."""
+
+    requests: int = 200
+    invalid: int = 20
+    concurrency: int = 16
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.invalid <= self.requests:
+            raise ValueError("smoke: invalid must be between 0 and requests")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """The rig's own experiments.
+
+    latency-accuracy: a fixed 5 ms endpoint at `accuracy_rate_rps`. engine-capacity: the
+    highest rate each engine holds on schedule on the load core against nginx's `return 202`
+    (a rate search: doubling, halving, bisection to `resolution`), `repeats` times for the
+    asyncio engine, each step `step_s` long; it calibrates the rig on the machine it runs on
+    (see experiments.steps.EngineLimits). The stall test pauses the engine for `stall_ms` at
+    `stall_fraction` of its own measured maximum.
+    """
+
+    accuracy_rate_rps: int = 1_000
+    accuracy_duration_s: float = 30.0
+    start_rps: int = 4_000
+    native_start_rps: int = 16_000
+    cap_rps: int = 256_000
+    resolution: float = 1.15
+    step_s: float = 5.0
+    repeats: int = 3
+    stall_fraction: float = 0.8
+    stall_ms: float = 400.0
+
+
+@dataclass(frozen=True)
+class CeilingConfig:
+    """A rate search per service: start, doubling until a step fails, halving when the first
+    fails, then bisection until the limit is known within `resolution`; each step `step_s`
+    long. Before the search each fresh service is loaded at half the start rate for
+    `warmup_s`, unjudged (start-up transients are not the service's limit)."""
+
+    start_rps: int = 1_000
+    floor_rps: int = 50
+    cap_rps: int = 64_000
+    resolution: float = 1.1
+    p99_bound_ms: float = 100.0
+    warmup_s: float = 5.0
     step_s: float = 10.0
-    # Telemetry: process samples every `sample_interval_s` (RSS, PSS/USS, CPU per thread).
+
+
+@dataclass(frozen=True)
+class SoakConfig:
+    """A constant rate held for `duration_s`, the same for both services.
+
+    The article held 10,000 req/s for 72 h, above what Node holds on one core here; with
+    `rate_rps` None the soak runs at `rate_fraction` of the slower service's ceiling measured
+    on this machine (the study's first ceiling run), so latency and memory are compared at a
+    rate both hold. A fresh broker answers its first produce requests slowly (Rust, which
+    waits for the acknowledgement, took 0.5 s per request for the first 2 s of a quick soak):
+    requests intended in the first `warmup_s` are recorded but left out of the numbers. The
+    service is sampled every `sample_interval_s` (RSS, PSS/USS, CPU per thread).
+    """
+
+    rate_rps: int | None = None
+    rate_fraction: float = 0.5
+    duration_s: float = 120.0
+    warmup_s: float = 5.0
     sample_interval_s: float = 0.1
-    # soak: a constant rate held for `soak_duration_s`, the same for both services. The article
-    # held 10,000 req/s for 72 h, above what Node holds on one core here; None: the soak runs
-    # at `soak_rate_fraction` of the slower service's ceiling measured on this machine (the
-    # study's first ceiling run), so latency and memory are compared at a rate both hold.
-    soak_rate_rps: int | None = None
-    soak_rate_fraction: float = 0.5
-    soak_duration_s: float = 120.0
-    # A fresh broker answers its first produce requests slowly (Rust, which waits for the
-    # acknowledgement, took 0.5 s per request for the first 2 s of a quick soak): requests
-    # intended in the first `soak_warmup_s` are recorded but left out of the numbers.
-    soak_warmup_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class StartupConfig:
+    """Cold starts per service (spawn to first 202, broker already up)."""
+
+    runs: int = 10
+
+
+# Each part of a StudyConfig that is a config of its own, by field name.
+_PARTS: dict[str, type] = {
+    "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
+    "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig,
+}
+# The profiles, as data: what each changes from the defaults (a dict per part it changes).
+PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
+    "full": {},
+    "quick": {
+        "trials": 3,
+        "smoke": {"requests": 60, "invalid": 6},
+        "load": {"warmup_s": 0.5},
+        "calibration": {"accuracy_duration_s": 5.0, "step_s": 2.0, "resolution": 1.3, "repeats": 1},
+        "ceiling": {"resolution": 1.5, "step_s": 2.0, "warmup_s": 2.0},
+        "soak": {"duration_s": 25.0},
+        "startup": {"runs": 3},
+    },
+}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a run depends on: the study's own fields, and one small config per part
+    (`stack`, `load`, and one per experiment). Units are in the field names.
+
+    Use `StudyConfig.for_profile("quick")` for tests and smoke checks (seconds) and
+    `"full"` for the real study (minutes). `for_profile` and `replace` take a part's changes
+    as a dict, merged into it: `config.replace(ceiling={"step_s": 5.0})`.
+    """
+
+    profile: Profile = "full"
+    services: tuple[ServiceName, ...] = SERVICES
+    cores: CoreLayout = field(default_factory=CoreLayout)
+    seed: int = 1
+    # The study a run belongs to (`ingestlab study` makes one with results.new_study_id);
+    # the claims then use only that study's runs. None: no study.
+    study_id: str | None = None
+    runs_dir: Path = Path("data/runs")
     # The claims table: runs of ceiling and soak per claim (each one trial of each service).
     trials: int = 5
-    # startup: cold starts per service (spawn to first 202, broker already up).
-    startup_runs: int = 10
-    # wrk is closed loop: its rate is bounded by connections / latency (Little), and Rust answers
-    # only after Kafka acknowledged (>= queue.buffering.max.ms = 10 ms), so it needs many.
-    wrk_connections: int = 256
+    stack: StackConfig = field(default_factory=StackConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
+    smoke: SmokeConfig = field(default_factory=SmokeConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    ceiling: CeilingConfig = field(default_factory=CeilingConfig)
+    soak: SoakConfig = field(default_factory=SoakConfig)
+    startup: StartupConfig = field(default_factory=StartupConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -162,32 +239,32 @@ class StudyConfig:
         unknown = set(self.services) - set(SERVICES)
         if unknown or not self.services:
             raise ValueError(f"services must be a non-empty subset of {SERVICES}, got {self.services!r}")
-        if self.partitions < 1:
-            raise ValueError("partitions must be >= 1")
-        if not 0 <= self.smoke_invalid <= self.smoke_requests:
-            raise ValueError("smoke_invalid must be between 0 and smoke_requests")
 
     @classmethod
     def for_profile(cls, profile: Profile, **overrides: object) -> StudyConfig:
-        """The defaults of a profile, with keyword overrides (e.g. `services=("rust",)`)."""
-        base: dict[str, object] = {"profile": profile}
-        if profile == "quick":
-            base.update(smoke_requests=60, smoke_invalid=6, warmup_s=0.5, accuracy_duration_s=5.0,
-                        capacity_step_s=2.0, capacity_resolution=1.3, repeats=1, ceiling_resolution=1.5,
-                        step_s=2.0, ceiling_warmup_s=2.0, soak_duration_s=25.0, startup_runs=3,
-                        trials=3)
-        base.update(overrides)
-        return cls(**base)  # type: ignore[arg-type]
+        """The defaults of a profile (PROFILE_CHANGES), with `overrides` as in `replace`
+        (e.g. `services=("rust",)`, `soak={"duration_s": 10.0}`)."""
+        if profile not in PROFILE_CHANGES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+        return cls(profile=profile).replace(**PROFILE_CHANGES[profile]).replace(**overrides)
 
     def replace(self, **changes: object) -> StudyConfig:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with `changes`; a part's changes may be a dict, merged into that part."""
+        merged = {
+            name: dataclasses.replace(getattr(self, name), **value)
+            if name in _PARTS and isinstance(value, dict) else value
+            for name, value in changes.items()
+        }
+        return dataclasses.replace(self, **merged)  # type: ignore[arg-type]
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form, recorded in every run's meta.json."""
-        d = dataclasses.asdict(self)
-        d["cores"] = self.cores.as_dict()
-        d["runs_dir"] = str(self.runs_dir)
-        for name, value in d.items():
-            if isinstance(value, tuple):
-                d[name] = list(value)
-        return d
+        return _json_ready(dataclasses.asdict(self))
+
+
+def _json_ready(value: object) -> object:
+    if isinstance(value, dict):
+        return {name: _json_ready(item) for name, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_json_ready(item) for item in value]
+    return str(value) if isinstance(value, Path) else value

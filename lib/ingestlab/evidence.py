@@ -6,29 +6,41 @@ run, or per cold start), in the claim's unit, and says why a claim cannot be mea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, check_comparable, find_runs
+from ingestlab.units import MB, MS_PER_S
 
 Trials = dict[str, dict[str, list[float]]]
 # The services every claim compares: only runs that measured both supply a row.
 SERVICES: tuple[str, ...] = ("node", "rust")
 
-# claim key -> (experiment, summary field of each service, factor into the claim's unit)
-FROM_SUMMARIES: dict[str, tuple[str, str, float]] = {
-    "memory_sustained_mb": ("soak", "rss_mean_mb", 1.0),
-    "p50_latency_ms": ("soak", "p50_ms", 1.0),
-    "p95_latency_ms": ("soak", "p95_ms", 1.0),
-    "p99_latency_ms": ("soak", "p99_ms", 1.0),
-    "throughput_limit_rps": ("ceiling", "ceiling_rps", 1.0),
+# A service's value in the claim's unit, read off its typed summary (None: not measured).
+# The article's memory "MB" is compared with MiB (it does not say which it means).
+Reader = Callable[[Any], float | None]
+
+# claim key -> (experiment, the value of one service's summary)
+FROM_SUMMARIES: dict[str, tuple[str, Reader]] = {
+    "memory_sustained_mb": ("soak", lambda s: s.rss_mean_mib),  # SoakResult
+    "p50_latency_ms": ("soak", lambda s: s.p50_ms),
+    "p95_latency_ms": ("soak", lambda s: s.p95_ms),
+    "p99_latency_ms": ("soak", lambda s: s.p99_ms),
+    "throughput_limit_rps": ("ceiling", lambda s: s.ceiling_rps),  # CeilingResult
+    "image_size_mb": ("startup", lambda s: s.footprint_bytes / MB),  # StartupResult; see EXACT
 }
-# claim key -> summary field of each service saying its value is only a lower bound (the
-# ceiling search ended on a step the load generator could not drive)
-LOWER_BOUND_FIELDS: dict[str, str] = {"throughput_limit_rps": "ceiling_lower_bound"}
+# claim key -> whether a service's value is only a lower bound (the ceiling search ended on
+# a step the load generator could not drive)
+LOWER_BOUNDS: dict[str, Callable[[Any], bool]] = {
+    "throughput_limit_rps": lambda s: s.ceiling_lower_bound,
+}
 # claim key -> (column of cold_starts.parquet, factor into the claim's unit)
 FROM_COLD_STARTS: dict[str, tuple[str, float]] = {
-    "memory_startup_mb": ("rss_at_ready_mb", 1.0),
-    "cold_start_s": ("cold_start_ms", 1e-3),
+    "memory_startup_mb": ("rss_at_ready_mib", 1.0),
+    "cold_start_s": ("cold_start_ms", 1 / MS_PER_S),
 }
+
 NOT_MEASURABLE = {
     "cpu_busiest_core_pct": "the study layout pins each service to one core (CoreLayout.service=(1,)); the "
     "article's 2-core split needs a layout giving the service both cores",
@@ -45,22 +57,23 @@ NOTES = {
 }
 
 
-def _supplying(runs: list[Run], field: str) -> list[Run]:
-    """The runs with `field` for every service of SERVICES: a partial run never fills a
+def _supplying(runs: list[Run], value: Reader) -> list[Run]:
+    """The runs with a value for every service of SERVICES: a partial run never fills a
     two-service row, and both services' trials come from the same runs."""
     return [run for run in runs
-            if all(run.summary.get(service, {}).get(field) is not None for service in SERVICES)]
+            if all(service in run.summary.services and value(run.summary.services[service]) is not None
+                   for service in SERVICES)]
 
 
-def _summary_trials(runs: list[Run], field: str, factor: float) -> dict[str, list[float]]:
+def _summary_trials(runs: list[Run], value: Reader) -> dict[str, list[float]]:
     """One trial per supplying run and service."""
-    return {service: [float(run.summary[service][field]) * factor for run in _supplying(runs, field)]
+    return {service: [float(value(run.summary.services[service])) for run in _supplying(runs, value)]
             for service in SERVICES}
 
 
-def _bounded_counts(runs: list[Run], field: str, flag: str) -> dict[str, int]:
+def _bounded_counts(runs: list[Run], value: Reader, bounded: Callable[[Any], bool]) -> dict[str, int]:
     """Per service, how many of the supplying runs flag their value as only a lower bound."""
-    return {service: sum(bool(run.summary[service].get(flag)) for run in _supplying(runs, field))
+    return {service: sum(bool(bounded(run.summary.services[service])) for run in _supplying(runs, value))
             for service in SERVICES}
 
 
@@ -71,7 +84,7 @@ def collect_trials(
     config: StudyConfig, *, trials: int
 ) -> tuple[Trials, dict[str, str], list[str], dict[str, dict[str, int]]]:
     """(trials per claim key and service, reasons/notes per key, run ids used, and per key
-    and service how many trials are only lower bounds (LOWER_BOUND_FIELDS)).
+    and service how many trials are only lower bounds (LOWER_BOUNDS)).
 
     Reads `config.runs_dir`: the `trials` newest soak and ceiling runs and the newest startup
     run of `config.profile` that measured both services (SERVICES) and, when
@@ -82,25 +95,24 @@ def collect_trials(
     bounded: dict[str, dict[str, int]] = {}
     used: list[Run] = []
 
-    def runs_of(name: str, limit: int) -> list[Run]:
+    def runs_of(name: str) -> list[Run]:
+        # each cold start of the newest startup run is a trial; of the others, each run
+        limit = 1 if name == "startup" else trials
         return find_runs(config.runs_dir, name, profile=config.profile, services=SERVICES,
                          study_id=config.study_id, limit=limit)
 
-    for key, (experiment, field, factor) in FROM_SUMMARIES.items():
-        runs = runs_of(experiment, trials)
+    for key, (experiment, value) in FROM_SUMMARIES.items():
+        runs = runs_of(experiment)
         used += runs
-        found[key] = _summary_trials(runs, field, factor)
-        if key in LOWER_BOUND_FIELDS:
-            bounded[key] = _bounded_counts(runs, field, LOWER_BOUND_FIELDS[key])
-    startup_runs = runs_of("startup", 1)  # each cold start of the newest startup run is a trial
-    used += startup_runs
-    for run in startup_runs:
+        found[key] = _summary_trials(runs, value)
+        if key in LOWER_BOUNDS:
+            bounded[key] = _bounded_counts(runs, value, LOWER_BOUNDS[key])
+    for run in runs_of("startup"):
         starts = run.read_frame("cold_starts")
         for key, (column, factor) in FROM_COLD_STARTS.items():
             found[key] = {
                 s: [v * factor for v in starts.filter(service=s)[column].to_list()] for s in SERVICES
             }
-    found["image_size_mb"] = _summary_trials(startup_runs, "footprint_bytes", 1e-6)  # see EXACT
     unique = list({run.run_id: run for run in used}.values())
     check_comparable(unique)
     reasons = {**NOTES, **NOT_MEASURABLE}

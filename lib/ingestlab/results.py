@@ -3,7 +3,9 @@
 ```
 data/runs/<run-id>/
   meta.json        schema version, git sha, host, CPU, core layout, tool versions, config
-  summary.json     the key numbers, and `warnings` the run found about itself
+  summary.json     the key numbers (a typed summary: ingestlab.summaries), and `warnings`
+                   the run found about itself
+  notebooks.json   numbers the notebooks that analysed the run recorded, per notebook
   <name>.parquet   frames: requests, samples, gc, deliveries, ...
   logs/            stdout/stderr of every component
 ```
@@ -28,9 +30,12 @@ from typing import Any
 import polars as pl
 
 from ingestlab.config import StudyConfig
+from ingestlab.paths import PROJECT_ROOT
+from ingestlab.summaries import Summary, dump_summary, load_summary
 
-SCHEMA_VERSION = 1
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The run directory's version. 2: summary.json holds a typed summary (ingestlab.summaries,
+# whose docstring keeps the history of its fields); 1: bare-dict summaries.
+SCHEMA_VERSION = 2
 # Runs that differ in any of these cannot be compared as if measured together.
 ENVIRONMENT_KEYS = ("hostname", "cpu_model", "cpu_count", "cores")
 
@@ -146,9 +151,22 @@ class Run:
         return json.loads((self.path / "meta.json").read_text())
 
     @property
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> Summary:
+        """The run's typed summary (raises FileNotFoundError before the run wrote it)."""
+        return self._summary_and_warnings()[0]
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the run found suspect about itself (empty before it wrote its summary)."""
+        if not (self.path / "summary.json").exists():
+            return []
+        return self._summary_and_warnings()[1]
+
+    def _summary_and_warnings(self) -> tuple[Summary, list[str]]:
         path = self.path / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        if not path.exists():
+            raise FileNotFoundError(f"run {self.run_id} has no summary.json (still running, or failed)")
+        return load_summary(json.loads(path.read_text()))
 
     def _write_json(self, name: str, data: dict[str, Any]) -> None:
         tmp = self.path / f".{name}.tmp"
@@ -158,13 +176,30 @@ class Run:
     def update_meta(self, **fields: Any) -> None:
         self._write_json("meta.json", {**self.meta, **fields})
 
-    def write_summary(self, summary: dict[str, Any], *, warnings_found: list[str] = ()) -> None:
+    def write_summary(self, summary: Summary, *, warnings_found: Sequence[str] = ()) -> None:
         """Write summary.json; `warnings_found` (the run's checks on itself) are also shown."""
-        data = {"run_id": self.run_id, "experiment": self.meta["experiment"], **summary,
-                "warnings": list(warnings_found)}
-        self._write_json("summary.json", data)
+        if self.meta["experiment"] != summary.EXPERIMENT:
+            raise ValueError(f"a {summary.EXPERIMENT} summary for a {self.meta['experiment']} run")
+        self._write_json("summary.json", dump_summary(summary, run_id=self.run_id, warnings=warnings_found))
         for text in warnings_found:
             warnings.warn(f"{self.run_id}: {text}", RunWarning, stacklevel=2)
+
+    @property
+    def notebook_records(self) -> dict[str, dict[str, Any]]:
+        """What notebooks recorded (`record_notebook`): name -> {"recorded_utc", "numbers"}."""
+        path = self.path / "notebooks.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def record_notebook(self, name: str, numbers: dict[str, Any]) -> dict[str, Any]:
+        """Keep a notebook's key numbers in notebooks.json under `name` (replacing its earlier
+        entry) and return them as stored. `numbers` must be plain JSON (units in the key
+        names): a NaN or an object raises rather than being written as a string."""
+        stored = json.loads(json.dumps(numbers, allow_nan=False))
+        records = self.notebook_records
+        records[name] = {"recorded_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                         "numbers": stored}
+        self._write_json("notebooks.json", records)
+        return stored
 
     def write_frame(self, name: str, frame: pl.DataFrame) -> Path:
         path = self.path / f"{name}.parquet"

@@ -33,9 +33,10 @@ from typing import Any
 import polars as pl
 
 from ingestlab import evidence
-from ingestlab.analysis.claims import CLAIMS_COLUMNS, MIN_TRIALS, NOT_MEASURABLE, claims_table, load_claims
+from ingestlab.analysis.claims import CLAIMS_COLUMNS, NOT_MEASURABLE, claims_table, load_claims, trials_needed
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, find_runs
+from ingestlab.summaries import ClaimsSummary
 
 CLAIMS_EXPERIMENT = "claims"
 # What the claims table needs: repeated ceiling and soak runs (one trial each) and one
@@ -90,7 +91,7 @@ def runs_overview(runs: Mapping[str, Sequence[Run]] | Sequence[Run]) -> pl.DataF
     flat = [run for group in runs.values() for run in group] if isinstance(runs, Mapping) else list(runs)
     rows = []
     for run in flat:
-        meta, warnings = run.meta, run.summary.get("warnings", [])
+        meta, warnings = run.meta, run.warnings
         rows.append(
             {
                 "run_id": run.run_id,
@@ -187,7 +188,7 @@ def explain_reasons(
     for key in keys:
         measured = found.get(key, {})
         node, rust = len(measured.get("node", [])), len(measured.get("rust", []))
-        needed = 1 if key in exact else MIN_TRIALS
+        needed = trials_needed(key, exact)
         note = notes.get(key)
         left_out = (dropped or {}).get(key, {})
         if left_out:
@@ -276,8 +277,8 @@ def record_claims(config: StudyConfig, table: pl.DataFrame, used: Sequence[str])
     found = []
     for run_id in used:
         path = config.runs_dir / run_id
-        summary = Run.open(path).summary if (path / "meta.json").exists() else {}
-        found += [f"{run_id}: {w}" for w in summary.get("warnings", [])]
+        warned = Run.open(path).warnings if (path / "meta.json").exists() else []
+        found += [f"{run_id}: {w}" for w in warned]
     found += [f"claim {key!r} has no measurement and no reason" for key in missing_claims(numbers)]
-    run.write_summary({"claims": numbers, "runs_used": list(used)}, warnings_found=found)
+    run.write_summary(ClaimsSummary(claims=numbers, runs_used=list(used)), warnings_found=found)
     return run

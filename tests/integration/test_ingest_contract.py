@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from ingestlab.load.payloads import PayloadSet, invalid_bodies, request_id_of
+from ingestlab.load.payloads import PayloadSet, invalid_bodies
+from ingestlab.stack.topic import request_id_of
 
 BODY_LIMIT = 1_048_576  # 1 MiB, both services
 

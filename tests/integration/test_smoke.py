@@ -14,14 +14,13 @@ def test_smoke_reports_every_accepted_record_delivered(tmp_path, capsys):
     assert code == 0, "\n".join(out)
     run = Run.open(Path(out[-1]))
     assert run.path.parent == tmp_path.resolve()
-    summary = run.summary
     for service in ("node", "rust"):
-        counts = summary[service]
-        assert counts["sent"] == 60
-        assert counts["accepted"] == 54 and counts["rejected"] == 6
-        assert counts["delivered"] == counts["accepted"]
-        assert counts["lost"] == 0 and counts["failed"] == 0
-    assert summary["warnings"] == []
+        counts = run.summary.services[service]
+        assert counts.sent == 60
+        assert counts.accepted == 54 and counts.rejected == 6
+        assert counts.delivered == counts.accepted
+        assert counts.lost == 0 and counts.failed == 0
+    assert run.warnings == []
     assert any(line.startswith("| node ") for line in out)
     assert run.read_frame("requests").height == 120
     assert run.read_frame("deliveries").height >= 108

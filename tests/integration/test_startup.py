@@ -9,11 +9,12 @@ import polars as pl
 import psutil
 import pytest
 
+from ingestlab.experiments.startup import COLD_START_SCHEMA, cold_start
+from ingestlab.files import tree_bytes
 from ingestlab.stack import Stack
+from ingestlab.stack.footprint import footprint, parse_ldd
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_thread
-from ingestlab.telemetry.startup import COLD_START_SCHEMA, cold_start, footprint, parse_ldd, tree_bytes
-
-MB = 1_000_000
+from ingestlab.units import MB
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,8 @@ def test_cold_start_of_each_service(startup_stack, service):
     assert rows.schema == pl.Schema(COLD_START_SCHEMA) and rows["run"].to_list() == [0, 1, 2]
     assert rows["cold_start_ms"].is_between(0, 30_000, closed="none").all()
     assert (rows["port_open_ms"] > 0).all() and (rows["port_open_ms"] <= rows["cold_start_ms"]).all()
-    assert (rows["posts"] >= 1).all() and (rows["rss_at_ready_mb"] > 0).all()
-    assert (rows["uss_at_ready_mb"] <= rows["rss_at_ready_mb"]).all()
+    assert (rows["posts"] >= 1).all() and (rows["rss_at_ready_mib"] > 0).all()
+    assert (rows["uss_at_ready_mib"] <= rows["rss_at_ready_mib"]).all()
     # Every run's process is gone; the stack's own service was restarted and serves again.
     assert not any(psutil.pid_exists(pid) for pid in rows["pid"]), "a cold-start process was left behind"
     restored = startup_stack.service(service)

@@ -117,7 +117,7 @@ def test_notebook_runs_in_the_quick_profile(notebook: Path, study: dict[str, Pat
     finally:
         _assert_nothing_left(token)
     run = Run.open(_recorded_run(executed))
-    assert notebook.stem in run.summary.get("notebook", {}), f"{notebook.stem} recorded nothing in {run.path}"
+    assert notebook.stem in run.notebook_records, f"{notebook.stem} recorded nothing in {run.path}"
     if notebook.stem == "05_claims_vs_measured":
         _check_claims(run, study["reports"] / "claims.csv")
 
@@ -126,7 +126,7 @@ def _check_claims(run: Run, csv_path: Path) -> None:
     """Every claim of data/article_claims.csv is in the recorded numbers, measured (a ratio
     and a verdict) or "not measurable here" with a reason; claims.csv has every column."""
     claims = load_claims()
-    numbers = run.summary["notebook"]["05_claims_vs_measured"]["numbers"]
+    numbers = run.notebook_records["05_claims_vs_measured"]["numbers"]
     assert set(numbers) == set(claims["key"])
     assert missing_claims(numbers, claims) == []
     for key, entry in numbers.items():

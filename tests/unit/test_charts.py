@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +15,10 @@ import pytest
 
 from ingestlab import charts
 from ingestlab.analysis.latency import hdr_table, windows
+from ingestlab.units import NS_PER_MS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T0_NS = 1_800_000_000_000_000_000
-NS_PER_MS = 1_000_000
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -347,10 +351,38 @@ def test_claims_ratios_dots_intervals_and_the_line_at_one() -> None:
 # --- limits and files ----------------------------------------------------------------------
 
 
-def test_more_rows_than_the_limit_are_refused() -> None:
-    too_many = pl.DataFrame({"x": range(charts.MAX_CHART_ROWS + 1)})
-    with pytest.raises(alt.MaxRowsError):
-        alt.Chart(too_many).mark_point().encode(x="x:Q").to_dict()
+def test_more_rows_than_the_limit_are_refused_whatever_altairs_own_limit() -> None:
+    n = charts.MAX_CHART_ROWS
+    runs = pl.DataFrame({"service": ["node"] * n, "cold_start_ms": [float(i + 1) for i in range(n)]})
+    assert charts.cold_start_distribution(runs).to_dict()  # the limit itself is allowed
+    too_many = pl.concat([runs, runs.head(1)])
+    # the charts check the rows themselves: no process-wide altair setting turns the check off
+    with alt.data_transformers.disable_max_rows(), pytest.raises(charts.TooManyRowsError, match="5,001 rows"):
+        charts.cold_start_distribution(too_many)
+    assert issubclass(charts.TooManyRowsError, alt.MaxRowsError)  # what altair's own limit raised
+
+
+def test_importing_the_charts_changes_no_altair_setting() -> None:
+    # In a fresh interpreter: in this one the charts are imported already.
+    probe = """
+import json
+import altair as alt
+def settings():
+    return {
+        "data transformer": [alt.data_transformers.active, alt.data_transformers.options],
+        "renderer": [alt.renderers.active, alt.renderers.options],
+        "theme": [alt.theme.active, alt.theme.options],
+    }
+before = settings()
+import ingestlab.charts
+print(json.dumps({"before": before, "after": settings(), "file": ingestlab.charts.__file__}))
+"""
+    lib = str(Path(charts.__file__).parents[2])  # the lib folder these tests import from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (lib, os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["file"] == charts.__file__
+    assert found["after"] == found["before"]
 
 
 def test_save_png_and_svg(tmp_path: Path) -> None:

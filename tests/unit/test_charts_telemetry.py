@@ -1,23 +1,20 @@
 """The charts of notebooks 03 and 04 (V8 heap, GC pauses, CPU per thread, footprint) and the
-report helpers that feed them, on small hand-built frames."""
+heap series of `analysis.memory`, on small hand-built frames. (The report helpers once tested
+here moved to `ingestlab.notebook`, and their tests to tests/unit/test_notebook_*.py.)"""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-from ingestlab import charts, report
-from ingestlab.config import StudyConfig
-from ingestlab.results import Run
+from ingestlab import charts
+from ingestlab.analysis.memory import heap_series
+from ingestlab.units import MIB, NS_PER_MS
 
 T0_NS = 1_800_000_000_000_000_000
-NS_PER_MS = 1_000_000
-MIB = 2**20
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -46,9 +43,9 @@ def _gc(events: list[tuple[float, str, float, float, float]], *, service: bool =
             "kind": [kind for _, kind, *_ in events],
             "generation": ["full" if kind == "Mark-Compact" else "young" for _, kind, *_ in events],
             "pause_ms": [e[2] for e in events],
-            "heap_before_mb": [e[3] for e in events],
-            "heap_after_mb": [e[4] for e in events],
-            "committed_after_mb": [40.0] * len(events),
+            "heap_before_mib": [e[3] for e in events],
+            "heap_after_mib": [e[4] for e in events],
+            "committed_after_mib": [40.0] * len(events),
         }
     )
     return frame.with_columns(service=pl.lit("node")) if service else frame
@@ -244,12 +241,12 @@ def test_new_charts_render_to_png(tmp_path: Path) -> None:
         assert path.read_bytes()[:8] == PNG_MAGIC
 
 
-# --- report helpers behind the charts ------------------------------------------------------
+# --- the heap series behind the memory pattern ---------------------------------------------
 
 
 def test_heap_series_before_and_after_with_optional_climb_points() -> None:
     gc = _gc([(10.0, "Scavenge", 1.0, 8.0, 4.0), (20.0, "Scavenge", 2.0, 12.0, 6.0)])
-    plain = report.heap_series(gc)
+    plain = heap_series(gc)
     assert plain["heap_bytes"].to_list() == [8.0 * MIB, 4.0 * MIB, 12.0 * MIB, 6.0 * MIB]
     assert plain["t_ns"].to_list() == [
         T0_NS + 9 * NS_PER_MS,
@@ -257,231 +254,8 @@ def test_heap_series_before_and_after_with_optional_climb_points() -> None:
         T0_NS + 18 * NS_PER_MS,
         T0_NS + 20 * NS_PER_MS,
     ]
-    climbing = report.heap_series(gc.drop("service"), climb_points=3)
+    climbing = heap_series(gc.drop("service"), climb_points=3)
     assert "service" not in climbing.columns
     # 3 points on the line from 4 MiB at 10 ms to 12 MiB at 18 ms
     assert [v / MIB for v in climbing["heap_bytes"]] == [8.0, 4.0, 6.0, 8.0, 10.0, 12.0, 6.0]
     assert climbing["t_ns"].is_sorted()
-
-
-def test_memory_patterns_rss_flat_and_heap_sawtooth() -> None:
-    n = 200  # 20 s at 10 Hz
-    samples = pl.concat(
-        [
-            pl.DataFrame(
-                {
-                    "t_ns": [T0_NS + i * 100 * NS_PER_MS for i in range(n)],
-                    "pid": [7] * n,
-                    "rss_bytes": [100 * MIB + (i % 2) * MIB // 10 for i in range(n)],
-                    "service": ["node"] * n,
-                }
-            ),
-            # the service's child process (another pid) is not the service's own memory
-            pl.DataFrame(
-                {
-                    "t_ns": [T0_NS + 50 + i * 100 * NS_PER_MS for i in range(n)],
-                    "pid": [8] * n,
-                    "rss_bytes": [900 * MIB] * n,
-                    "service": ["node"] * n,
-                }
-            ),
-        ]
-    ).sort("t_ns")
-    requests = pl.DataFrame({"service": ["node"], "intended_start_ns": [T0_NS]})
-    # a collection every 0.5 s: 10 -> 30 MiB, back to 10
-    gc = _gc([(500.0 * k, "Scavenge", 1.0, 30.0, 10.0) for k in range(1, 40)])
-    patterns = report.memory_patterns(samples, requests, gc)
-    rss = patterns.filter(series="RSS").row(0, named=True)
-    assert rss["classification"] == "flat"
-    assert rss["mean_mib"] == pytest.approx(100.05, abs=0.01)
-    assert rss["peak_mib"] < 101
-    heap = patterns.filter(series="V8 heap").row(0, named=True)
-    assert heap["classification"] == "sawtooth"
-    assert heap["period_s"] == pytest.approx(0.5, abs=0.01)
-    assert heap["peak_mib"] == 30.0
-    short = report.memory_patterns(samples.head(4), requests)
-    assert short["classification"].to_list() == ["too few samples"]
-
-
-def test_cpu_per_service_uses_each_services_own_window() -> None:
-    rows = []
-    for service, pid, t0, cpu in (("node", 1, 0, 0.5), ("rust", 2, 100, 0.1)):
-        for k in range(11):  # 10 s at 1 Hz; node busy half a core, rust a tenth
-            rows.append(
-                {
-                    "t_ns": T0_NS + (t0 + k) * 10**9,
-                    "pid": pid,
-                    "tid": pid,
-                    "name": service,
-                    "cpu_user_s": cpu * k,
-                    "cpu_system_s": 0.0,
-                    "last_cpu": 1,
-                    "service": service,
-                }
-            )
-    threads = pl.DataFrame(rows)
-    cpu = report.cpu_by_thread_per_service(threads)
-    assert cpu.columns[0] == "service"
-    assert dict(zip(cpu["service"], cpu["core_pct"], strict=True)) == pytest.approx(
-        {"node": 50.0, "rust": 10.0}
-    )
-    cores = report.cpu_by_core_per_service(threads)
-    assert dict(zip(cores["service"], cores["core_pct"], strict=True)) == pytest.approx(
-        {"node": 50.0, "rust": 10.0}
-    )
-
-
-def test_gc_in_flight_per_kind() -> None:
-    in_flight = pl.DataFrame(
-        {
-            "kind": ["Scavenge", "Scavenge", "Mark-Compact"],
-            "pause_ms": [1.0, 2.0, 9.0],
-            "in_flight": [0, 4, 10],
-        }
-    )
-    table = report.gc_in_flight(in_flight)
-    assert table["kind"].to_list() == ["Mark-Compact", "Scavenge"]  # longest pauses first
-    scavenge = table.filter(kind="Scavenge").row(0, named=True)
-    assert (scavenge["pauses"], scavenge["pauses_with_requests"], scavenge["in_flight_max"]) == (2, 1, 4)
-    assert scavenge["in_flight_mean"] == 2.0
-
-
-def _run(tmp_path: Path, experiment: str, summary: dict[str, Any]) -> Run:
-    run = Run.create(StudyConfig.for_profile("quick", runs_dir=tmp_path), experiment)
-    run.write_summary(summary)
-    return run
-
-
-def test_soak_conditions_against_the_article(tmp_path: Path) -> None:
-    service = {
-        "rate_rps": 4000,
-        "achieved_rps": 3999.0,
-        "duration_s": 300.0,
-        "engine": "oha",
-        "accepted": 1_200_000,
-        "lost": 0,
-    }
-    table = report.soak_conditions(_run(tmp_path, "soak", {"node": service, "rust": service}))
-    row = table.row(0, named=True)
-    assert row["rate_pct_of_article"] == 40.0
-    assert row["duration_pct_of_article"] == pytest.approx(100 * 300 / (72 * 3600))
-
-
-def test_soak_vs_article_reads_the_claims_file() -> None:
-    patterns = pl.DataFrame(
-        {
-            "service": ["node", "rust", "node"],
-            "series": ["RSS", "RSS", "V8 heap"],
-            "classification": ["flat", "flat", "sawtooth"],
-            "mean_mib": [128.0, 42.0, 20.0],
-            "amplitude_mib": [5.0, 0.5, 15.0],
-            "peak_mib": [140.0, 43.0, 43.0],
-            "period_s": [None, None, 0.04],
-        }
-    )
-    latency = pl.DataFrame({"service": ["node", "rust"], "p99_ms": [25.2, 13.3]})
-    gc_summary = {
-        "p99_outside_gc_ms": 15.0,
-        "share_of_slow_requests_during_gc": 0.75,
-        "share_during_gc": 0.135,
-    }
-    table = report.soak_vs_article(patterns, latency, gc_summary)
-    rows = {row["claim"]: row for row in table.iter_rows(named=True)}
-    memory = rows["average memory, sustained (MiB; the article says MB)"]
-    assert (memory["node_article"], memory["rust_article"], memory["node_measured"]) == ("820", "42", "128.0")
-    assert rows["memory pattern (RSS)"]["node_article"] == "Sawtooth pattern"
-    assert rows["p99 latency (ms)"]["rust_measured"] == "13.30"
-    assert "75% of the requests slower than p99" in rows["p99 cause"]["node_measured"]
-    assert "a drop every 0.04 s" in rows["V8 heap pattern (Node only)"]["node_measured"]
-    without_gc = report.soak_vs_article(patterns.filter(service="rust"), latency, None)
-    assert without_gc.filter(claim="p99 cause")["node_measured"][0].startswith("p99 outside GC pauses —")
-
-
-def test_startup_vs_article_and_footprint_parts(tmp_path: Path) -> None:
-    parts = [{"kind": "executable", "name": "x", "path": "/x", "bytes": 10_000_000, "base": False}]
-    run = _run(
-        tmp_path,
-        "startup",
-        {
-            "node": {
-                "cold_start_ms": 200.0,
-                "rss_at_ready_mb": 60.0,
-                "footprint_bytes": 600_000_000,
-                "footprint_parts": parts,
-            },
-            "rust": {
-                "cold_start_ms": 20.0,
-                "rss_at_ready_mb": 6.0,
-                "footprint_bytes": 10_000_000,
-                "footprint_parts": parts,
-            },
-        },
-    )
-    table = report.startup_vs_article(run)
-    cold = table.row(0, named=True)
-    assert (cold["unit"], cold["node_article"], cold["rust_article"]) == ("s", 1.4, 0.08)
-    assert (cold["node_measured"], cold["rust_measured"]) == pytest.approx((0.2, 0.02))
-    assert cold["measured_ratio"] == pytest.approx(0.1)
-    assert table["article_ratio"][2] == pytest.approx(24 / 185)
-    frame = report.footprint_parts(run)
-    assert frame["service"].to_list() == ["node", "rust"] and frame["mb"].to_list() == [10.0, 10.0]
-
-
-def test_node_modules_breakdown_separates_what_runs_from_the_build_tree(tmp_path: Path) -> None:
-    modules = tmp_path / "node_modules"
-    files = {
-        "express/index.js": 100,
-        "node-rdkafka/lib/producer.js": 50,
-        "node-rdkafka/deps/librdkafka/src/rdkafka.c": 5_000,
-        "node-rdkafka/build/deps/librdkafka.a": 2_000,
-    }
-    for name, size in files.items():
-        path = modules / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x" * size)
-    # node-gyp hard-links its outputs: one file, counted once
-    os.link(modules / "node-rdkafka/build/deps/librdkafka.a", modules / "node-rdkafka/build/librdkafka.a")
-    table = report.node_modules_breakdown(modules)
-    sizes = dict(zip(table["group"], table["bytes"], strict=True))
-    assert sizes == {
-        "the other packages (express and its dependencies, nan, ...)": 100,
-        "node-rdkafka: JavaScript, C++ sources, typings": 50,
-        "node-rdkafka/deps/: librdkafka's sources and build tree": 5_000,
-        "node-rdkafka/build/: object files and static archives": 2_000,
-    }
-    assert table.filter("needed_at_runtime")["bytes"].sum() == 150
-    assert table["needed_at_runtime"].to_list() == [True, True, False, False]
-
-
-# --- 00: one record, sent and stored -------------------------------------------------------
-
-
-def test_compare_record_sees_reordered_and_dropped_keys() -> None:
-    sent = json.dumps(
-        {"event_type": "a", "timestamp": 1, "extra": 1, "data": {"z": 1, "a": {"y": 2, "b": 3}}},
-        separators=(",", ":"),
-    ).encode()
-    stored = json.dumps(
-        {"event_type": "a", "timestamp": 1, "data": {"a": {"b": 3, "y": 2}, "z": 1}}, separators=(",", ":")
-    ).encode()
-    found = report.compare_record(sent, stored)
-    assert found["found"] and not found["byte_identical"] and not found["equal_as_json"]
-    assert found["reordered_objects"] == ["data", "data.a"]
-    assert found["missing_keys"] == ["extra"] and found["extra_keys"] == []
-    same = report.compare_record(sent, sent)
-    assert same["byte_identical"] and same["equal_as_json"] and same["same_key_order"]
-    assert same["reordered_objects"] == []
-    assert report.compare_record(sent, None) == {"found": False, "sent_bytes": len(sent)}
-
-
-def test_sent_vs_stored_matches_records_by_request_id() -> None:
-    body = json.dumps(
-        {"event_type": "a", "timestamp": 1, "data": {"request_id": "r-1", "pad": "x" * 100}}
-    ).encode()
-    records = pl.DataFrame({"request_id": ["r-0", "r-1"], "value": [b"{}", body]})
-    shown = report.sent_vs_stored({"node": ("r-1", body), "rust": ("r-2", body)}, records)
-    assert shown.comparisons["node"]["byte_identical"]
-    assert shown.comparisons["rust"] == {"found": False, "sent_bytes": len(body)}
-    page = shown._repr_html_()
-    assert "r-1" in page and "(100 characters)" in page and "no record with this request id" in page
-    assert "byte for byte identical" in repr(shown)

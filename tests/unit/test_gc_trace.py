@@ -70,8 +70,8 @@ def test_real_scavenge_line_values():
     assert row == {
         "pid": 21677, "isolate": "0x3b897ce0", "line_no": 49, "trace_ms": 6463.0,
         "wall_ns": anchor_ns + 6463 * MS, "kind": "Scavenge", "generation": "young", "variant": None,
-        "heap_before_mb": 25.5, "committed_before_mb": 42.7, "heap_after_mb": 10.4,
-        "committed_after_mb": 43.0, "pooled_mb": None, "pause_ms": 32.25, "external_ms": 0.03,
+        "heap_before_mib": 25.5, "committed_before_mib": 42.7, "heap_after_mib": 10.4,
+        "committed_after_mib": 43.0, "pooled_mib": None, "pause_ms": 32.25, "external_ms": 0.03,
         "incremental_ms": None, "incremental_steps": None, "incremental_max_step_ms": None,
         "marking_walltime_ms": None, "reason": "allocation failure", "collector_reason": None,
     }
@@ -85,7 +85,7 @@ def test_real_mark_compact_lines_values():
     # GC in old space requested"
     row = events.filter(pl.col("line_no") == 59).row(0, named=True)
     assert (row["kind"], row["variant"], row["generation"]) == ("Mark-Compact", None, "full")
-    assert (row["heap_before_mb"], row["heap_after_mb"], row["pause_ms"], row["external_ms"]) == (
+    assert (row["heap_before_mib"], row["heap_after_mib"], row["pause_ms"], row["external_ms"]) == (
         25.8, 8.9, 2.59, 0.02)
     assert (row["incremental_ms"], row["incremental_steps"], row["incremental_max_step_ms"],
             row["marking_walltime_ms"]) == (3.6, 13, 3.2, 10.0)
@@ -94,7 +94,7 @@ def test_real_mark_compact_lines_values():
 
     # The memory reducer's collections after the load stopped: "Mark-Compact (reduce)".
     reduced = parse_gc_log(FIXTURES / "node-10kb.log").events.filter(pl.col("variant") == "reduce")
-    assert reduced.select("trace_ms", "heap_before_mb", "committed_after_mb", "pause_ms").rows() == [
+    assert reduced.select("trace_ms", "heap_before_mib", "committed_after_mib", "pause_ms").rows() == [
         (32529.0, 12.1, 9.5, 11.0), (33139.0, 7.7, 9.2, 3.39)]
 
 
@@ -167,8 +167,8 @@ def test_synthetic_incremental_block():
     row = parse_one(VARIANT_LINES["mark_compact"])
     assert (row["kind"], row["generation"], row["pause_ms"], row["external_ms"]) == (
         "Mark-Compact", "full", 12.34, 0.01)
-    assert (row["heap_before_mb"], row["committed_before_mb"], row["heap_after_mb"],
-            row["committed_after_mb"]) == (20.1, 25.3, 15.2, 24.1)
+    assert (row["heap_before_mib"], row["committed_before_mib"], row["heap_after_mib"],
+            row["committed_after_mib"]) == (20.1, 25.3, 15.2, 24.1)
     assert (row["incremental_ms"], row["incremental_steps"], row["incremental_max_step_ms"],
             row["marking_walltime_ms"]) == (5.6, 12, 1.2, 50.0)
     assert (row["reason"], row["collector_reason"]) == (
@@ -176,7 +176,7 @@ def test_synthetic_incremental_block():
 
 
 @pytest.mark.parametrize(
-    ("name", "kind", "variant", "generation", "pause_ms", "pooled_mb", "reason", "collector_reason"),
+    ("name", "kind", "variant", "generation", "pause_ms", "pooled_mib", "reason", "collector_reason"),
     [
         ("reduce", "Mark-Compact", "reduce", "full", 11.0, None, "memory reducer", None),
         ("interleaved", "Scavenge", "interleaved", "young", 2.5, 1.0, "allocation failure", None),
@@ -188,10 +188,10 @@ def test_synthetic_incremental_block():
         ("mark_sweep", "Mark-Sweep", None, "full", 3.25, None, "last resort", "testing"),
     ],
 )
-def test_synthetic_variants(name, kind, variant, generation, pause_ms, pooled_mb, reason, collector_reason):
+def test_synthetic_variants(name, kind, variant, generation, pause_ms, pooled_mib, reason, collector_reason):
     row = parse_one(VARIANT_LINES[name])
-    assert (row["kind"], row["variant"], row["generation"], row["pause_ms"], row["pooled_mb"]) == (
-        kind, variant, generation, pause_ms, pooled_mb)
+    assert (row["kind"], row["variant"], row["generation"], row["pause_ms"], row["pooled_mib"]) == (
+        kind, variant, generation, pause_ms, pooled_mib)
     assert (row["reason"], row["collector_reason"]) == (reason, collector_reason)
 
 

@@ -7,7 +7,7 @@ import random
 import polars as pl
 import pytest
 
-from ingestlab.analysis.memory import heap_growth_per_1000_requests_mb, memory_pattern
+from ingestlab.analysis.memory import heap_growth_per_1000_requests_mib, memory_pattern
 from ingestlab.load.rows import REQUEST_SCHEMA
 from ingestlab.telemetry.gc_trace import GC_SCHEMA
 
@@ -97,8 +97,8 @@ def test_too_few_samples():
 
 # --- heap growth per 1000 requests ---------------------------------------------------------
 def gc_events(events: list[tuple[float, str, float]]) -> pl.DataFrame:
-    """GC rows from (wall ms after T0, kind, heap_after_mb)."""
-    rows = [{"wall_ns": T0_NS + round(t * 1e6), "kind": kind, "heap_after_mb": heap,
+    """GC rows from (wall ms after T0, kind, heap_after_mib)."""
+    rows = [{"wall_ns": T0_NS + round(t * 1e6), "kind": kind, "heap_after_mib": heap,
              "generation": "young" if kind == "Scavenge" else "full"} for t, kind, heap in events]
     return pl.DataFrame(rows).with_columns(
         *(pl.lit(None).alias(c) for c in GC_SCHEMA if c not in rows[0])
@@ -124,9 +124,9 @@ def test_heap_growth_from_full_collections_only():
         (3000.0, "Mark-Compact", 12.0),
         (9000.0, "Mark-Compact", 99.0),  # after the last request: outside the span
     ])
-    assert heap_growth_per_1000_requests_mb(gc, answered(4000)) == pytest.approx(1.0)
+    assert heap_growth_per_1000_requests_mib(gc, answered(4000)) == pytest.approx(1.0)
 
 
 def test_heap_growth_needs_two_full_collections():
     gc = gc_events([(1000.0, "Mark-Compact", 10.0), (2000.0, "Scavenge", 30.0)])
-    assert heap_growth_per_1000_requests_mb(gc, answered(4000)) is None
+    assert heap_growth_per_1000_requests_mib(gc, answered(4000)) is None

@@ -15,7 +15,6 @@ def test_config_keeps_everything_in_the_work_dir(tmp_path):
     assert "worker_processes 1;" in text and "access_log off;" in text
     assert endpoint.argv[-2:] == ["-g", "daemon off;"]
     assert endpoint.accept_url == "http://127.0.0.1:40123/accept"
-    assert endpoint.delay_url == "http://127.0.0.1:40123/delay/5ms"
 
 
 def test_bodies_up_to_128_kib_stay_in_memory(tmp_path):

@@ -12,8 +12,8 @@ from ingestlab.load.payloads import (
     SIZES_BYTES,
     PayloadSet,
     invalid_bodies,
-    request_id_of,
 )
+from ingestlab.stack.topic import request_id_of
 
 
 @pytest.mark.parametrize("size_bytes", sorted(SIZES_BYTES.values()))

@@ -36,6 +36,40 @@ def test_child_is_pinned_to_the_requested_core(tmp_path):
         assert psutil.Process(p.pid).cpu_affinity() == [core]
 
 
+def test_child_runs_at_the_requested_nice_value_under_its_own_pid(tmp_path):
+    code = ("import os, time; print(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0), flush=True); "
+            "time.sleep(30)")
+    with _proc(tmp_path, code, nice=5) as p:
+        wait_until(lambda: p.logs().strip(), component=p, timeout_s=10, what="printing")
+        # The launch programs exec into the command: the pid we hold is the command's own.
+        assert p.logs().split() == [str(p.pid), "5"]
+
+
+def test_child_dies_with_the_process_that_started_it(tmp_path):
+    """A killed notebook kernel leaves no service behind: the parent-death signal."""
+    pid_file = tmp_path / "child.pid"
+    parent_code = (
+        "import sys, time; from pathlib import Path; "
+        "from ingestlab.stack.process import NativeProcess; "
+        f"p = NativeProcess('sleeper', [sys.executable, '-c', 'import time; time.sleep(60)'], "
+        f"log_path=Path({str(tmp_path / 'sleeper.log')!r})).start(); "
+        f"tmp = Path({str(pid_file) + '.tmp'!r}); tmp.write_text(str(p.pid)); tmp.rename({str(pid_file)!r}); "
+        "time.sleep(60)"
+    )
+    parent = psutil.Popen([PY, "-c", parent_code])
+    try:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = psutil.Process(int(pid_file.read_text()))
+        assert child.is_running()
+    finally:
+        parent.kill()
+        parent.wait()
+    gone, alive = psutil.wait_procs([child], timeout=10)
+    assert not alive
+
+
 def test_stop_also_ends_grandchildren(tmp_path):
     code = ("import subprocess, sys, time; "
             "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "

@@ -1,16 +1,15 @@
-"""Executing notebooks, rendering reports and the index, and the notebook helpers."""
+"""Executing notebooks, rendering reports and the index (the notebooks' views: test_notebook_*)."""
 
 from __future__ import annotations
 
-import json
-import math
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
-import polars as pl
 import pytest
+from factories import summary
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -33,7 +32,7 @@ def _write_notebook(path: Path, *, title: str, body: str, parameters: str = 'mes
 @pytest.fixture
 def run(tmp_path: Path) -> Run:
     created = Run.create(StudyConfig.for_profile("quick", runs_dir=tmp_path / "runs"), "ceiling")
-    created.write_summary({"node": {"ceiling_rps": 6000}})
+    created.write_summary(summary("ceiling", {"node": {"ceiling_rps": 6000.0}}))
     return created
 
 
@@ -100,10 +99,10 @@ def test_execute_and_render_a_parameterised_notebook(tmp_path: Path, run: Run) -
         tmp_path / "01_tiny.ipynb",
         title="Tiny & small",
         body=(
-            "from ingestlab import report\n"
+            "from ingestlab.notebook.display import record_notebook_summary\n"
             "from ingestlab.results import Run\n"
             'print(f"hello from {message}")\n'
-            'report.record_notebook_summary(Run.open(run_dir), "01_tiny", {"answer": 42})'
+            'record_notebook_summary(Run.open(run_dir), "01_tiny", {"answer": 42})'
         ),
         parameters='message = "default"\nrun_dir = ""',
     )
@@ -128,7 +127,7 @@ def test_execute_and_render_a_parameterised_notebook(tmp_path: Path, run: Run) -
     entry = report.report_entry(executed, page)
     assert entry.title == "Tiny & small" and entry.notebook == "01_tiny"
     assert entry.runs == (run.path,) and not entry.failed
-    assert run.summary["notebook"]["01_tiny"]["numbers"] == {"answer": 42}
+    assert run.notebook_records["01_tiny"]["numbers"] == {"answer": 42}
 
 
 def test_run_study_stops_at_the_first_failing_notebook(tmp_path: Path) -> None:
@@ -208,93 +207,24 @@ def test_render_index_lists_reports_with_titles_links_profiles_dates_and_runs(tm
     assert "<script" not in text
 
 
-# --- helpers for the notebooks -------------------------------------------------------------
+# --- what report.py holds ------------------------------------------------------------------
 
 
-def test_record_notebook_summary_keeps_the_summary_and_refuses_non_json(run: Run) -> None:
-    record = report.record_notebook_summary(run, "01_throughput_ceiling", {"ceiling_rps": {"node": 6000}})
-    summary = run.summary
-    assert summary["node"] == {"ceiling_rps": 6000} and summary["warnings"] == []
-    entry = summary["notebook"]["01_throughput_ceiling"]
-    assert entry["numbers"] == {"ceiling_rps": {"node": 6000}} and entry["recorded_utc"]
-    report.record_notebook_summary(run, "02_latency_under_load", {"p99_ms": 12.5})
-    assert set(run.summary["notebook"]) == {"01_throughput_ceiling", "02_latency_under_load"}
-    bundle = record._repr_mimebundle_()
-    assert bundle[report.RUN_MIMETYPE] == {"run_dir": str(run.path), "run_id": run.run_id}
-    with pytest.raises(ValueError):
-        report.record_notebook_summary(run, "bad", {"p99_ms": math.nan})
-    with pytest.raises(TypeError):
-        report.record_notebook_summary(run, "bad", {"frame": pl.DataFrame({"a": [1]})})
-    assert "bad" not in run.summary["notebook"]
-    assert json.loads((run.path / "summary.json").read_text()) == run.summary
+def test_report_holds_no_notebook_views_and_no_article_facts() -> None:
+    """The views are in ingestlab.notebook, the article's facts in data/ (read by
+    ingestlab.notebook.article): none of them is written down in report.py."""
+    from ingestlab.notebook import article
 
-
-def test_show_run_puts_warnings_first(run: Run) -> None:
-    plain = report.show_run(run)._repr_mimebundle_()
-    assert "No warnings" in plain["text/html"]
-    with pytest.warns(UserWarning):
-        run.write_summary({}, warnings_found=["rust: 3 accepted requests have no record in Kafka"])
-    bundle = report.show_run(run)._repr_mimebundle_()
-    assert "1 warning(s)" in bundle["text/html"]
-    assert "rust: 3 accepted requests have no record in Kafka" in bundle["text/html"]
-    assert "WARNING: rust: 3 accepted" in bundle["text/plain"]
-    assert bundle[report.RUN_MIMETYPE]["run_dir"] == str(run.path)
-
-
-def _steps(rows: list[tuple[str, int, bool, bool]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=["service", "offered_rps", "passed", "engine_saturated"], orient="row")
-
-
-def test_common_passed_rates_and_the_comparison_rate() -> None:
-    steps = _steps(
-        [
-            ("node", 1000, True, False),
-            ("node", 2000, True, False),
-            ("node", 4000, False, False),
-            ("rust", 1000, True, False),
-            ("rust", 2000, True, False),
-            ("rust", 4000, True, False),
-        ]
-    )
-    assert report.common_passed_rates(steps) == [1000.0, 2000.0]
-    assert report.comparison_rate(steps) == 2000.0
-    nothing_shared = _steps(
-        [("node", 1000, False, False), ("rust", 1000, True, False), ("rust", 2000, True, False)]
-    )
-    assert report.common_passed_rates(nothing_shared) == []
-    assert report.comparison_rate(nothing_shared) == 1000.0
-
-
-def test_latest_or_new_run_reuses_a_matching_complete_run(tmp_path: Path) -> None:
-    quick = StudyConfig.for_profile("quick", runs_dir=tmp_path)
-    older = Run.create(quick, "ceiling")
-    older.write_summary({})
-    other_services = Run.create(quick.replace(services=("rust",)), "ceiling")
-    other_services.write_summary({})
-    Run.create(quick, "ceiling")  # newest, but incomplete: no summary.json
-    assert report.latest_or_new_run(quick, "ceiling") == older
-
-
-def test_latest_or_new_run_of_a_study_takes_only_that_studys_runs(tmp_path: Path, monkeypatch) -> None:
-    from ingestlab import experiments
-
-    quick = StudyConfig.for_profile("quick", runs_dir=tmp_path)
-    mine = quick.replace(study_id="S1")
-    studys = Run.create(mine, "ceiling")
-    studys.write_summary({})
-    newer = Run.create(quick, "ceiling")  # of no study
-    newer.write_summary({})
-    assert report.latest_or_new_run(mine, "ceiling") == studys
-    assert report.latest_or_new_run(quick, "ceiling") == newer  # no study id: any study
-    made: list[StudyConfig] = []
-
-    def fake_ceiling(cfg: StudyConfig) -> Run:
-        made.append(cfg)
-        run = Run.create(cfg, "ceiling")
-        run.write_summary({})
-        return run
-
-    monkeypatch.setitem(experiments.EXPERIMENTS, "ceiling", fake_ceiling)
-    other = quick.replace(study_id="S2")
-    new = report.latest_or_new_run(other, "ceiling")  # S2 has none yet: measured for S2
-    assert made == [other] and new.meta["config"]["study_id"] == "S2"
+    source = Path(report.__file__).read_text()
+    for name in ("show_run", "Table", "record_notebook_summary", "latest_or_new_run", "article_claims"):
+        assert not hasattr(report, name), name
+    assert "ARTICLE_" not in source and "article_facts" not in source and "article_claims" not in source
+    numbers = [fact.value for fact in article.article_facts().values() if fact.value is not None]
+    for claim in article.article_claims().values():
+        numbers += [claim["node_value"], claim["rust_value"]]
+    for number in numbers:
+        assert not re.search(rf"(?<![\w.]){re.escape(str(number))}(?![\w.])", source), number
+        if number >= 1_000:  # also as written with separators: 10,000 or 10_000
+            assert f"{number:,}" not in source and f"{number:_}" not in source, number
+    for fact in article.article_facts().values():
+        assert fact.text not in source and fact.quote not in source, fact.key

@@ -4,6 +4,7 @@ import time
 
 import polars as pl
 import pytest
+from factories import summary
 
 from ingestlab.config import CoreLayout, StudyConfig
 from ingestlab.results import (
@@ -40,11 +41,14 @@ def test_frames_and_summary_round_trip_and_warnings_are_raised(config):
     frame = pl.DataFrame({"request_id": ["a", "b"], "status": [202, 400]})
     run.write_frame("requests", frame)
     assert run.read_frame("requests").equals(frame)
+    written = summary("smoke", {"rust": {"lost": 2}})
     with pytest.warns(RunWarning, match="2 lost"):
-        run.write_summary({"rust": {"lost": 2}}, warnings_found=["rust: 2 lost"])
+        run.write_summary(written, warnings_found=["rust: 2 lost"])
     reopened = Run.open(run.path)
-    assert reopened.summary["rust"] == {"lost": 2}
-    assert reopened.summary["warnings"] == ["rust: 2 lost"]
+    assert reopened.summary == written and reopened.summary.services["rust"].lost == 2
+    assert reopened.warnings == ["rust: 2 lost"]
+    with pytest.raises(ValueError, match="a soak summary for a smoke run"):
+        run.write_summary(summary("soak"))
     with pytest.raises(FileNotFoundError, match="no gc.parquet"):
         run.read_frame("gc")
 
@@ -72,7 +76,7 @@ def test_runs_with_different_core_layouts_are_not_merged(config):
 def _finished(config, experiment="soak", **changes):
     time.sleep(0.002)  # run ids sort by their millisecond time stamp: one per run
     run = Run.create(config.replace(**changes) if changes else config, experiment)
-    run.write_summary({})
+    run.write_summary(summary(experiment))
     return run
 
 
@@ -83,7 +87,7 @@ def _ids(runs):
 def test_find_runs_newest_first_complete_only_and_limited(config):
     assert find_runs(config.runs_dir, "smoke") == []
     older = _finished(config, "smoke")
-    _finished(config, "other")
+    _finished(config, "soak")  # another experiment
     time.sleep(0.002)  # run ids sort by their millisecond time stamp
     newest = _finished(config, "smoke")
     time.sleep(0.002)

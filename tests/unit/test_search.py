@@ -3,7 +3,7 @@ an inconclusive step as the limit, and narrows to its resolution."""
 
 import pytest
 
-from ingestlab.experiments.search import SearchPolicy, next_rate, nice_rate, summarize
+from ingestlab.experiments.search import SearchPolicy, nice_rate, run_search
 
 POLICY = SearchPolicy(start_rps=1_000, floor_rps=50, cap_rps=64_000, resolution=1.1)
 
@@ -12,11 +12,15 @@ def _run(limit: float, policy: SearchPolicy = POLICY, rig_limit: float = float("
     """The search against a target that holds rates <= limit, with a generator that cannot
     drive rates above rig_limit."""
     history = []
-    while (rate := next_rate(history, policy)) is not None:
+
+    def try_rate(rate: float, k: int) -> str:
+        assert k == len(history) < 40
         outcome = "inconclusive" if rate > rig_limit else ("pass" if rate <= limit else "fail")
         history.append((rate, outcome))
-        assert len(history) < 40
-    return history, summarize(history, policy)
+        return outcome
+
+    found = run_search(policy, try_rate)
+    return history, found
 
 
 @pytest.mark.parametrize("limit", [60, 333, 999, 1_000, 2_500, 7_200, 16_800, 40_000])

@@ -1,7 +1,7 @@
 import polars as pl
 import pytest
 
-from ingestlab.config import StudyConfig
+from ingestlab.config import CeilingConfig, LoadConfig, StudyConfig
 from ingestlab.experiments.ceiling import step_verdict
 from ingestlab.experiments.engine_bench import usable_rate
 from ingestlab.experiments.steps import EngineLimits, StepResult, pool_size
@@ -32,7 +32,8 @@ def _result(**overrides) -> StepResult:
 
 
 def test_pool_covers_the_p99_bound_within_limits():
-    config = StudyConfig(ceiling_p99_bound_ms=100.0, engine_pool_min=32, engine_pool_max=1024)
+    config = StudyConfig(ceiling=CeilingConfig(p99_bound_ms=100.0),
+                         load=LoadConfig(engine_pool_min=32, engine_pool_max=1024))
     assert pool_size(config, 100) == 32  # 10 needed, clamped up
     assert pool_size(config, 2_000) == 200
     assert pool_size(config, 50_000) == 1024  # 5000 needed, clamped down

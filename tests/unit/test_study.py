@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
+from factories import summary
 
 from ingestlab import evidence, study
 from ingestlab.analysis.claims import CLAIMS_COLUMNS, load_claims
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, find_runs
+from ingestlab.summaries import Summary
 
 
 @pytest.fixture
@@ -22,27 +23,23 @@ def config(tmp_path: Path) -> StudyConfig:
     return StudyConfig.for_profile("quick", runs_dir=tmp_path / "runs")
 
 
-def _run(config: StudyConfig, experiment: str, summary: dict[str, Any], **frames: pl.DataFrame) -> Run:
-    run = Run.create(config, experiment)
+def _run(config: StudyConfig, made: Summary, **frames: pl.DataFrame) -> Run:
+    run = Run.create(config, made.EXPERIMENT)
     for name, frame in frames.items():
         run.write_frame(name, frame)
-    run.write_summary(summary)
+    run.write_summary(made)
     return run
 
 
 def _soak(config: StudyConfig, *, node_rss: float = 120.0, rust_rss: float = 40.0) -> Run:
-    return _run(
-        config,
-        "soak",
-        {
-            "node": {"rss_mean_mb": node_rss, "p50_ms": 1.0, "p95_ms": 5.0, "p99_ms": 20.0},
-            "rust": {"rss_mean_mb": rust_rss, "p50_ms": 10.0, "p95_ms": 15.0, "p99_ms": 18.0},
-        },
-    )
+    return _run(config, summary("soak", {
+        "node": {"rss_mean_mib": node_rss, "p50_ms": 1.0, "p95_ms": 5.0, "p99_ms": 20.0},
+        "rust": {"rss_mean_mib": rust_rss, "p50_ms": 10.0, "p95_ms": 15.0, "p99_ms": 18.0},
+    }))
 
 
 def _ceiling(config: StudyConfig, *, node: float = 6000, rust: float = 16000) -> Run:
-    return _run(config, "ceiling", {"node": {"ceiling_rps": node}, "rust": {"ceiling_rps": rust}})
+    return _run(config, summary("ceiling", {"node": {"ceiling_rps": node}, "rust": {"ceiling_rps": rust}}))
 
 
 def _startup(config: StudyConfig) -> Run:
@@ -51,12 +48,11 @@ def _startup(config: StudyConfig) -> Run:
         {
             "service": ["node"] * 3 + ["rust"] * 3,
             "cold_start_ms": [200.0, 210.0, 190.0, 20.0, 22.0, 21.0],
-            "rss_at_ready_mb": [65.0, 66.0, 64.0, 6.5, 6.6, 6.7],
+            "rss_at_ready_mib": [65.0, 66.0, 64.0, 6.5, 6.6, 6.7],
         }
     ).filter(pl.col("service").is_in(list(config.services)))
     footprint = {"node": {"footprint_bytes": 600_000_000}, "rust": {"footprint_bytes": 10_000_000}}
-    summary = {s: footprint[s] for s in config.services}
-    return _run(config, "startup", summary, cold_starts=starts)
+    return _run(config, summary("startup", {s: footprint[s] for s in config.services}), cold_starts=starts)
 
 
 # --- finding runs --------------------------------------------------------------------------
@@ -224,7 +220,7 @@ def test_claims_of_a_study_use_its_runs_not_a_newer_one_service_run(config: Stud
 
 
 def test_a_run_missing_one_service_value_is_no_trial_of_either(config: StudyConfig) -> None:
-    _run(config, "ceiling", {"node": {"ceiling_rps": 6000}, "rust": {}})
+    _run(config, summary("ceiling", {"node": {"ceiling_rps": 6000}, "rust": {"ceiling_rps": None}}))
     _ceiling(config)
     found, _, used, _ = evidence.collect_trials(config, trials=3)
     assert found["throughput_limit_rps"] == {"node": [6000.0], "rust": [16000.0]}
@@ -287,17 +283,16 @@ def test_write_claims_csv(tmp_path: Path) -> None:
 def test_record_claims_keeps_the_table_and_its_provenance(config: StudyConfig) -> None:
     warned = Run.create(config, "soak")
     with pytest.warns(UserWarning):
-        warned.write_summary({}, warnings_found=["rust: load generator saturated"])
+        warned.write_summary(summary("soak"), warnings_found=["rust: load generator saturated"])
     with pytest.warns(UserWarning):  # the claims run repeats the warnings of the runs it used
         run = study.record_claims(config, _table(), [warned.run_id])
     assert run.meta["experiment"] == "claims" and run.run_id.split("-")[1] == "claims"
     assert run.read_frame("claims").height == 2
-    summary = run.summary
-    assert summary["runs_used"] == [warned.run_id]
-    assert set(summary["claims"]) == {"p99_latency_ms", "cpu_busiest_core_pct"}
-    assert f"{warned.run_id}: rust: load generator saturated" in summary["warnings"]
+    assert run.summary.runs_used == [warned.run_id]
+    assert set(run.summary.claims) == {"p99_latency_ms", "cpu_busiest_core_pct"}
+    assert f"{warned.run_id}: rust: load generator saturated" in run.warnings
     # every claim of data/article_claims.csv missing from this two-row table is named
-    missing = [w for w in summary["warnings"] if w.startswith("claim ")]
+    missing = [w for w in run.warnings if w.startswith("claim ")]
     assert len(missing) == load_claims().height - 2
     # a claims run is not mistaken for an experiment's run
     assert [r.run_id for r in find_runs(config.runs_dir, "soak")] == [warned.run_id]

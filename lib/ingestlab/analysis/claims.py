@@ -29,18 +29,20 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 from scipy import stats
+
+from ingestlab.paths import PROJECT_ROOT
 
 # How far the measured ratio may be from the claimed one and still count as reproduced.
 TOLERANCE = 2.0
 # How the interval of the measured ratio is computed (printed by notebooks/05).
 INTERVAL_METHOD = "Welch t-interval on log values (ratio of geometric means)"
 MIN_TRIALS = 3
-CLAIMS_CSV = Path(__file__).resolve().parents[3] / "data" / "article_claims.csv"
+CLAIMS_CSV = PROJECT_ROOT / "data" / "article_claims.csv"
 NOT_MEASURABLE = "not measurable here"
 CLAIMS_COLUMNS = (
     "metric",
@@ -164,6 +166,11 @@ def bounded_verdict(
                             f"is {'a ' + kind + ' bound' if kind else 'unbounded'} and cannot be judged")
 
 
+def trials_needed(key: str, exact: Collection[str]) -> int:
+    """Trials of each service a claim needs: one for an exact count (`exact`), else MIN_TRIALS."""
+    return 1 if key in exact else MIN_TRIALS
+
+
 def claims_table(
     claims: pl.DataFrame,
     trials: Mapping[str, Mapping[str, Sequence[float]]],
@@ -202,7 +209,7 @@ def claims_table(
             "claim_ratio": claim_ratio,
             "trials": min(len(node), len(rust)),
         }
-        needed = 1 if key in exact else MIN_TRIALS
+        needed = trials_needed(key, exact)
         if min(len(node), len(rust)) < needed:
             why = reasons.get(key) or f"fewer than {needed} trials of each service"
             rows.append(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ingestlab.analysis.latency import nearest_rank
+from ingestlab.quantiles import nearest_rank
+from ingestlab.units import NS_PER_MS
 
 
 def stall_recovery_s(
@@ -20,7 +21,7 @@ def stall_recovery_s(
     window_ns = round(window_ms * 1e6)
     after = rows.filter(pl.col("intended_start_ns") >= resumed_ns).with_columns(
         window=(pl.col("intended_start_ns") - resumed_ns) // window_ns,
-        lag_ms=(pl.col("actual_start_ns") - pl.col("intended_start_ns")) / 1e6,
+        lag_ms=(pl.col("actual_start_ns") - pl.col("intended_start_ns")) / NS_PER_MS,
     )
     if after.height == 0:
         return None

@@ -29,7 +29,8 @@ from typing import Any
 
 import polars as pl
 
-from ingestlab.analysis.latency import nearest_rank, with_timings
+from ingestlab.analysis.latency import with_timings
+from ingestlab.quantiles import nearest_rank
 
 NS_PER_MS = 1_000_000
 _WINDOW_COLUMNS = ("start_ns", "end_ns", "pause_ms", "kind")

@@ -30,6 +30,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from ingestlab.quantiles import nearest_rank
+from ingestlab.units import NS_PER_MS
+
 # Summary percentiles: column name -> quantile.
 PERCENTILES: dict[str, float] = {
     "p50_ms": 0.5,
@@ -46,9 +49,6 @@ WINDOW_VALUES: tuple[str, ...] = (
 # HdrHistogram-style table, in percent.
 HDR_PERCENTILES: tuple[float, ...] = (0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0)
 
-# Relative slack on q * n before rounding up, so float error in an exactly whole q * n
-# (0.999 * 1000) does not push the rank up by one; far below any real fractional part.
-_RANK_SLACK = 1e-12
 _REQUIRED = ("phase", "intended_start_ns", "actual_start_ns", "end_ns", "status")
 _DURATION_PART = re.compile(r"(\d+)(ns|us|ms|s|m|h)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -68,26 +68,16 @@ def _keys(by: By) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-def nearest_rank(values: pl.Expr, q: float) -> pl.Expr:
-    """The nearest-rank q-quantile (0 <= q <= 1) of `values`, nulls ignored; null if empty."""
-    if not 0 <= q <= 1:
-        raise ValueError(f"q must be between 0 and 1, got {q!r}")
-    ordered = values.drop_nulls().sort()
-    rank = (ordered.len() * q * (1 - _RANK_SLACK)).ceil().cast(pl.Int64).clip(lower_bound=1)
-    return ordered.get(rank - 1, null_on_oob=True)
-
-
 def with_timings(df: pl.DataFrame) -> pl.DataFrame:
     """`df` plus `latency_ms`, `service_time_ms` and `lag_ms` (float64, milliseconds).
 
     A duration is null where a timestamp is (e.g. a request the client dropped unsent).
     """
     _check(df)
-    ns_per_ms = 1e6
     return df.with_columns(
-        latency_ms=(pl.col("end_ns") - pl.col("intended_start_ns")).cast(pl.Float64) / ns_per_ms,
-        service_time_ms=(pl.col("end_ns") - pl.col("actual_start_ns")).cast(pl.Float64) / ns_per_ms,
-        lag_ms=(pl.col("actual_start_ns") - pl.col("intended_start_ns")).cast(pl.Float64) / ns_per_ms,
+        latency_ms=(pl.col("end_ns") - pl.col("intended_start_ns")).cast(pl.Float64) / NS_PER_MS,
+        service_time_ms=(pl.col("end_ns") - pl.col("actual_start_ns")).cast(pl.Float64) / NS_PER_MS,
+        lag_ms=(pl.col("actual_start_ns") - pl.col("intended_start_ns")).cast(pl.Float64) / NS_PER_MS,
     )
 
 

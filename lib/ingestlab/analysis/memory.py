@@ -32,7 +32,8 @@ from typing import Any
 
 import polars as pl
 
-from ingestlab.analysis.latency import nearest_rank
+from ingestlab.quantiles import nearest_rank
+from ingestlab.units import MIB, NS_PER_MS, NS_PER_S
 
 # Fewer steady samples than this cannot show a pattern (three teeth of three samples).
 _MIN_STEADY_SAMPLES = 10
@@ -78,7 +79,7 @@ def memory_pattern(
     flat = amplitude < flat_bound_pct / 100 * mean
     sawtooth = not flat and drops.len() >= min_drops and teeth >= 0.5
     median_gap_ns = drops.diff().median()
-    period_s = median_gap_ns / 1e9 if sawtooth and median_gap_ns is not None else None
+    period_s = median_gap_ns / NS_PER_S if sawtooth and median_gap_ns is not None else None
     return {
         "value": value,
         "samples": series.height,
@@ -119,10 +120,10 @@ def _teeth(steady: pl.DataFrame, value: str, *, threshold: float) -> tuple[pl.Se
     return drops, float(cycles["tooth"].mean()) if cycles.height else 0.0
 
 
-def heap_growth_per_1000_requests_mb(gc: pl.DataFrame, requests: pl.DataFrame) -> float | None:
-    """How much the live V8 heap grows per 1,000 answered requests, MB (negative: shrinks).
+def heap_growth_per_1000_requests_mib(gc: pl.DataFrame, requests: pl.DataFrame) -> float | None:
+    """How much the live V8 heap grows per 1,000 answered requests, MiB (negative: shrinks).
 
-    The least-squares slope of `heap_after_mb` of full collections (generation "full",
+    The least-squares slope of `heap_after_mib` of full collections (generation "full",
     e.g. Mark-Compact) against the number of requests answered (any HTTP status) by the
     time of each collection, times 1000. After a full collection only reachable objects
     are left, so this floor is what the service retains; after a Scavenge the old space
@@ -142,15 +143,14 @@ def heap_growth_per_1000_requests_mb(gc: pl.DataFrame, requests: pl.DataFrame) -
     answered = requests.filter(pl.col("status") > 0)["end_ns"].drop_nulls().sort()
     points = pl.DataFrame({
         "requests": answered.search_sorted(full["wall_ns"], side="right").cast(pl.Float64),
-        "heap_mb": full["heap_after_mb"],
+        "heap_mib": full["heap_after_mib"],
     })
     if points.height < 2 or points["requests"].n_unique() < 2:
         return None
-    slope = points.select(pl.cov("requests", "heap_mb") / pl.col("requests").var()).item()
+    slope = points.select(pl.cov("requests", "heap_mib") / pl.col("requests").var()).item()
     return float(slope) * 1000
 
 
-MIB = 1 << 20  # V8's trace prints MB meaning MiB
 # Points on each climb between two collections (see heap_series): four rises per climb, so
 # a climb about as high as the drop that ends it is gradual in memory_pattern's terms.
 HEAP_CLIMB_POINTS = 3
@@ -169,11 +169,11 @@ def heap_series(gc: pl.DataFrame, *, climb_points: int = 0) -> pl.DataFrame:
     every climb is a single step, as sharp as the drop, and the series reads as irregular.
     """
     keys = ["service"] if "service" in gc.columns else []
-    start = pl.col("wall_ns") - (pl.col("pause_ms") * 1e6).round().cast(pl.Int64)
+    start = pl.col("wall_ns") - (pl.col("pause_ms") * NS_PER_MS).round().cast(pl.Int64)
     series = (
         pl.concat([
-            gc.select(*keys, t_ns=start, heap_bytes=pl.col("heap_before_mb") * MIB, point=pl.lit(0)),
-            gc.select(*keys, t_ns="wall_ns", heap_bytes=pl.col("heap_after_mb") * MIB, point=pl.lit(1)),
+            gc.select(*keys, t_ns=start, heap_bytes=pl.col("heap_before_mib") * MIB, point=pl.lit(0)),
+            gc.select(*keys, t_ns="wall_ns", heap_bytes=pl.col("heap_after_mib") * MIB, point=pl.lit(1)),
         ])
         .drop_nulls()
         .sort(*keys, "t_ns", "point")

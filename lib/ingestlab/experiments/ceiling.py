@@ -1,15 +1,15 @@
 """`ceiling`: the sustained throughput limit of each service, found by a rate search.
 
 A step passes when the service keeps up: achieved >= 99% of offered, errors < 0.1%, p99
-latency (from the intended send time) under `config.ceiling_p99_bound_ms`, and every
+latency (from the intended send time) under `config.ceiling.p99_bound_ms`, and every
 accepted record in Kafka. A step fails on the service when its own answers were too slow
 (p99 from the actual send over the bound), too many failed, or records went missing; a step
 whose load generator could not keep up, while the service's own times stayed in bound, is
 inconclusive: it says nothing about the service, and nothing above it is tried.
 
-The search (`experiments.search`) starts at `config.ceiling_start_rps`, doubles until a step
+The search (`experiments.search`) starts at `config.ceiling.start_rps`, doubles until a step
 fails, halves when the first step fails, then bisects until the limit is known within
-`config.ceiling_resolution`. The ceiling is the highest passing rate below every failing one;
+`config.ceiling.resolution`. The ceiling is the highest passing rate below every failing one;
 it is a lower bound when the search ended on an inconclusive step or at the cap. The engine
 of each step comes from the rig's calibration (`engine_bench.engine_limits`). Each service
 gets a fresh broker, so neither inherits the other's topic.
@@ -30,9 +30,10 @@ import polars as pl
 
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.engine_bench import engine_limits
-from ingestlab.experiments.search import Outcome, SearchPolicy, next_rate, summarize
+from ingestlab.experiments.search import Outcome, SearchPolicy, run_search
 from ingestlab.experiments.steps import (
     GENERATOR_LAG_SHARE,
+    MAX_ERROR_RATE,
     EngineLimits,
     StepResult,
     drive_step,
@@ -42,8 +43,8 @@ from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.wrk import run_wrk
 from ingestlab.results import Run
 from ingestlab.stack import Stack
+from ingestlab.summaries import CeilingResult, CeilingSummary
 
-MAX_ERROR_RATE = 0.001
 # Between steps: let producer queues drain so one step's backlog is not charged to the next.
 SETTLE_S = 1.0
 
@@ -78,13 +79,13 @@ def step_verdict(result: StepResult, *, p99_bound_ms: float, lost: int) -> tuple
 
 def _warm_up(config: StudyConfig, stack: Stack, *, url: str, steps_dir: Path, limits: EngineLimits,
              service: str) -> None:
-    """Load the fresh service and broker at half the start rate for `config.ceiling_warmup_s`,
+    """Load the fresh service and broker at half the start rate for `config.ceiling.warmup_s`,
     unjudged, and wait until its records are in Kafka. A just-started Node answered its first
     seconds at 1,000 req/s with a p99 of 105 ms (JIT, first produce to a new topic) and 15 ms
     after: without this, the first step measured the start-up, not the service."""
     before = stack.topic_size()
-    _, rows = drive_step(config, url=url, rate_rps=config.ceiling_start_rps / 2, step=-1, out_dir=steps_dir,
-                         id_prefix=f"{service}-warm", limits=limits, duration_s=config.ceiling_warmup_s,
+    _, rows = drive_step(config, url=url, rate_rps=config.ceiling.start_rps / 2, step=-1, out_dir=steps_dir,
+                         id_prefix=f"{service}-warm", limits=limits, duration_s=config.ceiling.warmup_s,
                          warmup_s=0.0)
     stack.wait_for_records(before + int((rows["status"] == 202).sum()))
     time.sleep(SETTLE_S)
@@ -92,18 +93,17 @@ def _warm_up(config: StudyConfig, stack: Stack, *, url: str, steps_dir: Path, li
 
 def _ramp_service(
     config: StudyConfig, run: Run, service: ServiceName, limits: EngineLimits
-) -> tuple[dict, list[dict], list[pl.DataFrame]]:
+) -> tuple[CeilingResult, list[dict], list[pl.DataFrame]]:
     steps_dir = run.path / "steps"
     table: list[dict] = []
     frames: list[pl.DataFrame] = []
-    history: list[tuple[float, Outcome]] = []
-    policy = SearchPolicy(start_rps=config.ceiling_start_rps, floor_rps=config.ceiling_floor_rps,
-                          cap_rps=config.ceiling_cap_rps, resolution=config.ceiling_resolution)
+    policy = SearchPolicy(start_rps=config.ceiling.start_rps, floor_rps=config.ceiling.floor_rps,
+                          cap_rps=config.ceiling.cap_rps, resolution=config.ceiling.resolution)
     with Stack(config, services=(service,), log_dir=run.logs_dir / service) as stack:
         url = stack.service(service).ingest_url
         _warm_up(config, stack, url=url, steps_dir=steps_dir, limits=limits, service=service)
-        while (rate := next_rate(history, policy)) is not None:
-            k = len(history)
+
+        def try_rate(rate: float, k: int) -> Outcome:
             before = stack.topic_size()
             result, rows = drive_step(config, url=url, rate_rps=rate, step=k, out_dir=steps_dir,
                                       id_prefix=f"{service}-c{k}", limits=limits)
@@ -111,8 +111,7 @@ def _ramp_service(
             accepted_all = int((rows["status"] == 202).sum()) + result.accepted_before_retry
             delivered = stack.wait_for_records(before + accepted_all) - before
             lost = max(0, accepted_all - delivered)
-            outcome, reasons = step_verdict(result, p99_bound_ms=config.ceiling_p99_bound_ms, lost=lost)
-            history.append((rate, outcome))
+            outcome, reasons = step_verdict(result, p99_bound_ms=config.ceiling.p99_bound_ms, lost=lost)
             table.append(
                 {
                     "service": service,
@@ -131,70 +130,62 @@ def _ramp_service(
                 )
             )
             time.sleep(SETTLE_S)
-        body = PayloadSet(1, size_bytes=config.payload_bytes, seed=config.seed, id_prefix="wrk").body(0)
+            return outcome
+
+        found = run_search(policy, try_rate)
+        body = PayloadSet(1, size_bytes=config.load.payload_bytes, seed=config.seed, id_prefix="wrk").body(0)
         before = stack.topic_size()
         wrk = run_wrk(
             url=url,
-            duration_s=max(1, round(config.step_s)),
+            duration_s=max(1, round(config.ceiling.step_s)),
             body=body,
-            connections=config.wrk_connections,
+            connections=config.load.wrk_connections,
             cores=config.cores.load,
             nice=config.cores.load_nice,
         )
         wrk_accepted = wrk.requests - wrk.non_2xx_3xx
         wrk_delivered = stack.wait_for_records(before + wrk_accepted) - before
         run.update_meta(**{f"stack_{service}": stack.describe()})
-    found = summarize(history, policy)
     best_engine = next(
         (row["engine"] for row in table if row["passed"] and row["offered_rps"] == found.best_rps), None
     )
-    summary = {
-        "ceiling_rps": found.best_rps,
-        "ceiling_lower_bound": found.lower_bound,
-        "first_failing_rps": found.limit_rps,
-        "search": found.reason,
-        "engine": best_engine,
-        "p99_bound_ms": config.ceiling_p99_bound_ms,
-        "wrk_rps": wrk.requests_per_s,
-        "wrk_errors": wrk.errors,
-        "wrk_connections": config.wrk_connections,
-        "wrk_p99_ms": wrk.latency_percentiles_ms.get(99),
-        "wrk_lost": max(0, wrk_accepted - wrk_delivered),
-        "steps": table,
-    }
-    return summary, table, frames
+    result = CeilingResult(
+        ceiling_rps=found.best_rps,
+        ceiling_lower_bound=found.lower_bound,
+        first_failing_rps=found.limit_rps,
+        search=found.reason,
+        engine=best_engine,
+        p99_bound_ms=config.ceiling.p99_bound_ms,
+        wrk_rps=wrk.requests_per_s,
+        wrk_errors=wrk.errors,
+        wrk_connections=config.load.wrk_connections,
+        wrk_p99_ms=wrk.latency_percentiles_ms.get(99),
+        wrk_lost=max(0, wrk_accepted - wrk_delivered),
+        steps=table,
+    )
+    return result, table, frames
 
 
 def ceiling(config: StudyConfig) -> Run:
-    """Search each service's ceiling in `config.services`; summary keys per service:
-    `ceiling_rps` (None: no rate held), `ceiling_lower_bound`, `first_failing_rps`, `search`,
-    `engine` (of the highest passing step), `wrk_rps`, `steps`; `engine_limits` (the rig)."""
+    """Search each service's ceiling in `config.services`; summary: `CeilingSummary`."""
     limits = engine_limits(config)
     run = Run.create(config, "ceiling")
     run.update_meta(engine_limits=limits.as_dict())
-    summary: dict[str, object] = {"engine_limits": limits.as_dict()}
+    results: dict[str, CeilingResult] = {}
     table: list[dict] = []
     frames: list[pl.DataFrame] = []
     found: list[str] = []
     for service in config.services:
-        service_summary, rows, service_frames = _ramp_service(config, run, service, limits)
-        summary[service] = service_summary
+        result, rows, service_frames = _ramp_service(config, run, service, limits)
+        results[service] = result
         table += rows
         frames += service_frames
-        if service_summary["ceiling_rps"] is None or service_summary["ceiling_lower_bound"]:
-            found.append(f"{service}: {service_summary['search']}")
-        if service_summary["wrk_lost"]:
-            found.append(
-                f"{service}: {service_summary['wrk_lost']} requests accepted under wrk are missing from Kafka"
-            )
-    if {"node", "rust"} <= set(config.services) and summary["node"]["ceiling_rps"] \
-            and summary["rust"]["ceiling_rps"]:
-        summary["rust_over_node"] = {
-            "ceiling": summary["rust"]["ceiling_rps"] / summary["node"]["ceiling_rps"],
-            "wrk": summary["rust"]["wrk_rps"] / summary["node"]["wrk_rps"],
-        }
+        if result.ceiling_rps is None or result.ceiling_lower_bound:
+            found.append(f"{service}: {result.search}")
+        if result.wrk_lost:
+            found.append(f"{service}: {result.wrk_lost} requests accepted under wrk are missing from Kafka")
     run.write_frame("requests", pl.concat(frames, how="diagonal_relaxed"))
     run.write_frame("steps", pl.DataFrame(table))
     shutil.rmtree(run.path / "steps", ignore_errors=True)
-    run.write_summary(summary, warnings_found=found)
+    run.write_summary(CeilingSummary(services=results, engine_limits=limits.as_dict()), warnings_found=found)
     return run

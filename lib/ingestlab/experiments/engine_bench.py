@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ingestlab.analysis.engine_health import stall_recovery_s
 from ingestlab.config import StudyConfig
-from ingestlab.experiments.search import Outcome, SearchPolicy, SearchResult, next_rate, summarize
+from ingestlab.experiments.search import Outcome, SearchPolicy, SearchResult, run_search
 from ingestlab.experiments.steps import (
     GENERATOR_LAG_SHARE,
     Engine,
@@ -39,6 +39,7 @@ from ingestlab.load.wrk import run_wrk
 from ingestlab.results import Run, find_runs
 from ingestlab.stack.delay_server import DelayServer
 from ingestlab.stack.nginx import ReferenceEndpoint
+from ingestlab.summaries import EngineCapacitySummary, LatencyAccuracySummary
 
 ACCURACY_TARGET_MS = 5.0
 ACCURACY_P50_TOLERANCE_MS = 0.5
@@ -69,12 +70,12 @@ def latency_accuracy(config: StudyConfig) -> Run:
         result, rows = drive_step(
             config,
             url=server.url,
-            rate_rps=config.accuracy_rate_rps,
+            rate_rps=config.calibration.accuracy_rate_rps,
             step=0,
             out_dir=steps_dir,
             id_prefix="accuracy",
             engine="asyncio",
-            duration_s=config.accuracy_duration_s,
+            duration_s=config.calibration.accuracy_duration_s,
         )
         run.update_meta(endpoint=server.describe())
     _collect_steps(run, [rows], steps_dir)
@@ -88,20 +89,17 @@ def latency_accuracy(config: StudyConfig) -> Run:
             f"{ACCURACY_P50_TOLERANCE_MS} / {ACCURACY_P99_TOLERANCE_MS} ms of {ACCURACY_TARGET_MS} ms"
         )
     run.write_summary(
-        {
-            "target_ms": ACCURACY_TARGET_MS,
-            "p50_ms": result.p50_ms,
-            "p99_ms": result.p99_ms,
-            "max_ms": result.max_ms,
-            "rate_rps": config.accuracy_rate_rps,
-            "body_bytes": config.payload_bytes,
-            "goal": {
-                "p50_within_ms": ACCURACY_P50_TOLERANCE_MS,
-                "p99_within_ms": ACCURACY_P99_TOLERANCE_MS,
-                "met": met,
-            },
-            "step": result.as_row(),
-        },
+        LatencyAccuracySummary(
+            target_ms=ACCURACY_TARGET_MS,
+            p50_ms=result.p50_ms,
+            p99_ms=result.p99_ms,
+            max_ms=result.max_ms,
+            rate_rps=config.calibration.accuracy_rate_rps,
+            body_bytes=config.load.payload_bytes,
+            goal={"p50_within_ms": ACCURACY_P50_TOLERANCE_MS, "p99_within_ms": ACCURACY_P99_TOLERANCE_MS,
+                  "met": met},
+            step=result.as_row(),
+        ),
         warnings_found=found,
     )
     return run
@@ -112,7 +110,7 @@ def _sustained(config: StudyConfig, result: StepResult) -> bool:
     of a service step (`GENERATOR_LAG_SHARE` of the p99 bound): the same test that makes a
     service's step inconclusive, so a calibrated rate is one the engine drives there. (A 5 ms
     bound made one of three searches end at 680 req/s when the VM's steal time rose.)"""
-    lag_bound_ms = GENERATOR_LAG_SHARE * config.ceiling_p99_bound_ms
+    lag_bound_ms = GENERATOR_LAG_SHARE * config.ceiling.p99_bound_ms
     return result.errors == 0 and not generator_failures(result, lag_bound_ms=lag_bound_ms)
 
 
@@ -128,28 +126,29 @@ def _search(
 ) -> tuple[list[dict], list[pl.DataFrame], SearchResult]:
     """The highest rate `engine` sustains against `url` (see `search`); step rows, frames, result."""
     policy = SearchPolicy(start_rps=start_rps, floor_rps=min(start_rps, CAPACITY_FLOOR_RPS),
-                          cap_rps=config.capacity_cap_rps, resolution=config.capacity_resolution)
+                          cap_rps=config.calibration.cap_rps, resolution=config.calibration.resolution)
     table: list[dict] = []
     frames: list[pl.DataFrame] = []
-    history: list[tuple[float, Outcome]] = []
-    while (rate := next_rate(history, policy)) is not None:
-        k = len(history)
+
+    def try_rate(rate: float, k: int) -> Outcome:
         result, rows = drive_step(config, url=url, rate_rps=rate, step=first_step + k, out_dir=steps_dir,
-                                  id_prefix=f"{label}-{k}", engine=engine, duration_s=config.capacity_step_s)
+                                  id_prefix=f"{label}-{k}", engine=engine,
+                                  duration_s=config.calibration.step_s)
         ok = _sustained(config, result)
-        history.append((rate, "pass" if ok else "fail"))
         table.append({**result.as_row(), "series": label, "sustained": ok})
         frames.append(rows.with_columns(series=pl.lit(label)))
-    return table, frames, summarize(history, policy)
+        return "pass" if ok else "fail"
+
+    return table, frames, run_search(policy, try_rate)
 
 
 def _stall(config: StudyConfig, *, url: str, rate_rps: float, out_path: Path
            ) -> tuple[float | None, dict, pl.DataFrame]:
-    """A `config.stall_ms` SIGSTOP of the engine process, `STALL_AT_S` into a constant run."""
-    duration_s = max(6.0, config.step_s)
+    """A `config.calibration.stall_ms` SIGSTOP of the engine process, `STALL_AT_S` into a constant run."""
+    duration_s = max(6.0, config.ceiling.step_s)
     schedule = constant(rate_rps, duration_s)
     payloads = PayloadSet(
-        schedule.count, size_bytes=config.payload_bytes, seed=config.seed, id_prefix="stall"
+        schedule.count, size_bytes=config.load.payload_bytes, seed=config.seed, id_prefix="stall"
     )
     resumed: list[int] = []
 
@@ -157,7 +156,7 @@ def _stall(config: StudyConfig, *, url: str, rate_rps: float, out_path: Path
         time.sleep(STALL_AT_S)
         os.kill(pid, signal.SIGSTOP)
         try:
-            time.sleep(config.stall_ms / 1000)
+            time.sleep(config.calibration.stall_ms / 1000)
         finally:
             os.kill(pid, signal.SIGCONT)
             resumed.append(time.time_ns())
@@ -174,8 +173,8 @@ def _stall(config: StudyConfig, *, url: str, rate_rps: float, out_path: Path
         payloads=payloads,
         out_path=out_path,
         cores=config.cores.load,
-        max_in_flight=config.engine_pool_min,
-        warmup_s=config.warmup_s,
+        max_in_flight=config.load.engine_pool_min,
+        warmup_s=config.load.warmup_s,
         on_started=on_started,
         nice=config.cores.load_nice,
     )
@@ -183,46 +182,52 @@ def _stall(config: StudyConfig, *, url: str, rate_rps: float, out_path: Path
         t.join()
     rows = result.frame().with_columns(series=pl.lit("stall"))
     # back on schedule: the lateness a service step tolerates (see `_sustained`)
-    lag_bound_ms = GENERATOR_LAG_SHARE * config.ceiling_p99_bound_ms
+    lag_bound_ms = GENERATOR_LAG_SHARE * config.ceiling.p99_bound_ms
     recovery = stall_recovery_s(rows, resumed_ns=resumed[0], lag_bound_ms=lag_bound_ms) if resumed else None
     return recovery, result.health, rows
 
 
-def engine_capacity(config: StudyConfig) -> Run:
-    """Calibrate the rig: the highest rate the asyncio engine (`config.repeats` searches) and
-    oha (one) hold on schedule on the load core against nginx on the service core, wrk's
-    closed-loop rate on the same core, and the asyncio engine's recovery from a stall at
-    `config.stall_fraction` of its own maximum. Summary: see the README's experiment table."""
-    run = Run.create(config, "engine-capacity")
-    steps_dir = run.path / "steps"
+def _all_searches(config: StudyConfig, *, url: str, steps_dir: Path
+                  ) -> tuple[list[dict], list[pl.DataFrame], dict[str, SearchResult]]:
+    """`config.calibration.repeats` searches of the asyncio engine (labels asyncio-0, ...) and
+    one of oha: their step rows, frames and results by label."""
+    # The engine's best case: few connections, since nginx answers in well under 1 ms.
+    asyncio_config = config.replace(load={"engine_pool_max": config.load.engine_pool_min})
+    oha_config = config.replace(load={"engine_pool_min": NATIVE_CONNECTIONS,
+                                      "engine_pool_max": NATIVE_CONNECTIONS})
+    searches: list[tuple[Engine, str, StudyConfig, float]] = [
+        ("asyncio", f"asyncio-{r}", asyncio_config, config.calibration.start_rps)
+        for r in range(config.calibration.repeats)
+    ]
+    searches.append(("oha", "oha", oha_config, config.calibration.native_start_rps))
     table: list[dict] = []
     frames: list[pl.DataFrame] = []
-    per_repeat: list[float | None] = []
-    body = PayloadSet(1, size_bytes=config.payload_bytes, seed=config.seed).body(0)
-    # The engine's best case: few connections, since nginx answers in well under 1 ms.
-    capacity_config = config.replace(engine_pool_max=config.engine_pool_min)
+    found: dict[str, SearchResult] = {}
+    for index, (engine, label, search_config, start) in enumerate(
+            tqdm(searches, desc="engine-capacity", unit="search", disable=None)):
+        rows, search_frames, found[label] = _search(search_config, url=url, engine=engine, start_rps=start,
+                                                    first_step=100 * index, steps_dir=steps_dir, label=label)
+        table += rows
+        frames += search_frames
+    return table, frames, found
+
+
+def engine_capacity(config: StudyConfig) -> Run:
+    """Calibrate the rig: the highest rate the asyncio engine (`config.calibration.repeats` searches) and
+    oha (one) hold on schedule on the load core against nginx on the service core, wrk's
+    closed-loop rate on the same core, and the asyncio engine's recovery from a stall at
+    `config.calibration.stall_fraction` of its own maximum. Summary: see the README's experiment table."""
+    run = Run.create(config, "engine-capacity")
+    steps_dir = run.path / "steps"
+    body = PayloadSet(1, size_bytes=config.load.payload_bytes, seed=config.seed).body(0)
     with ReferenceEndpoint(work_dir=run.path / "nginx", cores=config.cores.service) as nginx:
-        searches = [("asyncio", f"asyncio-{r}", capacity_config, config.capacity_start_rps)
-                    for r in range(config.repeats)]
-        searches.append(("oha", "oha", config.replace(engine_pool_min=NATIVE_CONNECTIONS,
-                                                       engine_pool_max=NATIVE_CONNECTIONS),
-                         config.native_start_rps))
-        found: dict[str, SearchResult] = {}
-        for index, (engine, label, search_config, start) in enumerate(
-                tqdm(searches, desc="engine-capacity", unit="search", disable=None)):
-            rows, search_frames, result = _search(search_config, url=nginx.accept_url, engine=engine,
-                                                  start_rps=start, first_step=100 * index,
-                                                  steps_dir=steps_dir, label=label)
-            table += rows
-            frames += search_frames
-            found[label] = result
-            if engine == "asyncio":
-                per_repeat.append(result.best_rps)
+        table, frames, found = _all_searches(config, url=nginx.accept_url, steps_dir=steps_dir)
+        per_repeat = [result.best_rps for label, result in found.items() if label.startswith("asyncio")]
         wrk = run_wrk(
             url=nginx.accept_url,
-            duration_s=max(1, round(config.capacity_step_s)),
+            duration_s=max(1, round(config.calibration.step_s)),
             body=body,
-            connections=config.wrk_connections,
+            connections=config.load.wrk_connections,
             cores=config.cores.load,
             nice=config.cores.load_nice,
         )
@@ -230,7 +235,7 @@ def engine_capacity(config: StudyConfig) -> Run:
         # the rig's limits for a whole study.
         measured = [rate for rate in per_repeat if rate]
         engine_max = statistics.median_low(measured) if measured else None
-        stall_rate = config.stall_fraction * engine_max if engine_max else None
+        stall_rate = config.calibration.stall_fraction * engine_max if engine_max else None
         recovery, stall_health = None, {"dropped": None}
         if stall_rate:
             recovery, stall_health, stall_rows = _stall(
@@ -255,32 +260,32 @@ def engine_capacity(config: StudyConfig) -> Run:
     if recovery is None or recovery >= STALL_GOAL_S:
         warnings_found.append(f"stall recovery {recovery} s at {stall_rate} req/s (goal < {STALL_GOAL_S} s)")
     run.write_summary(
-        {
-            "engine_max_rps": engine_max,
-            "engine_max_rps_per_repeat": per_repeat,
-            "engine_lag_p99_ms": at_max["engine_lag_p99_ms"].max() if at_max.height else None,
-            "engine_cpu_pct_at_max": at_max["engine_cpu_pct"].max() if at_max.height else None,
-            "engine_pool": config.engine_pool_min,
-            "engine_share_of_wrk": share,
-            "wrk_rps": wrk.requests_per_s,
-            "wrk_errors": wrk.errors,
-            "wrk_connections": config.wrk_connections,
-            "native_max_rps": found["oha"].best_rps,
-            "native_engine": "oha",
-            "native_connections": NATIVE_CONNECTIONS,
-            "body_bytes": len(body),
-            "repeats": config.repeats,
-            "stall_ms": config.stall_ms,
-            "stall_rate_rps": stall_rate,
-            "stall_recovery_s": recovery,
-            "stall_dropped": stall_health["dropped"],
-            "goal": {
+        EngineCapacitySummary(
+            engine_max_rps=engine_max,
+            engine_max_rps_per_repeat=per_repeat,
+            engine_lag_p99_ms=at_max["engine_lag_p99_ms"].max() if at_max.height else None,
+            engine_cpu_pct_at_max=at_max["engine_cpu_pct"].max() if at_max.height else None,
+            engine_pool=config.load.engine_pool_min,
+            engine_share_of_wrk=share,
+            wrk_rps=wrk.requests_per_s,
+            wrk_errors=wrk.errors,
+            wrk_connections=config.load.wrk_connections,
+            native_max_rps=found["oha"].best_rps,
+            native_engine="oha",
+            native_connections=NATIVE_CONNECTIONS,
+            body_bytes=len(body),
+            repeats=config.calibration.repeats,
+            stall_ms=config.calibration.stall_ms,
+            stall_rate_rps=stall_rate,
+            stall_recovery_s=recovery,
+            stall_dropped=stall_health["dropped"],
+            goal={
                 "share_of_wrk": SHARE_OF_WRK_GOAL,
                 "met": share is not None and share >= SHARE_OF_WRK_GOAL,
                 "stall_recovery_s": STALL_GOAL_S,
                 "stall_met": recovery is not None and recovery < STALL_GOAL_S,
             },
-        },
+        ),
         warnings_found=warnings_found,
     )
     return run
@@ -305,11 +310,11 @@ def usable_rate(steps: pl.DataFrame, *, cpu_budget_pct: float) -> float | None:
 
 def limits_of(run: Run, *, cpu_budget_pct: float) -> EngineLimits:
     """The EngineLimits an engine-capacity run measured (raises if it measured no maximum)."""
-    summary = run.summary
-    asyncio_rps, oha_rps = summary.get("engine_max_rps"), summary.get("native_max_rps")
+    summary: EngineCapacitySummary = run.summary
+    asyncio_rps, oha_rps = summary.engine_max_rps, summary.native_max_rps
     if not asyncio_rps or not oha_rps:
         raise ValueError(f"engine-capacity run {run.run_id} has no maximum for both engines "
-                         f"(asyncio {asyncio_rps}, oha {oha_rps}): {summary.get('warnings')}")
+                         f"(asyncio {asyncio_rps}, oha {oha_rps}): {run.warnings}")
     held = run.read_frame("steps").filter(pl.col("sustained"))
     usable = {engine: usable_rate(held.filter(pl.col("series").str.starts_with(engine)),
                                   cpu_budget_pct=cpu_budget_pct) or 0.0
@@ -323,7 +328,6 @@ def engine_limits(config: StudyConfig) -> EngineLimits:
     study, the newest one measured on this host and core layout); measured now if none."""
     current = Run.environment_of(config)
     for run in find_runs(config.runs_dir, "engine-capacity", study_id=config.study_id):
-        if run.environment_key() == current and run.summary.get("engine_max_rps") \
-                and run.summary.get("native_max_rps"):
-            return limits_of(run, cpu_budget_pct=config.engine_cpu_budget_pct)
-    return limits_of(engine_capacity(config), cpu_budget_pct=config.engine_cpu_budget_pct)
+        if run.environment_key() == current and run.summary.engine_max_rps and run.summary.native_max_rps:
+            return limits_of(run, cpu_budget_pct=config.load.engine_cpu_budget_pct)
+    return limits_of(engine_capacity(config), cpu_budget_pct=config.load.engine_cpu_budget_pct)

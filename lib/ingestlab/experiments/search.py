@@ -17,7 +17,7 @@ without a machine.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -104,3 +104,12 @@ def summarize(history: Sequence[tuple[float, Outcome]], policy: SearchPolicy) ->
         return SearchResult(None, limit_rate, False,
                             f"no rate held, down to {min(rate for rate, _ in history):,.0f} req/s")
     return SearchResult(best, limit_rate, False, f"held {best:,.0f} req/s, not {limit_rate:,.0f}")
+
+
+def run_search(policy: SearchPolicy, try_rate: Callable[[float, int], Outcome]) -> SearchResult:
+    """Search as `next_rate` directs: `try_rate(rate_rps, k)` runs the k-th step (0-based) at
+    `rate_rps` and returns its outcome; the result is `summarize` of the whole history."""
+    history: list[tuple[float, Outcome]] = []
+    while (rate := next_rate(history, policy)) is not None:
+        history.append((rate, try_rate(rate, len(history))))
+    return summarize(history, policy)

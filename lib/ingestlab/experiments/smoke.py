@@ -10,6 +10,7 @@ from ingestlab.load.burst import send_burst
 from ingestlab.load.payloads import PayloadSet, invalid_bodies
 from ingestlab.results import Run
 from ingestlab.stack import Stack
+from ingestlab.summaries import DeliveryCounts, SmokeSummary
 
 
 def _smoke_items(
@@ -19,17 +20,17 @@ def _smoke_items(
     (`request_id`, `expect`: "valid" or the field the service must reject)."""
     prefix = f"{service}-{run_id[-6:]}"
     valid = PayloadSet(
-        config.smoke_requests - config.smoke_invalid,
-        size_bytes=config.payload_bytes,
+        config.smoke.requests - config.smoke.invalid,
+        size_bytes=config.load.payload_bytes,
         seed=config.seed,
         id_prefix=prefix,
     )
     items = [(valid.request_id(i), valid.body(i)) for i in range(len(valid))]
     expects = ["valid"] * len(items)
-    for k in range(config.smoke_invalid):
+    for k in range(config.smoke.invalid):
         request_id = f"{prefix}-bad-{k:05d}"
         field, body = list(invalid_bodies(request_id, seed=config.seed + k).items())[k % 3]
-        position = (k * len(items)) // max(config.smoke_invalid, 1) + k
+        position = (k * len(items)) // max(config.smoke.invalid, 1) + k
         items.insert(position, (request_id, body))
         expects.insert(position, field)
     return items, pl.DataFrame({"request_id": [rid for rid, _ in items], "expect": expects})
@@ -46,7 +47,7 @@ def smoke(config: StudyConfig) -> Run:
     with Stack(config, log_dir=run.logs_dir) as stack:
         for service in config.services:
             items, expects = _smoke_items(config, service, run.run_id)
-            rows = send_burst(stack.service(service).ingest_url, items, concurrency=config.smoke_concurrency)
+            rows = send_burst(stack.service(service).ingest_url, items, concurrency=config.smoke.concurrency)
             # rows arrive in completion order: attach expectations by request id
             frames.append(
                 rows.join(expects, on="request_id", how="left").with_columns(service=pl.lit(service))
@@ -70,5 +71,6 @@ def smoke(config: StudyConfig) -> Run:
         found.append(
             f"{row['service']}: {row['len']} requests expecting {row['expect']!r} got {row['status']}"
         )
-    run.write_summary(dict(counts), warnings_found=found)
+    summary = SmokeSummary(services={service: DeliveryCounts(**c) for service, c in counts.items()})
+    run.write_summary(summary, warnings_found=found)
     return run

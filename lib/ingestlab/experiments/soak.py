@@ -1,13 +1,13 @@
 """`soak`: a constant rate held for minutes, with the service's memory, CPU and GC sampled.
 
-Per service: RSS at rest once ready, then one rate for `config.soak_duration_s` with a
+Per service: RSS at rest once ready, then one rate for `config.soak.duration_s` with a
 `ProcessSampler` on the service (10 Hz by default, its thread pinned to the load core); the
 Node service's `--trace-gc` lines are joined onto the request timeline. Delivery is checked by
 count, as in the ceiling.
 
 The rate (`soak_rate`) is the same for both services and one both hold on this machine:
-`config.soak_rate_fraction` of the slower service's ceiling in the study's first ceiling run
-(so every soak trial of a study runs at the same rate), unless `config.soak_rate_rps` sets it.
+`config.soak.rate_fraction` of the slower service's ceiling in the study's first ceiling run
+(so every soak trial of a study runs at the same rate), unless `config.soak.rate_rps` sets it.
 Driving a service above its ceiling is another experiment, not this one.
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import psutil
@@ -22,8 +24,7 @@ import psutil
 from ingestlab.analysis.gc import gc_latency_summary
 from ingestlab.analysis.memory import (
     HEAP_CLIMB_POINTS,
-    MIB,
-    heap_growth_per_1000_requests_mb,
+    heap_growth_per_1000_requests_mib,
     heap_series,
     memory_pattern,
 )
@@ -31,11 +32,13 @@ from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.engine_bench import engine_limits
 from ingestlab.experiments.search import nice_rate
-from ingestlab.experiments.steps import EngineLimits, drive_step
+from ingestlab.experiments.steps import MAX_ERROR_RATE, EngineLimits, drive_step
 from ingestlab.results import Run, find_runs
 from ingestlab.stack import Stack
+from ingestlab.summaries import SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
+from ingestlab.units import MIB
 
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
@@ -47,40 +50,41 @@ def soak_rate(config: StudyConfig) -> tuple[float, str]:
     Without a usable ceiling run (both services measured, on this host and core layout) one
     is made first, with this config.
     """
-    if config.soak_rate_rps:
-        return float(config.soak_rate_rps), f"{config.soak_rate_rps:,} req/s, set in the configuration"
+    if config.soak.rate_rps:
+        return float(config.soak.rate_rps), f"{config.soak.rate_rps:,} req/s, set in the configuration"
     here = Run.environment_of(config)
     usable = [
         run for run in find_runs(config.runs_dir, "ceiling", profile=config.profile,
                                  services=("node", "rust"), study_id=config.study_id)
         if run.environment_key() == here
-        and all(run.summary.get(s, {}).get("ceiling_rps") for s in ("node", "rust"))
+        and all(run.summary.services[s].ceiling_rps for s in ("node", "rust"))
     ]
     if usable:
         # A study's first ceiling run, so that all of its soak trials hold the same rate.
         source = usable[-1] if config.study_id else usable[0]
     else:
         source = ceiling(config.replace(services=("node", "rust")))
-    ceilings = {s: source.summary[s]["ceiling_rps"] for s in ("node", "rust")}
+    ceilings = {s: source.summary.services[s].ceiling_rps for s in ("node", "rust")}
     if not all(ceilings.values()):
         raise RuntimeError(f"ceiling run {source.run_id} measured no ceiling for every service "
-                           f"({ceilings}): {source.summary.get('warnings')}")
+                           f"({ceilings}): {source.warnings}")
     slower = min(ceilings, key=ceilings.get)
-    rate = nice_rate(config.soak_rate_fraction * ceilings[slower])
-    return rate, (f"{rate:,.0f} req/s = {config.soak_rate_fraction:g} x {slower}'s ceiling "
+    rate = nice_rate(config.soak.rate_fraction * ceilings[slower])
+    return rate, (f"{rate:,.0f} req/s = {config.soak.rate_fraction:g} x {slower}'s ceiling "
                   f"{ceilings[slower]:,.0f} req/s (ceiling run {source.run_id}), rounded")
 
 
 def _soak_service(
     config: StudyConfig, run: Run, service: ServiceName, *, rate_rps: float, limits: EngineLimits
-) -> tuple[dict, dict[str, pl.DataFrame]]:
+) -> tuple[SoakResult, dict[str, pl.DataFrame]]:
     log_dir = run.logs_dir / service
     with Stack(config, services=(service,), log_dir=log_dir) as stack:
         process = stack.service(service)
         time.sleep(REST_S)
         rss_start = psutil.Process(process.pid).memory_info().rss
         before = stack.topic_size()
-        with ProcessSampler(process, interval_s=config.sample_interval_s, cores=config.cores.load) as sampler:
+        sampler = ProcessSampler(process, interval_s=config.soak.sample_interval_s, cores=config.cores.load)
+        with sampler:
             # No repeat with another engine: the sampled run is the one measured.
             result, rows = drive_step(
                 config,
@@ -89,8 +93,8 @@ def _soak_service(
                 step=0,
                 out_dir=run.path / "steps",
                 id_prefix=f"{service}-soak",
-                duration_s=config.soak_duration_s,
-                warmup_s=config.soak_warmup_s,
+                duration_s=config.soak.duration_s,
+                warmup_s=config.soak.warmup_s,
                 limits=limits,
                 fallback=False,
             )
@@ -105,14 +109,14 @@ def _soak_service(
         (pl.col("pid") == sampler.pid) & (pl.col("t_ns") >= rows["intended_start_ns"].min())
     )
     rss = memory_pattern(window, value="rss_bytes")
-    summary: dict = {
+    measured = {
         "rate_rps": rate_rps,
-        "duration_s": config.soak_duration_s,
+        "duration_s": config.soak.duration_s,
         "engine": result.engine,
-        "rss_start_mb": rss_start / MIB,
-        "rss_mean_mb": rss["mean"] / MIB,
-        "rss_peak_mb": rss["peak"] / MIB,
-        "rss_amplitude_mb": rss["amplitude"] / MIB,
+        "rss_start_mib": rss_start / MIB,
+        "rss_mean_mib": rss["mean"] / MIB,
+        "rss_peak_mib": rss["peak"] / MIB,
+        "rss_amplitude_mib": rss["amplitude"] / MIB,
         "memory_pattern": rss["classification"],
         "memory_period_s": rss["period_s"],
         "memory_bounds": {k: rss[k] for k in ("flat_bound_pct", "drop_pct", "min_drops", "warmup_fraction")},
@@ -133,76 +137,76 @@ def _soak_service(
     }
     frames = {"requests": rows, "samples": samples, "thread_samples": threads}
     if service == "node":
-        trace = parse_gc_log(log_dir / "node.log")
-        gc = trace.events.with_columns(service=pl.lit(service))
-        gc_summary = gc_latency_summary(rows, gc)
-        heap = memory_pattern(
-            heap_series(gc, climb_points=HEAP_CLIMB_POINTS).filter(
-                pl.col("t_ns") >= rows["intended_start_ns"].min()
-            ),
-            value="heap_bytes",
-        )
-        summary.update(
-            {
-                "gc_events": gc_summary["gc_events"],
-                "gc_pause_p99_ms": gc_summary["gc_pause_p99_ms"],
-                "gc_pause_max_ms": gc_summary["gc_pause_max_ms"],
-                "gc_time_share": gc_summary["gc_time_share"],
-                "gc_events_by_kind": gc_summary["events_by_kind"],
-                "p99_outside_gc_ms": gc_summary["p99_outside_gc_ms"],
-                "share_of_slow_requests_during_gc": gc_summary["share_of_slow_requests_during_gc"],
-                "share_of_requests_during_gc": gc_summary["share_during_gc"],
-                "heap_pattern": heap["classification"],
-                "heap_mean_mb": heap["mean"] / MIB,
-                "heap_peak_mb": heap["peak"] / MIB,
-                "heap_period_s": heap["period_s"],
-                "heap_growth_per_1000_requests_mb": heap_growth_per_1000_requests_mb(gc, rows),
-                "gc_unparsed_lines": len(trace.unparsed),
-                "gc_warnings": list(trace.warnings),
-            }
-        )
-        frames["gc"] = gc
-    return summary, frames
+        gc_fields, frames["gc"] = _node_gc(log_dir / "node.log", rows)
+        measured.update(gc_fields)
+    return SoakResult(**measured), frames
 
 
-def _checks(service: str, s: dict) -> list[str]:
+def _node_gc(log_path: Path, rows: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Node's GC over the soak, from its `--trace-gc` log: the GC fields of `SoakResult`
+    (pauses in ms, heap in MiB) and the GC events frame."""
+    trace = parse_gc_log(log_path)
+    gc = trace.events.with_columns(service=pl.lit("node"))
+    gc_summary = gc_latency_summary(rows, gc)
+    heap = memory_pattern(
+        heap_series(gc, climb_points=HEAP_CLIMB_POINTS)
+        .filter(pl.col("t_ns") >= rows["intended_start_ns"].min()),
+        value="heap_bytes",
+    )
+    fields = {
+        "gc_events": gc_summary["gc_events"],
+        "gc_pause_p99_ms": gc_summary["gc_pause_p99_ms"],
+        "gc_pause_max_ms": gc_summary["gc_pause_max_ms"],
+        "gc_time_share": gc_summary["gc_time_share"],
+        "gc_events_by_kind": gc_summary["events_by_kind"],
+        "p99_outside_gc_ms": gc_summary["p99_outside_gc_ms"],
+        "share_of_slow_requests_during_gc": gc_summary["share_of_slow_requests_during_gc"],
+        "share_of_requests_during_gc": gc_summary["share_during_gc"],
+        "heap_pattern": heap["classification"],
+        "heap_mean_mib": heap["mean"] / MIB,
+        "heap_peak_mib": heap["peak"] / MIB,
+        "heap_period_s": heap["period_s"],
+        "heap_growth_per_1000_requests_mib": heap_growth_per_1000_requests_mib(gc, rows),
+        "gc_unparsed_lines": len(trace.unparsed),
+        "gc_warnings": list(trace.warnings),
+    }
+    return fields, gc
+
+
+def _checks(service: str, s: SoakResult) -> list[str]:
     found = []
-    if s["lost"]:
-        found.append(f"{service}: {s['lost']} accepted requests missing from Kafka")
-    if s["engine_saturated"]:
-        found.append(f"{service}: load generator saturated: {'; '.join(s['engine_notes'])}")
-    if s["error_rate"] >= 0.001:
-        found.append(f"{service}: error rate {100 * s['error_rate']:.2f}% at {s['rate_rps']} req/s")
-    if s["sampler_overhead_core_pct"] >= 1.0:
-        found.append(f"{service}: sampler used {s['sampler_overhead_core_pct']:.2f}% of a core (budget 1%)")
-    if s.get("gc_unparsed_lines"):
-        found.append(f"{service}: {s['gc_unparsed_lines']} GC trace lines could not be parsed")
-    found += [f"{service}: {w}" for w in s.get("gc_warnings", [])]
+    if s.lost:
+        found.append(f"{service}: {s.lost} accepted requests missing from Kafka")
+    if s.engine_saturated:
+        found.append(f"{service}: load generator saturated: {'; '.join(s.engine_notes)}")
+    if s.error_rate >= MAX_ERROR_RATE:
+        found.append(f"{service}: error rate {100 * s.error_rate:.2f}% at {s.rate_rps} req/s")
+    if s.sampler_overhead_core_pct >= 1.0:
+        found.append(f"{service}: sampler used {s.sampler_overhead_core_pct:.2f}% of a core (budget 1%)")
+    if s.gc_unparsed_lines:
+        found.append(f"{service}: {s.gc_unparsed_lines} GC trace lines could not be parsed")
+    found += [f"{service}: {w}" for w in s.gc_warnings or []]
     return found
 
 
 def soak(config: StudyConfig) -> Run:
-    """Hold `config.soak_rate_rps` on each service; summary per service (see module doc)."""
+    """Hold the soak rate (`soak_rate`) on each service; summary: `SoakSummary`."""
     rate, rate_source = soak_rate(config)
     limits = engine_limits(config)
     run = Run.create(config, "soak")
     run.update_meta(engine_limits=limits.as_dict(), soak_rate_rps=rate, soak_rate_source=rate_source)
-    summary: dict = {"rate_rps": rate, "rate_source": rate_source, "engine_limits": limits.as_dict()}
+    results: dict[str, SoakResult] = {}
     frames: dict[str, list[pl.DataFrame]] = {}
     found: list[str] = []
     for service in config.services:
-        summary[service], service_frames = _soak_service(config, run, service, rate_rps=rate, limits=limits)
-        found += _checks(service, summary[service])
+        results[service], service_frames = _soak_service(config, run, service, rate_rps=rate, limits=limits)
+        found += _checks(service, results[service])
         for name, frame in service_frames.items():
             frames.setdefault(name, []).append(frame)
     for name, parts in frames.items():
         run.write_frame(name, pl.concat(parts, how="diagonal_relaxed"))
     shutil.rmtree(run.path / "steps", ignore_errors=True)
-    if {"node", "rust"} <= set(config.services):
-        summary["rust_over_node"] = {
-            "rss_mean": summary["rust"]["rss_mean_mb"] / summary["node"]["rss_mean_mb"],
-            "rss_start": summary["rust"]["rss_start_mb"] / summary["node"]["rss_start_mb"],
-            "p99": summary["rust"]["p99_ms"] / summary["node"]["p99_ms"],
-        }
+    summary = SoakSummary(services=results, rate_rps=rate, rate_source=rate_source,
+                          engine_limits=limits.as_dict())
     run.write_summary(summary, warnings_found=found)
     return run

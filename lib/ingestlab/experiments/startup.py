@@ -1,34 +1,188 @@
 """`startup`: cold start, memory once ready, and deployment footprint of each service.
 
-The broker is started once and kept up; each service is then spawned `config.startup_runs`
-times (`telemetry.startup.cold_start`: spawn to first 202). Footprint (bytes a deployment
+The broker is started once and kept up; each service is then spawned `config.startup.runs`
+times (`cold_start`: spawn to first 202). Footprint (`stack.footprint`: bytes a deployment
 needs: binary + shared libraries, or node + node_modules + sources) stands in for the
 article's container image size until images are built.
+
+`cold_start` times what a client sees, not the service's own readiness flag: from the moment
+the process is spawned until the first POST /api/ingest is answered 202. The two services mean
+different things by that answer (services/README.md): Node answers 202 as soon as the record
+is queued in librdkafka, even before the producer has connected; Rust only once Kafka has
+acknowledged it, so its first 202 includes connecting to the broker.
 """
 
 from __future__ import annotations
 
+import http.client
+import time
+
 import polars as pl
 
-from ingestlab.analysis.latency import nearest_rank
-from ingestlab.config import StudyConfig
+from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.load.payloads import PayloadSet
+from ingestlab.quantiles import nearest_rank
 from ingestlab.results import Run
 from ingestlab.stack import Stack
-from ingestlab.telemetry.startup import cold_start, footprint
+from ingestlab.stack.component import StartupError
+from ingestlab.stack.footprint import footprint
+from ingestlab.stack.ports import LOOPBACK
+from ingestlab.stack.services import INGEST_PATH, ServiceProcess, spec_for
+from ingestlab.summaries import StartupResult, StartupSummary
+from ingestlab.telemetry.sampler import ProcMemory
+from ingestlab.units import MIB, NS_PER_MS, NS_PER_S
+
+# Between attempts while nothing listens yet: the resolution of both start-up times.
+POLL_INTERVAL_S = 0.002
+# Memory is read this long after the first 202, with no load, so that "at ready" means at
+# rest: start-up's transient allocations (module loading, the first connection to Kafka)
+# have settled, and the one request served is long done.
+SETTLE_S = 1.0
+
+COLD_START_SCHEMA: dict[str, pl.DataType] = {
+    "service": pl.String(),
+    "run": pl.Int32(),
+    "pid": pl.Int64(),
+    "spawned_ns": pl.Int64(),          # wall-clock epoch ns of the spawn
+    "port_open_ms": pl.Float64(),      # spawn -> first TCP connection accepted
+    "cold_start_ms": pl.Float64(),     # spawn -> first 202 to POST /api/ingest
+    "posts": pl.Int32(),               # POSTs answered until the first 202 (the 202 included)
+    "rss_at_ready_mib": pl.Float64(),  # SETTLE_S after the first 202
+    "uss_at_ready_mib": pl.Float64(),  # private memory at the same moment
+}
+
+
+class _NotListening(Exception):
+    """Nothing accepts connections on the service's port yet."""
+
+
+def _post(port: int, body: bytes, *, timeout_s: float, on_connect: list[int]) -> int:
+    """Status of one POST to the ingest path on a fresh connection.
+
+    Appends the monotonic ns at which the connection was accepted to `on_connect`; raises
+    `_NotListening` when the connection is refused.
+    """
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout_s)
+    try:
+        try:
+            conn.connect()
+        except ConnectionRefusedError as exc:
+            raise _NotListening from exc
+        on_connect.append(time.monotonic_ns())
+        conn.request("POST", INGEST_PATH, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _poll_until_accepted(service: ServiceProcess, payload: PayloadSet, *,
+                         deadline_ns: int) -> tuple[int, int, int]:
+    """POST until the first 202: (monotonic ns of the first accepted connection, of the 202,
+    POSTs answered)."""
+    connects: list[int] = []
+    posts = 0
+    while True:
+        now_ns = time.monotonic_ns()
+        if not service.is_running():
+            raise StartupError(service.name, "exited before answering 202", logs=service.logs(),
+                               hint=service.spec.hint)
+        if now_ns > deadline_ns:
+            raise StartupError(service.name, "no 202 before the start-up timeout", logs=service.logs(),
+                               hint=service.spec.hint)
+        try:
+            status = _post(service.port, payload.body(posts % len(payload)),
+                           timeout_s=(deadline_ns - now_ns) / NS_PER_S, on_connect=connects)
+        except _NotListening:
+            time.sleep(POLL_INTERVAL_S)
+            continue
+        posts += 1
+        if status == 202:
+            return connects[0], time.monotonic_ns(), posts
+
+
+def _one_cold_start(service: ServiceProcess, run: int, payload: PayloadSet, *,
+                    timeout_s: float) -> dict[str, object]:
+    """Spawn `service`, poll until the first 202, read its memory at rest; always stop it."""
+    try:
+        spawned_ns = time.time_ns()
+        t0_ns = time.monotonic_ns()
+        service.start()
+        port_ns, ready_ns, posts = _poll_until_accepted(service, payload,
+                                                        deadline_ns=t0_ns + round(timeout_s * NS_PER_S))
+        time.sleep(SETTLE_S)
+        pid = service.pid
+        if pid is None:
+            raise StartupError(service.name, "exited right after its first 202", logs=service.logs())
+        memory = ProcMemory().read(pid)  # a fresh source reads smaps_rollup on its first call
+        return {
+            "service": service.name, "run": run, "pid": pid, "spawned_ns": spawned_ns,
+            "port_open_ms": (port_ns - t0_ns) / NS_PER_MS, "cold_start_ms": (ready_ns - t0_ns) / NS_PER_MS,
+            "posts": posts, "rss_at_ready_mib": memory.rss_bytes / MIB,
+            "uss_at_ready_mib": memory.uss_bytes / MIB if memory.uss_bytes is not None else None,
+        }
+    finally:
+        service.stop()
+
+
+def cold_start(stack: Stack, service: ServiceName, *, runs: int = 5,
+               payload: PayloadSet | None = None) -> pl.DataFrame:
+    """Cold-start time and memory at ready of `service`, one row per run (COLD_START_SCHEMA).
+
+    Needs a running `stack` (the broker). Each run spawns a fresh process, pinned like the
+    stack's services, and polls POST /api/ingest every POLL_INTERVAL_S (2 ms) while the
+    connection is refused; once connected each POST waits for its answer. Times are
+    monotonic, in ms from just before the spawn (fork + exec included, and the ~2 ms
+    of the launch programs that pin it: `stack.process.launch_argv`); the port is seen
+    open within ~2 ms of it opening, and the first 202 includes that request's own service
+    time (for Rust, the broker's acknowledgement).
+    Memory is read SETTLE_S (1 s) after the first 202. Each run's process is stopped
+    before the next, also on errors; logs go to `<stack.log_dir>/cold-start/<service>-<run>/`.
+
+    The stack's own instance of the service is stopped for the duration (two instances
+    would compete for the core) and, if it was running before, restarted at the end (and
+    waited until ready), so the stack is left as it was found.
+    `payload` supplies valid bodies (a fresh one per POST, cycled); by default 1 KB ones
+    with request ids `cold-<service>-<n>`.
+    """
+    if runs < 1:
+        raise ValueError("runs must be >= 1")
+    if payload is None:
+        payload = PayloadSet(64, size_bytes=1_000, id_prefix=f"cold-{service}")
+    if len(payload) == 0:
+        raise ValueError("payload holds no bodies")
+    spec = spec_for(service, node_flags=stack.config.stack.node_flags)
+    existing = stack.services.get(service)
+    was_running = existing is not None and existing.is_running()
+    if existing is not None:
+        existing.stop()
+    rows = []
+    try:
+        for run in range(runs):
+            process = ServiceProcess(spec, brokers=stack.bootstrap,
+                                     log_dir=stack.log_dir / "cold-start" / f"{service}-{run}",
+                                     cores=stack.config.cores.service)
+            rows.append(_one_cold_start(process, run, payload,
+                                        timeout_s=stack.config.stack.service_start_timeout_s))
+    finally:
+        if was_running:
+            stack.start_service(service)
+    return pl.DataFrame(rows, schema=COLD_START_SCHEMA)
 
 
 def startup(config: StudyConfig) -> Run:
-    """Summary per service: `cold_start_ms` (median), spread, `cold_start_runs`,
-    `rss_at_ready_mb` (median), `footprint_bytes` (and without base-image libraries)."""
+    """Cold starts of each service in `config.services` (cold_starts.parquet); summary:
+    `StartupSummary`."""
     run = Run.create(config, "startup")
     frames = []
     with Stack(config, services=(), log_dir=run.logs_dir) as stack:
         for service in config.services:
-            frames.append(cold_start(stack, service, runs=config.startup_runs))
+            frames.append(cold_start(stack, service, runs=config.startup.runs))
         run.update_meta(stack=stack.describe())
     runs = pl.concat(frames)
     run.write_frame("cold_starts", runs)
-    summary: dict = {}
+    results: dict[str, StartupResult] = {}
     for service in config.services:
         mine = runs.filter(service=service)
         stats = mine.select(
@@ -37,21 +191,16 @@ def startup(config: StudyConfig) -> Run:
             cold_start_max_ms=pl.col("cold_start_ms").max(),
             cold_start_p90_ms=nearest_rank(pl.col("cold_start_ms"), 0.9),
             port_open_ms=pl.col("port_open_ms").median(),
-            rss_at_ready_mb=pl.col("rss_at_ready_mb").median(),
-            uss_at_ready_mb=pl.col("uss_at_ready_mb").median(),
+            rss_at_ready_mib=pl.col("rss_at_ready_mib").median(),
+            uss_at_ready_mib=pl.col("uss_at_ready_mib").median(),
         ).row(0, named=True)
         size = footprint(service)
-        summary[service] = {
+        results[service] = StartupResult(
             **stats,
-            "cold_start_runs": mine.height,
-            "footprint_bytes": size["total_bytes"],
-            "footprint_without_base_bytes": size["total_without_base_bytes"],
-            "footprint_parts": size["parts"],
-        }
-    if {"node", "rust"} <= set(config.services):
-        summary["rust_over_node"] = {
-            key: summary["rust"][key] / summary["node"][key]
-            for key in ("cold_start_ms", "rss_at_ready_mb", "footprint_bytes")
-        }
-    run.write_summary(summary)
+            cold_start_runs=mine.height,
+            footprint_bytes=size["total_bytes"],
+            footprint_without_base_bytes=size["total_without_base_bytes"],
+            footprint_parts=size["parts"],
+        )
+    run.write_summary(StartupSummary(services=results))
     return run

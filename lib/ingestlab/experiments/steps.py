@@ -20,7 +20,7 @@ from typing import Literal
 
 import polars as pl
 
-from ingestlab.analysis.latency import nearest_rank, percentiles
+from ingestlab.analysis.latency import percentiles
 from ingestlab.config import StudyConfig
 from ingestlab.load.engine import (
     BACKLOG_ERROR,
@@ -31,8 +31,10 @@ from ingestlab.load.engine import (
 )
 from ingestlab.load.native import run_oha
 from ingestlab.load.payloads import PayloadSet
-from ingestlab.load.rows import REQUEST_SCHEMA, send_rate_rps
+from ingestlab.load.rows import REQUEST_SCHEMA, phase_of, send_rate_rps
 from ingestlab.load.schedules import constant
+from ingestlab.quantiles import nearest_rank
+from ingestlab.units import NS_PER_MS
 
 Engine = Literal["asyncio", "oha"]
 ENGINES: tuple[Engine, ...] = ("asyncio", "oha")
@@ -46,6 +48,9 @@ OHA_SATURATION_CPU_PCT = 80.0
 # leaves it out anyway; beyond it, or when sends fall behind or are dropped, the step is the
 # generator's.
 GENERATOR_LAG_SHARE = 0.2
+# The highest share of a service's answers that may be errors (its own, not the generator's
+# drops) for a step or a soak to count as held.
+MAX_ERROR_RATE = 0.001
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class EngineLimits:
     """What each engine held on schedule alone on the load core against nginx
     (`engine-capacity`), in req/s: its maximum, and the rate up to which it needed at most
     `cpu_budget_pct` of the core, the most a step gives it while the broker shares the core
-    (see `StudyConfig.engine_cpu_budget_pct`).
+    (see `LoadConfig.engine_cpu_budget_pct`).
     """
 
     asyncio_rps: float
@@ -80,8 +85,8 @@ class EngineLimits:
 def pool_size(config: StudyConfig, rate_rps: float) -> int:
     """Workers (= connections) for a step: enough for every request to be in flight for the
     whole p99 bound at this rate, clamped to the config's limits (see `StudyConfig`)."""
-    needed = math.ceil(rate_rps * config.ceiling_p99_bound_ms / 1000)
-    return max(config.engine_pool_min, min(config.engine_pool_max, needed))
+    needed = math.ceil(rate_rps * config.ceiling.p99_bound_ms / 1000)
+    return max(config.load.engine_pool_min, min(config.load.engine_pool_max, needed))
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ def _outcome_stats(rows: pl.DataFrame, *, failed: int = 0) -> dict[str, float | 
     total = measured.height + failed
     stats = percentiles(rows)
     answered = measured.filter(pl.col("status") > 0)
-    service_ms = (pl.col("end_ns") - pl.col("actual_start_ns")) / 1e6
+    service_ms = (pl.col("end_ns") - pl.col("actual_start_ns")) / NS_PER_MS
     return {
         "accepted": accepted,
         "errors": total - accepted,
@@ -152,7 +157,7 @@ def _asyncio_step(
 ) -> tuple[StepResult, pl.DataFrame]:
     schedule = constant(rate_rps, duration_s)
     payloads = PayloadSet(
-        schedule.count, size_bytes=config.payload_bytes, seed=config.seed + step, id_prefix=id_prefix
+        schedule.count, size_bytes=config.load.payload_bytes, seed=config.seed + step, id_prefix=id_prefix
     )
     result = run_load(
         url=url,
@@ -184,7 +189,8 @@ def _oha_step(
     config: StudyConfig, *, url: str, rate_rps: float, step: int, out_path: Path, duration_s: float,
     warmup_s: float,
 ) -> tuple[StepResult, pl.DataFrame]:
-    body = PayloadSet(1, size_bytes=config.payload_bytes, seed=config.seed + step, id_prefix="oha").body(0)
+    body = PayloadSet(1, size_bytes=config.load.payload_bytes, seed=config.seed + step,
+                      id_prefix="oha").body(0)
     result = run_oha(
         url=url,
         rate_rps=rate_rps,
@@ -198,14 +204,8 @@ def _oha_step(
         nice=config.cores.load_nice,
         warmup_s=warmup_s,
     )
-    rows = result.requests
-    if rows.height:
-        warm_until = rows["intended_start_ns"].min() + round(warmup_s * 1e9)
-        rows = rows.with_columns(
-            phase=pl.when(pl.col("intended_start_ns") < warm_until)
-            .then(pl.lit("warmup"))
-            .otherwise(pl.lit("measure"))
-        )
+    intended = pl.col("intended_start_ns")
+    rows = result.requests.with_columns(phase=phase_of(intended - intended.min(), warmup_s))
     notes = []
     if result.cpu_percent > OHA_SATURATION_CPU_PCT:
         notes.append(f"oha CPU was {result.cpu_percent:.0f}% of one core (> {OHA_SATURATION_CPU_PCT:.0f}%)")
@@ -273,7 +273,7 @@ def drive_step(
     warmup_s: float | None = None,
     fallback: bool = True,
 ) -> tuple[StepResult, pl.DataFrame]:
-    """Offer `rate_rps` to `url` for `duration_s` (default `config.step_s`); rows and result.
+    """Offer `rate_rps` to `url` for `duration_s` (default `config.ceiling.step_s`); rows and result.
 
     The engine is `engine` if given, else `limits.choose(rate_rps)`. When no engine has room
     for the rate, nothing is sent and the step is inconclusive (`engine` None), saying why.
@@ -281,7 +281,7 @@ def drive_step(
     `GENERATOR_LAG_SHARE` of the p99 bound) is run again with oha if oha has room, and its
     notes say so.
 
-    Rows carry `step`; requests intended in the first `warmup_s` (default `config.warmup_s`)
+    Rows carry `step`; requests intended in the first `warmup_s` (default `config.load.warmup_s`)
     are phase "warmup" and left out of the numbers. oha rows have no request ids (see
     `run_oha`).
     """
@@ -294,15 +294,15 @@ def drive_step(
                 f"{rate_rps:,.0f} req/s is above what any load engine holds on the load core here "
                 f"(oha: {limits.oha_usable_rps:,.0f} req/s within {limits.cpu_budget_pct:g}% of the "
                 f"core, {limits.oha_rps:,.0f} req/s with all of it; run {limits.source})"))
-    duration_s = duration_s or config.step_s
-    warmup_s = config.warmup_s if warmup_s is None else warmup_s
+    duration_s = duration_s or config.ceiling.step_s
+    warmup_s = config.load.warmup_s if warmup_s is None else warmup_s
     out_path = out_dir / f"step-{step:03d}-{engine}.parquet"
     if engine == "oha":
         return _oha_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
                          duration_s=duration_s, warmup_s=warmup_s)
     result, rows = _asyncio_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
                                  id_prefix=id_prefix, duration_s=duration_s, warmup_s=warmup_s)
-    failures = generator_failures(result, lag_bound_ms=GENERATOR_LAG_SHARE * config.ceiling_p99_bound_ms)
+    failures = generator_failures(result, lag_bound_ms=GENERATOR_LAG_SHARE * config.ceiling.p99_bound_ms)
     if not (fallback and failures and limits is not None and rate_rps <= limits.usable_rps("oha")):
         return result, rows
     retried, retried_rows = _oha_step(config, url=url, rate_rps=rate_rps, step=step, duration_s=duration_s,

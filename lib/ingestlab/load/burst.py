@@ -11,21 +11,12 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 import aiohttp
 import polars as pl
 
 from ingestlab.load.rows import REQUEST_SCHEMA, WallClock
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def require_loopback(url: str) -> None:
-    """Study traffic goes to this machine only."""
-    host = urlsplit(url).hostname
-    if host not in LOOPBACK_HOSTS:
-        raise ValueError(f"refusing to send load to {host!r}: only loopback targets are allowed")
+from ingestlab.stack.ports import require_loopback
 
 
 async def _send_all(url: str, items: Sequence[tuple[str, bytes]], concurrency: int,

@@ -45,7 +45,7 @@ import time
 import traceback
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,15 +54,16 @@ import polars as pl
 import psutil
 import yarl
 
-from ingestlab.analysis.latency import nearest_rank
 from ingestlab.config import machine_cores
-from ingestlab.load.burst import require_loopback
 from ingestlab.load.http1 import REQUEST_ERRORS, Http1Connection, request_head
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.progress import ProgressMode, make_display
-from ingestlab.load.rows import REQUEST_SCHEMA, WallClock, send_rate_rps
+from ingestlab.load.rows import REQUEST_SCHEMA, WallClock, phase_of, send_rate_rps
 from ingestlab.load.schedules import Schedule
 from ingestlab.load.timer_selector import TimerfdEpollSelector
+from ingestlab.quantiles import nearest_rank
+from ingestlab.stack.ports import require_loopback
+from ingestlab.units import NS_PER_MS
 
 # error_class values the engine writes itself (all others are exception class names).
 BACKLOG_ERROR = "client_backlog"  # slot taken more than max_lag_s late: not sent
@@ -369,90 +370,29 @@ class _Counters:
         self.dropped = 0  # client_backlog
 
 
-async def _drive(job: _Job, events: Any) -> dict[str, Any]:
-    """Run the schedule, write the rows, return rows/health/settings."""
-    schedule, payloads = job.schedule, job.payloads
-    n = schedule.count
-    workers = min(job.max_in_flight, n)
-    offsets_ns = array("q", [round(offset * 1e9) for offset in schedule.offsets_s])
-    # Rows, preallocated column by column; 0 in a time column means "not recorded".
-    actual_mono = array("q", bytes(8 * n))
-    end_mono = array("q", bytes(8 * n))
-    status = array("h", [_NOT_RECORDED]) * n
-    bytes_sent = array("i", bytes(4 * n))
-    error_class: list[str | None] = [None] * n
-    counters = _Counters()
-    max_lag_ns = round(job.max_lag_s * 1e9)
-    clock = time.monotonic_ns
-    sleep = asyncio.sleep
-    body_of = payloads.body
-    url = yarl.URL(job.url)
-    slots = itertools.count()
-    process = psutil.Process()
+class _Ledger:
+    """One run's request rows, preallocated column by column (0 in a time column: not
+    recorded), and its running totals. The workers only write into it."""
 
-    loop = asyncio.get_running_loop()
-    head = request_head(url, body_bytes=payloads.size_bytes)
-    timeout_s = job.request_timeout_s
-    # One pair of clock readings maps monotonic time to wall time for the whole run.
-    wall_clock = WallClock()
-    t0 = wall_clock.t0_mono_ns + round(START_LEAD_S * 1e9)
-    t0_wall_ns = wall_clock.wall_ns(t0)
-    open_connections: list[Http1Connection] = []
+    def __init__(self, schedule: Schedule) -> None:
+        n = schedule.count
+        self.n = n
+        self.offsets_ns = array("q", [round(offset * 1e9) for offset in schedule.offsets_s])
+        self.actual_mono = array("q", bytes(8 * n))
+        self.end_mono = array("q", bytes(8 * n))
+        self.status = array("h", [_NOT_RECORDED]) * n
+        self.bytes_sent = array("i", bytes(4 * n))
+        self.error_class: list[str | None] = [None] * n
+        self.counters = _Counters()
 
-    async def worker() -> None:
-        connection: Http1Connection | None = None
-        while True:
-            i = next(slots)
-            if i >= n:
-                if connection is not None:
-                    connection.close()
-                return
-            intended = t0 + offsets_ns[i]
-            now = clock()
-            if now < intended:
-                await sleep((intended - now) * 1e-9)
-                now = clock()
-            if now - intended > max_lag_ns:
-                status[i] = 0
-                error_class[i] = BACKLOG_ERROR
-                counters.dropped += 1
-                continue
-            body = body_of(i)
-            bytes_sent[i] = len(body)
-            counters.sent += 1
-            actual_mono[i] = clock()
-            timer = None
-            try:
-                # Connecting counts in the request's time, as it would for any client.
-                if connection is None or connection.closed:
-                    connection = await asyncio.wait_for(Http1Connection.open(url), timeout_s)
-                    open_connections.append(connection)
-                answer = connection.send(head, body)
-                timer = loop.call_later(timeout_s, connection.time_out)
-                code = await answer
-                end_mono[i] = clock()
-                status[i] = code
-                counters.responses += 1
-                if code >= 400:
-                    counters.errors += 1
-            except REQUEST_ERRORS as exc:
-                # Known transport failures become rows; anything else is a bug and fails the run.
-                end_mono[i] = clock()
-                status[i] = 0
-                error_class[i] = type(exc).__name__
-                counters.errors += 1
-                if connection is not None:
-                    connection.close()
-                connection = None
-            finally:
-                if timer is not None:
-                    timer.cancel()
-
-    def progress_event(previous: tuple[int, int, int]) -> tuple[dict[str, float], tuple]:
-        now = clock()
-        due = bisect_right(offsets_ns, now - t0)
+    def progress_event(self, t0: int, previous: tuple[int, int, int]) -> tuple[dict[str, float], tuple]:
+        """Totals so far and the rates since `previous` (monotonic ns, due, sent), with the
+        state to pass next time."""
+        now = time.monotonic_ns()
+        due = bisect_right(self.offsets_ns, now - t0)
         then, due_before, sent_before = previous
         interval_s = max(now - then, 1) * 1e-9
+        counters = self.counters
         event = {
             "elapsed_s": (now - t0) * 1e-9,
             "sent": counters.sent,
@@ -464,19 +404,93 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
         }
         return event, (now, due, counters.sent)
 
+
+async def _worker(job: _Job, ledger: _Ledger, slots: Iterator[int], t0: int,
+                  open_connections: list[Http1Connection]) -> None:
+    """Take the next send slot until none is left: wait for its time, send, record."""
+    # Everything the loop touches is a local: this is the engine's hot path.
+    n, offsets_ns, counters = ledger.n, ledger.offsets_ns, ledger.counters
+    actual_mono, end_mono, status = ledger.actual_mono, ledger.end_mono, ledger.status
+    bytes_sent, error_class = ledger.bytes_sent, ledger.error_class
+    clock, sleep, body_of = time.monotonic_ns, asyncio.sleep, job.payloads.body
+    url = yarl.URL(job.url)
+    head = request_head(url, body_bytes=job.payloads.size_bytes)
+    timeout_s, max_lag_ns = job.request_timeout_s, round(job.max_lag_s * 1e9)
+    loop = asyncio.get_running_loop()
+    connection: Http1Connection | None = None
+    while True:
+        i = next(slots)
+        if i >= n:
+            if connection is not None:
+                connection.close()
+            return
+        intended = t0 + offsets_ns[i]
+        now = clock()
+        if now < intended:
+            await sleep((intended - now) * 1e-9)
+            now = clock()
+        if now - intended > max_lag_ns:
+            status[i] = 0
+            error_class[i] = BACKLOG_ERROR
+            counters.dropped += 1
+            continue
+        body = body_of(i)
+        bytes_sent[i] = len(body)
+        counters.sent += 1
+        actual_mono[i] = clock()
+        timer = None
+        try:
+            # Connecting counts in the request's time, as it would for any client.
+            if connection is None or connection.closed:
+                connection = await asyncio.wait_for(Http1Connection.open(url), timeout_s)
+                open_connections.append(connection)
+            answer = connection.send(head, body)
+            timer = loop.call_later(timeout_s, connection.time_out)
+            code = await answer
+            end_mono[i] = clock()
+            status[i] = code
+            counters.responses += 1
+            if code >= 400:
+                counters.errors += 1
+        except REQUEST_ERRORS as exc:
+            # Known transport failures become rows; anything else is a bug and fails the run.
+            end_mono[i] = clock()
+            status[i] = 0
+            error_class[i] = type(exc).__name__
+            counters.errors += 1
+            if connection is not None:
+                connection.close()
+            connection = None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+async def _drive(job: _Job, events: Any) -> dict[str, Any]:
+    """Run the schedule, write the rows, return rows/health/settings."""
+    ledger = _Ledger(job.schedule)
+    workers = min(job.max_in_flight, ledger.n)
+    # One pair of clock readings maps monotonic time to wall time for the whole run.
+    wall_clock = WallClock()
+    t0 = wall_clock.t0_mono_ns + round(START_LEAD_S * 1e9)
+    t0_wall_ns = wall_clock.wall_ns(t0)
+    open_connections: list[Http1Connection] = []
+    slots = itertools.count()
+
     async def report() -> None:
         previous = (t0, 0, 0)
         while True:
-            await sleep(PROGRESS_INTERVAL_S)
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
             if os.getppid() != job.parent_pid:
                 # The parent died without stopping us: nobody will read the results.
                 os._exit(ORPHANED_EXIT_CODE)
-            event, previous = progress_event(previous)
+            event, previous = ledger.progress_event(t0, previous)
             events.put(("progress", event))
 
     events.put(("started", {"pid": os.getpid(), "t0_wall_ns": t0_wall_ns}))
-    cpu_before, wait_before, mono_before = process.cpu_times(), _run_queue_wait_ns(), clock()
-    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    process = psutil.Process()
+    cpu_before, wait_before, mono_before = process.cpu_times(), _run_queue_wait_ns(), time.monotonic_ns()
+    tasks = [asyncio.create_task(_worker(job, ledger, slots, t0, open_connections)) for _ in range(workers)]
     reporter = asyncio.create_task(report())
     deadline_hit = False
     try:
@@ -485,23 +499,14 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
         deadline_hit = True  # wait_for has cancelled the workers
     finally:
         reporter.cancel()
-    cpu_after, wait_after, mono_after = process.cpu_times(), _run_queue_wait_ns(), clock()
+    cpu_after, wait_after, mono_after = process.cpu_times(), _run_queue_wait_ns(), time.monotonic_ns()
     # A last event with whole-run average rates, so the display ends on the totals.
-    events.put(("progress", progress_event((t0, 0, 0))[0]))
+    events.put(("progress", ledger.progress_event(t0, (t0, 0, 0))[0]))
     for connection in open_connections:
         connection.close()
 
-    rows = _rows_frame(
-        job=job,
-        offsets_ns=offsets_ns,
-        actual_mono=actual_mono,
-        end_mono=end_mono,
-        status=status,
-        bytes_sent=bytes_sent,
-        error_class=error_class,
-        t0_wall_ns=t0_wall_ns,
-        t0_mono_ns=t0,
-    )
+    rows = _rows_frame(job=job, ledger=ledger, t0_wall_ns=t0_wall_ns, t0_mono_ns=t0)
+    # Written under another name first: a reader never sees half a file.
     temp_path = job.out_path.with_name(job.out_path.name + ".partial")
     rows.write_parquet(temp_path)
     os.replace(temp_path, job.out_path)
@@ -510,20 +515,25 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
     run_s = (mono_after - mono_before) * 1e-9
     health = _health(
         rows,
-        schedule=schedule,
-        counters=counters,
+        schedule=job.schedule,
+        counters=ledger.counters,
         engine_cpu_pct=100.0 * cpu_s / run_s,
         engine_wait_pct=None if wait_before is None or wait_after is None
         else 100.0 * (wait_after - wait_before) * 1e-9 / run_s,
         run_s=run_s,
         deadline_hit=deadline_hit,
     )
-    settings = {
+    return {"rows": rows.height, "health": health, "settings": _settings(job, workers, t0_wall_ns)}
+
+
+def _settings(job: _Job, workers: int, t0_wall_ns: int) -> dict[str, Any]:
+    """What the engine ran with, as it was in its own process (cores, nice, pid)."""
+    return {
         "url": job.url,
-        "schedule_kind": schedule.kind,
-        "schedule_count": n,
-        "schedule_duration_s": schedule.duration_s,
-        "payload_bytes": payloads.size_bytes,
+        "schedule_kind": job.schedule.kind,
+        "schedule_count": job.schedule.count,
+        "schedule_duration_s": job.schedule.duration_s,
+        "payload_bytes": job.payloads.size_bytes,
         "max_in_flight": job.max_in_flight,
         "workers": workers,
         "warmup_s": job.warmup_s,
@@ -534,21 +544,9 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
         "pid": os.getpid(),
         "t0_wall_ns": t0_wall_ns,
     }
-    return {"rows": rows.height, "health": health, "settings": settings}
 
 
-def _rows_frame(
-    *,
-    job: _Job,
-    offsets_ns: array,
-    actual_mono: array,
-    end_mono: array,
-    status: array,
-    bytes_sent: array,
-    error_class: list[str | None],
-    t0_wall_ns: int,
-    t0_mono_ns: int,
-) -> pl.DataFrame:
+def _rows_frame(*, job: _Job, ledger: _Ledger, t0_wall_ns: int, t0_mono_ns: int) -> pl.DataFrame:
     """The request rows as one frame (`REQUEST_SCHEMA`), built once after the run.
 
     `actual_start_ns` is null for a request never sent, `end_ns` for one without an
@@ -562,22 +560,20 @@ def _rows_frame(
     unfinished = pl.col("status") == _NOT_RECORDED
     raw = pl.DataFrame(
         {
-            "request_id": [job.payloads.request_id(i) for i in range(len(offsets_ns))],
+            "request_id": [job.payloads.request_id(i) for i in range(ledger.n)],
             "step": pl.Series(job.schedule.step, dtype=pl.Int32),
-            "offset_ns": pl.Series(offsets_ns, dtype=pl.Int64),
-            "actual_mono": pl.Series(actual_mono, dtype=pl.Int64),
-            "end_mono": pl.Series(end_mono, dtype=pl.Int64),
-            "status": pl.Series(status, dtype=pl.Int16),
-            "bytes_sent": pl.Series(bytes_sent, dtype=pl.Int32),
-            "error_class": pl.Series(error_class, dtype=pl.String),
+            "offset_ns": pl.Series(ledger.offsets_ns, dtype=pl.Int64),
+            "actual_mono": pl.Series(ledger.actual_mono, dtype=pl.Int64),
+            "end_mono": pl.Series(ledger.end_mono, dtype=pl.Int64),
+            "status": pl.Series(ledger.status, dtype=pl.Int16),
+            "bytes_sent": pl.Series(ledger.bytes_sent, dtype=pl.Int32),
+            "error_class": pl.Series(ledger.error_class, dtype=pl.String),
         }
     )
     return raw.select(
         "request_id",
         "step",
-        phase=pl.when(pl.col("offset_ns") < round(job.warmup_s * 1e9))
-        .then(pl.lit("warmup"))
-        .otherwise(pl.lit("measure")),
+        phase=phase_of(pl.col("offset_ns"), job.warmup_s),
         intended_start_ns=pl.col("offset_ns") + t0_wall_ns,
         actual_start_ns=wall("actual_mono"),
         end_ns=wall("end_mono"),
@@ -608,7 +604,7 @@ def _health(
         measured = rows
     sent = measured.filter(pl.col("actual_start_ns").is_not_null())
     dropped = int((measured["error_class"] == BACKLOG_ERROR).sum())
-    lag_ms = (pl.col("actual_start_ns") - pl.col("intended_start_ns")) / 1e6
+    lag_ms = (pl.col("actual_start_ns") - pl.col("intended_start_ns")) / NS_PER_MS
     stats = sent.select(
         lag_p50_ms=nearest_rank(lag_ms, 0.5),
         lag_p99_ms=nearest_rank(lag_ms, 0.99),

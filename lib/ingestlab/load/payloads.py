@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import dataclass
 
 # Sizes named in the study: the article's ~10 KB documents, plus a small and a large one.
@@ -19,7 +18,6 @@ EVENT_TYPES = ("sensor.reading", "device.heartbeat", "app.click", "app.error", "
 # Every request id is exactly this long: "<prefix>-<zero-padded index>".
 ID_WIDTH = 28
 _ID_PLACEHOLDER = "#" * ID_WIDTH
-_REQUEST_ID_RE = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,64})"')
 # The largest template without padding is about 600 bytes; below this a template may not fit.
 MIN_SIZE_BYTES = 700
 
@@ -115,12 +113,3 @@ def invalid_bodies(request_id: str, *, seed: int = 1) -> dict[str, bytes]:
     }
     return {field: json.dumps(doc, separators=(",", ":")).encode() for field, doc in cases.items()}
 
-
-def request_id_of(record_value: bytes) -> str | None:
-    """The `data.request_id` of a record as stored in Kafka, or None if it has none.
-
-    A regular expression rather than a JSON parse: read-back handles hundreds of thousands
-    of 10 KB records, and both services write the id as a plain string without escapes.
-    """
-    match = _REQUEST_ID_RE.search(record_value)
-    return match.group(1).decode() if match else None

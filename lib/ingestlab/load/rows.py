@@ -12,6 +12,8 @@ import time
 
 import polars as pl
 
+from ingestlab.units import NS_PER_S
+
 REQUEST_SCHEMA: dict[str, pl.DataType] = {
     "request_id": pl.String(),
     "step": pl.Int32(),
@@ -36,8 +38,12 @@ class WallClock:
         return self.t0_wall_ns + (mono_ns - self.t0_mono_ns)
 
 
-def empty_requests() -> pl.DataFrame:
-    return pl.DataFrame(schema=REQUEST_SCHEMA)
+def phase_of(offset_ns: pl.Expr, warmup_s: float) -> pl.Expr:
+    """The `phase` column: "warmup" for requests intended in the first `warmup_s` seconds
+    (`offset_ns`: ns since the run's first intended start), recorded but left out of the
+    numbers; "measure" for the rest."""
+    return (pl.when(offset_ns < round(warmup_s * NS_PER_S))
+            .then(pl.lit("warmup")).otherwise(pl.lit("measure")))
 
 
 def send_rate_rps(actual_start_ns: pl.Series) -> float | None:

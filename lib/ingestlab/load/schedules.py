@@ -19,8 +19,6 @@ from dataclasses import dataclass
 # Relative slack on `rate * duration` before rounding up, so float error in a whole number
 # of arrivals (0.1 * 30 = 3.0000000000000004) keeps it 3 instead of 4.
 _COUNT_SLACK = 1e-12
-# Segments shorter than this (seconds) are float leftovers of cutting periods, not steps.
-_EPSILON_S = 1e-9
 
 
 @dataclass(frozen=True)
@@ -91,38 +89,3 @@ def constant(rate_rps: float, duration_s: float) -> Schedule:
     _check_positive(rate_rps=rate_rps, duration_s=duration_s)
     return _build("constant", [(rate_rps, duration_s)])
 
-
-def step_ramp(start_rps: float, step_rps: float, steps: int, step_duration_s: float) -> Schedule:
-    """A staircase: step `k` (0-based) offers `start_rps + k * step_rps` req/s for
-    `step_duration_s` seconds. Used to find the rate at which a service saturates.
-    """
-    _check_positive(start_rps=start_rps, step_duration_s=step_duration_s)
-    if not (isinstance(step_rps, int | float) and math.isfinite(step_rps) and step_rps >= 0):
-        raise ValueError(f"step_rps must be a finite number >= 0, got {step_rps!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return _build("step_ramp", [(start_rps + k * step_rps, step_duration_s) for k in range(steps)])
-
-
-def bursts(base_rps: float, spike_rps: float, period_s: float, spike_s: float, duration_s: float) -> Schedule:
-    """`base_rps` with a spike of `spike_rps` for the last `spike_s` seconds of every
-    `period_s`-second period, for `duration_s` seconds in all.
-
-    Each period is two steps (base, then spike), so `step` tells base and spike requests
-    apart; a last, incomplete period is cut at `duration_s`. `base_rps` may be 0 (silence
-    between spikes). The spike comes at the end of a period so the run starts at base load.
-    """
-    _check_positive(spike_rps=spike_rps, period_s=period_s, spike_s=spike_s, duration_s=duration_s)
-    if not (isinstance(base_rps, int | float) and math.isfinite(base_rps) and base_rps >= 0):
-        raise ValueError(f"base_rps must be a finite number >= 0, got {base_rps!r}")
-    if spike_s >= period_s:
-        raise ValueError(f"spike_s ({spike_s}) must be shorter than period_s ({period_s})")
-    segments: list[tuple[float, float]] = []
-    start_s = 0.0
-    while start_s < duration_s - _EPSILON_S:
-        for rate, length in ((base_rps, period_s - spike_s), (spike_rps, spike_s)):
-            length = min(length, duration_s - start_s)
-            if length > _EPSILON_S:
-                segments.append((rate, length))
-                start_s += length
-    return _build("bursts", segments)

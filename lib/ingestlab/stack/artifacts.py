@@ -24,7 +24,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from ingestlab.paths import PROJECT_ROOT
+
 NODE_DIR = PROJECT_ROOT / "services" / "node"
 RUST_DIR = PROJECT_ROOT / "services" / "rust"
 KAFKA_DIR = PROJECT_ROOT / "infra" / "kafka"

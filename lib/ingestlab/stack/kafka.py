@@ -58,7 +58,7 @@ class KafkaBroker(NativeProcess):
         *,
         work_dir: Path,
         log_dir: Path | None = None,
-        heap_mb: int = 512,
+        heap_mib: int = 512,
         partitions: int = 3,
         cores: tuple[int, ...] | None = None,
         start_timeout_s: float = 90.0,
@@ -68,7 +68,7 @@ class KafkaBroker(NativeProcess):
         self.work_dir = work_dir
         # None: a new random id for every attempt (each formats a fresh data dir).
         self.cluster_id = cluster_id
-        self.heap_mb = heap_mb
+        self.heap_mib = heap_mib
         self.partitions = partitions
         self.start_timeout_s = start_timeout_s
         self.java = shutil.which(java) or java
@@ -97,7 +97,7 @@ class KafkaBroker(NativeProcess):
 
     def _jvm_opts(self) -> list[str]:
         return [
-            f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m",
+            f"-Xms{self.heap_mib}m", f"-Xmx{self.heap_mib}m",
             "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={_LOG4J}",
         ]
@@ -194,6 +194,6 @@ class KafkaBroker(NativeProcess):
 
     def describe(self) -> dict[str, object]:
         """What a run records about its broker (meta.json)."""
-        return {"version": artifacts.kafka_version(), "heap_mb": self.heap_mb,
+        return {"version": artifacts.kafka_version(), "heap_mib": self.heap_mib,
                 "partitions": self.partitions, "bootstrap": self.bootstrap, "cores": self.cores,
                 "startup_s": self.startup_s, "start_attempts": self.attempts}

@@ -1,16 +1,9 @@
 """nginx as a reference endpoint: the fastest thing the load tools can talk to on this machine.
 
-Two locations (infra/nginx/nginx.conf.template):
-
-- `POST /accept` reads the whole body into memory (bodies up to 128 KiB; larger ones get 413)
-  and answers 202 with a tiny JSON body, so a load tool's ceiling can be measured without a
-  service in the way.
-- `/delay/5ms` answers after a fixed 5 ms (echo module's `echo_sleep`), a known service time
-  for checking a tool's latency accounting. nginx timers count whole milliseconds of a clock
-  it caches once per event-loop pass, so with other traffic in flight the delay comes out
-  anywhere in about 4-6 ms (measured with oha at 200-5000 req/s: min 4.1, median 5.2-5.6,
-  p99 6.1 ms; a quarter to a third of answers under 5 ms). A lone request waits at least
-  5 ms. Compare tools against this endpoint with each other, not with exactly 5 ms.
+`POST /accept` (infra/nginx/nginx.conf.template) reads the whole body into memory (bodies up
+to 128 KiB; larger ones get 413) and answers 202 with a tiny JSON body, so a load tool's
+ceiling can be measured without a service in the way. A known service time for checking a
+tool's latency accounting comes from `stack.delay_server` instead.
 
 One worker process, pinned (with the master) to the caller's cores, no access log, error log
 to the component log, pid file and temp dirs in its own work dir.
@@ -25,17 +18,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ingestlab.stack import artifacts
+from ingestlab.paths import PROJECT_ROOT
 from ingestlab.stack.component import StartupError, wait_until
 from ingestlab.stack.ports import LOOPBACK, free_port
 from ingestlab.stack.process import NativeProcess
 
-TEMPLATE = artifacts.PROJECT_ROOT / "infra" / "nginx" / "nginx.conf.template"
+TEMPLATE = PROJECT_ROOT / "infra" / "nginx" / "nginx.conf.template"
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
 ACCEPT_PATH = "/accept"
-DELAY_PATH = "/delay/5ms"
 HEALTH_PATH = "/healthz"
-DELAY_MS = 5
 HINT = "apt-get install nginx-light libnginx-mod-http-echo (Debian); a port clash is retryable"
 
 
@@ -83,10 +74,6 @@ class ReferenceEndpoint(NativeProcess):
     @property
     def accept_url(self) -> str:
         return self.url + ACCEPT_PATH
-
-    @property
-    def delay_url(self) -> str:
-        return self.url + DELAY_PATH
 
     def render_config(self) -> str:
         return string.Template(TEMPLATE.read_text()).substitute(

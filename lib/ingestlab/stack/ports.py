@@ -1,10 +1,19 @@
-"""Free TCP ports on the loopback interface."""
+"""The loopback interface: free TCP ports on it, and the rule that study traffic goes nowhere else."""
 
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlsplit
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK_HOSTS = frozenset({LOOPBACK, "localhost", "::1"})
+
+
+def require_loopback(url: str) -> None:
+    """Raise ValueError unless `url` points at this machine: study traffic stays on loopback."""
+    host = urlsplit(url).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"refusing to send load to {host!r}: only loopback targets are allowed")
 
 
 def free_port(host: str = LOOPBACK) -> int:

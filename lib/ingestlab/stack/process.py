@@ -3,12 +3,16 @@
 Every child is started pinned to its cores and with a parent-death signal, so that even a
 killed notebook kernel leaves no broker or service behind. Teardown stops the whole tree the
 child started (by pid, nothing else).
+
+The child's affinity, priority and death signal are set by util-linux and coreutils programs
+that exec into the command (`launch_argv`), not by a `preexec_fn`: CPython documents
+`preexec_fn` as unsafe while other threads run, and a sampler thread always does here. Each
+program execs the next, so the pid is the command's own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -18,17 +22,18 @@ from pathlib import Path
 
 import psutil
 
-_PR_SET_PDEATHSIG = 1
 
-
-def _child_setup(cores: tuple[int, ...] | None, nice: int) -> None:
-    """Runs in the child between fork and exec."""
+def launch_argv(argv: Sequence[str], *, cores: tuple[int, ...] | None = None, nice: int = 0) -> list[str]:
+    """`argv` prefixed with the programs that set up the child before it runs: a parent-death
+    SIGKILL (the child dies with the Python that started it, even if that one is killed
+    without tearing down), the CPU cores it and every thread it creates may use, and its
+    nice value."""
+    prefix = ["setpriv", "--pdeathsig", "KILL", "--"]
     if cores:
-        os.sched_setaffinity(0, cores)
+        prefix += ["taskset", "--cpu-list", ",".join(map(str, cores))]
     if nice:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    # SIGKILL the child if the Python process that started it dies without tearing down.
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        prefix += ["nice", "-n", str(nice)]
+    return [*prefix, *argv]
 
 
 class NativeProcess:
@@ -95,13 +100,12 @@ class NativeProcess:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:
             self._popen = subprocess.Popen(
-                self.argv,
+                launch_argv(self.argv, cores=self.cores, nice=self.nice),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self._env,
                 cwd=self._cwd,
-                preexec_fn=lambda: _child_setup(self.cores, self.nice),
             )
         return self
 

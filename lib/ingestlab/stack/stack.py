@@ -76,10 +76,10 @@ class Stack:
         self.kafka = KafkaBroker(
             work_dir=self._tmp / "kafka",
             log_dir=self.log_dir,
-            heap_mb=self.config.kafka_heap_mb,
-            partitions=self.config.partitions,
+            heap_mib=self.config.stack.kafka_heap_mib,
+            partitions=self.config.stack.partitions,
             cores=self.config.cores.broker,
-            start_timeout_s=self.config.broker_start_timeout_s,
+            start_timeout_s=self.config.stack.broker_start_timeout_s,
         )
         self.kafka.start()
         self.timings_s["kafka_start"] = self.kafka.startup_s or 0.0
@@ -96,13 +96,13 @@ class Stack:
             old.stop()
         started = time.monotonic()
         for attempt in (1, 2):
-            service = ServiceProcess(spec_for(name, node_flags=self.config.node_flags),
+            service = ServiceProcess(spec_for(name, node_flags=self.config.stack.node_flags),
                                      brokers=self.kafka.bootstrap, log_dir=self.log_dir,
                                      cores=self.config.cores.service)
             self.services[name] = service
             service.start()
             try:
-                service.wait_ready(self.config.service_start_timeout_s)
+                service.wait_ready(self.config.stack.service_start_timeout_s)
                 break
             except StartupError as error:
                 service.stop()
@@ -153,7 +153,7 @@ class Stack:
 
     def wait_for_records(self, expected: int, timeout_s: float | None = None) -> int:
         return topic_io.wait_for_records(self.bootstrap, self.topic, expected=expected,
-                                         timeout_s=timeout_s or self.config.readback_timeout_s)
+                                         timeout_s=timeout_s or self.config.stack.readback_timeout_s)
 
     def read_topic(self, *, keep_values: bool = False) -> pl.DataFrame:
         return topic_io.read_topic(self.bootstrap, self.topic, keep_values=keep_values)

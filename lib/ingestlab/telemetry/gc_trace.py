@@ -63,11 +63,11 @@ GC_SCHEMA: dict[str, pl.DataType] = {
     "kind": pl.String(),  # as printed: "Scavenge", "Mark-Compact", "Mark-Sweep", "Minor Mark-Sweep"...
     "generation": pl.String(),  # "young" | "full" | null (unknown kind)
     "variant": pl.String(),  # "reduce", "interleaved", several joined by ",", or null
-    "heap_before_mb": pl.Float64(),  # size of heap objects
-    "committed_before_mb": pl.Float64(),  # memory the heap holds from the OS
-    "heap_after_mb": pl.Float64(),
-    "committed_after_mb": pl.Float64(),
-    "pooled_mb": pl.Float64(),  # pooled pages (newer V8 only), else null
+    "heap_before_mib": pl.Float64(),  # size of heap objects
+    "committed_before_mib": pl.Float64(),  # memory the heap holds from the OS
+    "heap_after_mib": pl.Float64(),
+    "committed_after_mib": pl.Float64(),
+    "pooled_mib": pl.Float64(),  # pooled pages (newer V8 only), else null
     "pause_ms": pl.Float64(),  # main-thread pause
     "external_ms": pl.Float64(),  # of which in external (embedder) callbacks
     "incremental_ms": pl.Float64(),  # incremental marking steps before the final pause
@@ -166,11 +166,11 @@ def _event(line_no: int, prefix: re.Match[str], m: re.Match[str]) -> dict[str, o
         "kind": m["kind"],
         "generation": _generation(m["kind"]),
         "variant": ",".join(variants) or None,
-        "heap_before_mb": float(m["heap_before"]),
-        "committed_before_mb": float(m["committed_before"]),
-        "heap_after_mb": float(m["heap_after"]),
-        "committed_after_mb": float(m["committed_after"]),
-        "pooled_mb": float(m["pooled"]) if m["pooled"] is not None else None,
+        "heap_before_mib": float(m["heap_before"]),
+        "committed_before_mib": float(m["committed_before"]),
+        "heap_after_mib": float(m["heap_after"]),
+        "committed_after_mib": float(m["committed_after"]),
+        "pooled_mib": float(m["pooled"]) if m["pooled"] is not None else None,
         "pause_ms": float(m["pause"]),
         "external_ms": float(m["external"]),
         "incremental_ms": incremental,

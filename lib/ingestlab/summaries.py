@@ -1,0 +1,286 @@
+"""Typed run summaries: one frozen dataclass per experiment (per service where it measures
+each service), written and read by one function pair, `dump_summary` and `load_summary`,
+under a schema version, as pyperf keeps its result files.
+
+A run's summary.json is an envelope around the summary:
+
+```
+{"schema_version": 2, "run_id": ..., "experiment": ..., "summary": {...}, "warnings": [...]}
+```
+
+Field names end in their unit (`ingestlab.units`). Readers use attributes
+(`run.summary.services["node"].rss_mean_mib`), so a renamed field fails where it is read,
+not silently as a missing dict key.
+
+History of the summary schema (`SUMMARY_VERSION`):
+
+1. Bare dicts written by each experiment (to 2026-11-30); per-service summaries at the top
+   level beside shared keys; memory in MiB under names ending in `_mb`; `rust_over_node`
+   stored by soak and startup.
+2. This module. Per-service summaries under `services`; memory in MiB ends in `_mib`
+   (`rss_mean_mib`, `rss_at_ready_mib`, `heap_peak_mib`, ...), `_mb` means 10**6 bytes
+   only; Rust/Node ratios are computed on reading (`PerService.rust_over_node`), not stored;
+   the claims summary keeps its rows under `claims`. Version-1 runs are not read (they
+   are skipped by the run catalogue, as runs of another schema).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import dacite
+
+SUMMARY_VERSION = 2
+_DACITE = dacite.Config(strict=True, cast=[float])
+
+
+class SummaryFormatError(ValueError):
+    """A summary.json this version of ingestlab cannot read (other schema, unknown fields)."""
+
+
+def rust_over_node(values: Mapping[str, Mapping[str, Any]], fields: Sequence[str]) -> dict[str, float]:
+    """Rust / Node for each of `fields` of per-service values (`{"node": {...}, "rust": {...}}`);
+    a field missing, None or zero on either side is left out."""
+    if not {"node", "rust"} <= values.keys():
+        return {}
+    node, rust = values["node"], values["rust"]
+    return {name: rust[name] / node[name] for name in fields if node.get(name) and rust.get(name) is not None}
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class PerService(Generic[S]):
+    """Mixin of summaries holding one `S` per service, under `services`."""
+
+    services: dict[str, S]
+    # the type of each service's summary (S), and its fields a Rust/Node ratio is reported for
+    RESULT: ClassVar[type]
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def rust_over_node(self) -> dict[str, float]:
+        values = {name: dataclasses.asdict(s) for name, s in self.services.items()}  # type: ignore[call-overload]
+        return rust_over_node(values, self.RATIO_FIELDS)
+
+
+# --- smoke --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeliveryCounts:
+    """One service's smoke burst (requests): `analysis.delivery.COUNT_COLUMNS`."""
+
+    sent: int
+    accepted: int
+    rejected: int
+    failed: int
+    delivered: int
+    lost: int
+    duplicated: int
+    unexpected: int
+
+
+@dataclass(frozen=True)
+class SmokeSummary(PerService[DeliveryCounts]):
+    EXPERIMENT: ClassVar[str] = "smoke"
+    RESULT: ClassVar[type] = DeliveryCounts
+
+
+# --- latency-accuracy and engine-capacity (the rig) ---------------------------------------------
+@dataclass(frozen=True)
+class LatencyAccuracySummary:
+    """The engine against a fixed-delay endpoint: measured percentiles vs the known delay (ms)."""
+
+    EXPERIMENT: ClassVar[str] = "latency-accuracy"
+    target_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    rate_rps: float
+    body_bytes: int
+    goal: dict[str, Any]
+    step: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EngineCapacitySummary:
+    """The rig's calibration: what each engine holds on the load core (req/s), the asyncio
+    engine's share of wrk's closed-loop rate, and its recovery from a stall (s)."""
+
+    EXPERIMENT: ClassVar[str] = "engine-capacity"
+    engine_max_rps: float | None
+    engine_max_rps_per_repeat: list[float | None]
+    engine_lag_p99_ms: float | None
+    engine_cpu_pct_at_max: float | None
+    engine_pool: int
+    engine_share_of_wrk: float | None
+    wrk_rps: float
+    wrk_errors: int
+    wrk_connections: int
+    native_max_rps: float | None
+    native_engine: str
+    native_connections: int
+    body_bytes: int
+    repeats: int
+    stall_ms: float
+    stall_rate_rps: float | None
+    stall_recovery_s: float | None
+    stall_dropped: int | None
+    goal: dict[str, Any]
+
+
+# --- ceiling ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CeilingResult:
+    """One service's rate search: its ceiling (req/s; None: no rate held), whether that is
+    only a lower bound (the search ended on a step the rig could not drive), and wrk's
+    closed-loop cross-check."""
+
+    ceiling_rps: float | None
+    ceiling_lower_bound: bool
+    first_failing_rps: float | None
+    search: str
+    engine: str | None
+    p99_bound_ms: float
+    wrk_rps: float
+    wrk_errors: int
+    wrk_connections: int
+    wrk_p99_ms: float | None
+    wrk_lost: int
+    steps: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CeilingSummary(PerService[CeilingResult]):
+    EXPERIMENT: ClassVar[str] = "ceiling"
+    RESULT: ClassVar[type] = CeilingResult
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("ceiling_rps", "wrk_rps")
+    engine_limits: dict[str, Any] = field(default_factory=dict)
+
+
+# --- soak ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SoakResult:
+    """One service held at the soak rate: memory (MiB) and its pattern, latency (ms), the
+    delivery ledger, the sampler's own cost, CPU; the GC fields only for Node."""
+
+    rate_rps: float
+    duration_s: float
+    engine: str
+    rss_start_mib: float
+    rss_mean_mib: float
+    rss_peak_mib: float
+    rss_amplitude_mib: float
+    memory_pattern: str
+    memory_period_s: float | None
+    memory_bounds: dict[str, Any]
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    achieved_rps: float | None
+    error_rate: float
+    accepted: int
+    delivered: int
+    lost: int
+    engine_saturated: bool
+    engine_notes: list[str]
+    sampler_overhead_core_pct: float
+    sampler_mean_interval_s: float | None
+    cpu_by_thread: list[dict[str, Any]]
+    cpu_by_core: list[dict[str, Any]]
+    gc_events: int | None = None
+    gc_pause_p99_ms: float | None = None
+    gc_pause_max_ms: float | None = None
+    gc_time_share: float | None = None
+    gc_events_by_kind: dict[str, int] | None = None
+    p99_outside_gc_ms: float | None = None
+    share_of_slow_requests_during_gc: float | None = None
+    share_of_requests_during_gc: float | None = None
+    heap_pattern: str | None = None
+    heap_mean_mib: float | None = None
+    heap_peak_mib: float | None = None
+    heap_period_s: float | None = None
+    heap_growth_per_1000_requests_mib: float | None = None
+    gc_unparsed_lines: int | None = None
+    gc_warnings: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class SoakSummary(PerService[SoakResult]):
+    EXPERIMENT: ClassVar[str] = "soak"
+    RESULT: ClassVar[type] = SoakResult
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("rss_mean_mib", "rss_start_mib", "p99_ms")
+    rate_rps: float = 0.0
+    rate_source: str = ""
+    engine_limits: dict[str, Any] = field(default_factory=dict)
+
+
+# --- startup ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StartupResult:
+    """One service's cold starts (ms; median unless named), memory once ready (MiB, median)
+    and deployment footprint (bytes, with a per-part breakdown)."""
+
+    cold_start_ms: float
+    cold_start_min_ms: float
+    cold_start_max_ms: float
+    cold_start_p90_ms: float
+    port_open_ms: float
+    rss_at_ready_mib: float
+    uss_at_ready_mib: float | None
+    cold_start_runs: int
+    footprint_bytes: int
+    footprint_without_base_bytes: int
+    footprint_parts: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StartupSummary(PerService[StartupResult]):
+    EXPERIMENT: ClassVar[str] = "startup"
+    RESULT: ClassVar[type] = StartupResult
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("cold_start_ms", "rss_at_ready_mib", "footprint_bytes")
+
+
+# --- claims -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClaimsSummary:
+    """The claims table of a study (`study.claims_numbers`: one entry per claim key) and the
+    run ids it was computed from."""
+
+    EXPERIMENT: ClassVar[str] = "claims"
+    claims: dict[str, dict[str, Any]]
+    runs_used: list[str]
+
+
+Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
+           | StartupSummary | ClaimsSummary)
+SUMMARY_TYPES: dict[str, type] = {
+    cls.EXPERIMENT: cls
+    for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
+                StartupSummary, ClaimsSummary)
+}
+
+
+def dump_summary(summary: Summary, *, run_id: str, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON-ready envelope of `summary` (see the module docstring)."""
+    return {"schema_version": SUMMARY_VERSION, "run_id": run_id, "experiment": summary.EXPERIMENT,
+            "summary": dataclasses.asdict(summary), "warnings": list(warnings)}
+
+
+def load_summary(data: Mapping[str, Any]) -> tuple[Summary, list[str]]:
+    """(summary, warnings) from an envelope written by `dump_summary`; raises
+    SummaryFormatError for another schema version, an unknown experiment or unknown fields."""
+    version = data.get("schema_version")
+    if version != SUMMARY_VERSION:
+        raise SummaryFormatError(f"summary schema version {version}; this ingestlab reads {SUMMARY_VERSION}")
+    experiment = data.get("experiment")
+    cls = SUMMARY_TYPES.get(str(experiment))
+    if cls is None:
+        raise SummaryFormatError(f"no summary type for experiment {experiment!r}")
+    try:
+        summary = dacite.from_dict(cls, data["summary"], config=_DACITE)
+    except dacite.DaciteError as exc:
+        raise SummaryFormatError(f"{experiment} summary of run {data.get('run_id')}: {exc}") from exc
+    return summary, list(data.get("warnings", []))

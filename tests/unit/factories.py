@@ -1,0 +1,60 @@
+"""Typed summaries for tests that need a saved run but not a measurement: every field has a
+plausible default, and a test names only the fields it is about."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ingestlab.summaries import (
+    SUMMARY_TYPES,
+    CeilingResult,
+    DeliveryCounts,
+    PerService,
+    SoakResult,
+    StartupResult,
+    Summary,
+)
+
+RESULT_DEFAULTS: dict[type, dict[str, Any]] = {
+    DeliveryCounts: dict(sent=10, accepted=9, rejected=1, failed=0, delivered=9, lost=0, duplicated=0,
+                         unexpected=0),
+    CeilingResult: dict(ceiling_rps=1_000.0, ceiling_lower_bound=False, first_failing_rps=1_100.0,
+                        search="held 1,000 req/s, not 1,100", engine="asyncio", p99_bound_ms=100.0,
+                        wrk_rps=2_000.0, wrk_errors=0, wrk_connections=256, wrk_p99_ms=50.0, wrk_lost=0,
+                        steps=[]),
+    SoakResult: dict(rate_rps=500.0, duration_s=25.0, engine="asyncio", rss_start_mib=50.0,
+                     rss_mean_mib=60.0, rss_peak_mib=70.0, rss_amplitude_mib=5.0, memory_pattern="flat",
+                     memory_period_s=None, memory_bounds={}, p50_ms=1.0, p95_ms=5.0, p99_ms=20.0,
+                     achieved_rps=500.0, error_rate=0.0, accepted=12_500, delivered=12_500, lost=0,
+                     engine_saturated=False, engine_notes=[], sampler_overhead_core_pct=0.3,
+                     sampler_mean_interval_s=0.1, cpu_by_thread=[], cpu_by_core=[]),
+    StartupResult: dict(cold_start_ms=100.0, cold_start_min_ms=90.0, cold_start_max_ms=120.0,
+                        cold_start_p90_ms=115.0, port_open_ms=50.0, rss_at_ready_mib=40.0,
+                        uss_at_ready_mib=30.0, cold_start_runs=3, footprint_bytes=10_000_000,
+                        footprint_without_base_bytes=8_000_000, footprint_parts=[]),
+}
+SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],
+                            engine_lag_p99_ms=1.0, engine_cpu_pct_at_max=95.0, engine_pool=32,
+                            engine_share_of_wrk=0.3, wrk_rps=60_000.0, wrk_errors=0, wrk_connections=256,
+                            native_max_rps=50_000.0, native_engine="oha", native_connections=64,
+                            body_bytes=10_000, repeats=1, stall_ms=400.0, stall_rate_rps=16_000.0,
+                            stall_recovery_s=0.5, stall_dropped=0, goal={}),
+    "latency-accuracy": dict(target_ms=5.0, p50_ms=5.1, p99_ms=5.9, max_ms=7.0, rate_rps=1_000.0,
+                             body_bytes=10_000, goal={}, step={}),
+    "claims": dict(claims={}, runs_used=[]),
+}
+
+
+def summary(experiment: str, services: Mapping[str, Mapping[str, Any]] | None = None,
+            **fields: Any) -> Summary:
+    """A summary of `experiment`: per service (for per-service experiments) the defaults with
+    `services[name]`'s fields replaced, and the summary's own `fields` replaced."""
+    cls = SUMMARY_TYPES[experiment]
+    if issubclass(cls, PerService):
+        made = {name: cls.RESULT(**{**RESULT_DEFAULTS[cls.RESULT], **values})
+                for name, values in (services or {}).items()}
+        return cls(services=made, **fields)
+    return cls(**{**SUMMARY_DEFAULTS[experiment], **fields})
+
