@@ -19,22 +19,37 @@ fi
 # rdkafka crate compile it from source); wrk (closed-loop cross-check) and nginx with the echo
 # module (the trivial reference endpoint for engine benchmarks).
 APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config wrk nginx-light libnginx-mod-http-echo)
-need=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if ((${#need[@]})); then
-  echo "setup: installing system packages: ${need[*]}"
+# The workbook's container engine and what its images are built with (stack/images.py):
+# docker.io (dockerd, started by the workbook itself with its own data root, no bridge),
+# debootstrap (the Debian minbase root of the conventional images), busybox-static (the shell
+# of the minimal Kafka image). Without recommends: they would add git, apparmor, needrestart.
+APT_IMAGE_PACKAGES=(docker.io debootstrap busybox-static)
+missing_packages() {
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
+  done
+}
+mapfile -t need < <(missing_packages "${APT_PACKAGES[@]}")
+mapfile -t need_images < <(missing_packages "${APT_IMAGE_PACKAGES[@]}")
+all_need=("${need[@]}" "${need_images[@]}")
+if ((${#all_need[@]})); then
+  echo "setup: installing system packages: ${all_need[*]}"
   if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: need root to apt-get install ${need[*]} (run as root or install them first)" >&2
+    echo "setup: need root to apt-get install ${all_need[*]} (run as root or install them first)" >&2
     exit 1
   fi
   apt-get update -qq
-  # Debian starts nginx on port 80 of every interface when it is installed; ingestlab runs its
-  # own nginx on loopback, so service starts are refused for the duration of the install.
+  # Debian starts nginx on port 80 of every interface when it is installed, and docker.io's
+  # dockerd with the default bridge; ingestlab runs its own nginx on loopback and its own
+  # dockerd without a bridge, so service starts are refused for the duration of the install.
   policy=/usr/sbin/policy-rc.d
   [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; trap 'rm -f "$policy"' EXIT; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if ((${#need_images[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_images[@]}" >/dev/null
+  fi
 fi
 
 # Python: .venv with the package in editable mode; reinstalled when pyproject.toml changes.
@@ -49,5 +64,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
 fi
 
 # Broker jars, Node modules (with node-rdkafka's compiled librdkafka), the Rust binaries,
-# and oha (the native open-loop generator; about 3.5 min to compile the first time).
+# oha (the native open-loop generator; about 3.5 min to compile the first time), and the
+# container images built from them (minimal and conventional; the workbook's own dockerd is
+# started for the build and stopped after it).
 .venv/bin/ingestlab build

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from ingestlab import report
-from ingestlab.config import PROFILES, SERVICES, StudyConfig
+from ingestlab.config import PROFILES, RUNTIMES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
 from ingestlab.results import Run, RunWarning, new_study_id
 from ingestlab.stack import StartupError, artifacts
@@ -31,6 +31,8 @@ def _config(args: argparse.Namespace) -> StudyConfig:
         overrides["services"] = tuple(dict.fromkeys(args.service))
     if args.study_id:
         overrides["study_id"] = args.study_id
+    if args.runtime:
+        overrides["runtime"] = args.runtime
     return StudyConfig.for_profile(args.profile, **overrides)
 
 
@@ -106,8 +108,11 @@ def cmd_study(args: argparse.Namespace) -> int:
     print(f"study id: {study_id}", flush=True)
     # The notebooks build the default layout (their parameters do not change it).
     _keep_off_the_service_cores(StudyConfig.for_profile(args.profile))
+    parameters = {"study_id": study_id}
+    if args.runtime:  # else each notebook's own default
+        parameters["runtime"] = args.runtime
     entries = report.run_study(args.profile, Path(args.notebooks), Path(args.reports),
-                               parameters={"study_id": study_id})
+                               parameters=parameters)
     print(Path(args.reports).resolve() / "index.html")
     return 0 if entries else 1
 
@@ -133,6 +138,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default="data/runs", help="where run directories are written")
     p.add_argument("--study-id", default=None,
                    help="the study the run belongs to, recorded in its config (default: none)")
+    _add_runtime(p)
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+                   help="run the broker and services as native processes or in containers of the "
+                        f"workbook's Docker engine (default: {StudyConfig().runtime})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--study-id", default=None,
                        help="resume or extend an earlier study: reuse its runs, add to them "
                             "(default: a new study)")
+    _add_runtime(study)
     study.set_defaults(func=cmd_study)
     rep = sub.add_parser("report", help="re-render reports/ from the executed notebooks")
     rep.add_argument("--reports", default="reports")

@@ -16,6 +16,14 @@ Profile = Literal["quick", "full"]
 ServiceName = Literal["node", "rust"]
 SERVICES: tuple[ServiceName, ...] = ("node", "rust")
 PROFILES: tuple[Profile, ...] = ("quick", "full")
+# How the broker and the services run: as child processes of this Python ("native"), or each
+# in a container of the workbook's own Docker engine (stack.container; host networking).
+Runtime = Literal["container", "native"]
+RUNTIMES: tuple[Runtime, ...] = ("container", "native")
+# Which images the container runtime runs (stack.images builds them): "minimal" holds the
+# program and what it loads, nothing else; "conventional" has a distribution's base below it.
+ImageFlavour = Literal["minimal", "conventional"]
+IMAGE_FLAVOURS: tuple[ImageFlavour, ...] = ("minimal", "conventional")
 
 
 def machine_cores() -> set[int]:
@@ -74,10 +82,14 @@ class StackConfig:
     node_flags: tuple[str, ...] = ("--trace-gc", "--max-old-space-size=1536")
     # After the load stops: how long to wait for the last records to show up in Kafka.
     readback_timeout_s: float = 30.0
+    # The images the container runtime runs (ignored by the native runtime).
+    image_flavour: ImageFlavour = "minimal"
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
             raise ValueError("partitions must be >= 1")
+        if self.image_flavour not in IMAGE_FLAVOURS:
+            raise ValueError(f"image_flavour must be one of {IMAGE_FLAVOURS}, got {self.image_flavour!r}")
 
 
 @dataclass(frozen=True)
@@ -218,6 +230,8 @@ class StudyConfig:
     profile: Profile = "full"
     services: tuple[ServiceName, ...] = SERVICES
     cores: CoreLayout = field(default_factory=CoreLayout)
+    # Native processes or containers (the same broker, services and pinning either way).
+    runtime: Runtime = "native"
     seed: int = 1
     # The study a run belongs to (`ingestlab study` makes one with results.new_study_id);
     # the claims then use only that study's runs. None: no study.
@@ -239,6 +253,8 @@ class StudyConfig:
         unknown = set(self.services) - set(SERVICES)
         if unknown or not self.services:
             raise ValueError(f"services must be a non-empty subset of {SERVICES}, got {self.services!r}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
 
     @classmethod
     def for_profile(cls, profile: Profile, **overrides: object) -> StudyConfig:

@@ -22,6 +22,10 @@ History of the summary schema (`SUMMARY_VERSION`):
    only; Rust/Node ratios are computed on reading (`PerService.rust_over_node`), not stored;
    the claims summary keeps its rows under `claims`. Version-1 runs are not read (they
    are skipped by the run catalogue, as runs of another schema).
+3. Optional fields for the container runtime: soak `runtime`, `cgroup_mem_mean_mb`,
+   `cgroup_mem_peak_mb` (10**6 bytes, the container's memory as its cgroup charges it);
+   startup `runtime`, `image_flavour`, `image_bytes`, `images` (per flavour: tag, bytes,
+   parts). Version-2 summaries are still read (the new fields take their defaults).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import dacite
 
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
+# Versions this code reads: each newer one only added fields with defaults.
+READABLE_VERSIONS = frozenset({2, 3})
 _DACITE = dacite.Config(strict=True, cast=[float])
 
 
@@ -205,13 +211,17 @@ class SoakResult:
     heap_growth_per_1000_requests_mib: float | None = None
     gc_unparsed_lines: int | None = None
     gc_warnings: list[str] | None = None
+    runtime: str = "native"
+    cgroup_mem_mean_mb: float | None = None
+    cgroup_mem_peak_mb: float | None = None
 
 
 @dataclass(frozen=True)
 class SoakSummary(PerService[SoakResult]):
     EXPERIMENT: ClassVar[str] = "soak"
     RESULT: ClassVar[type] = SoakResult
-    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("rss_mean_mib", "rss_start_mib", "p99_ms")
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("rss_mean_mib", "rss_start_mib", "p99_ms",
+                                               "cgroup_mem_mean_mb")
     rate_rps: float = 0.0
     rate_source: str = ""
     engine_limits: dict[str, Any] = field(default_factory=dict)
@@ -234,13 +244,18 @@ class StartupResult:
     footprint_bytes: int
     footprint_without_base_bytes: int
     footprint_parts: list[dict[str, Any]]
+    runtime: str = "native"
+    image_flavour: str | None = None
+    image_bytes: int | None = None
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class StartupSummary(PerService[StartupResult]):
     EXPERIMENT: ClassVar[str] = "startup"
     RESULT: ClassVar[type] = StartupResult
-    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("cold_start_ms", "rss_at_ready_mib", "footprint_bytes")
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("cold_start_ms", "rss_at_ready_mib", "footprint_bytes",
+                                               "image_bytes")
 
 
 # --- claims -------------------------------------------------------------------------------------
@@ -273,8 +288,9 @@ def load_summary(data: Mapping[str, Any]) -> tuple[Summary, list[str]]:
     """(summary, warnings) from an envelope written by `dump_summary`; raises
     SummaryFormatError for another schema version, an unknown experiment or unknown fields."""
     version = data.get("schema_version")
-    if version != SUMMARY_VERSION:
-        raise SummaryFormatError(f"summary schema version {version}; this ingestlab reads {SUMMARY_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise SummaryFormatError(f"summary schema version {version}; this ingestlab reads "
+                                 f"{sorted(READABLE_VERSIONS)}")
     experiment = data.get("experiment")
     cls = SUMMARY_TYPES.get(str(experiment))
     if cls is None:

@@ -38,6 +38,14 @@ def test_an_unknown_field_another_version_or_experiment_is_refused() -> None:
         load_summary({**data, "experiment": "bogus"})
 
 
+def test_a_version_2_summary_reads_with_the_later_fields_at_their_defaults() -> None:
+    data = json.loads(json.dumps(dump_summary(summary("soak", {"node": {}}), run_id="r1")))
+    for name in ("runtime", "cgroup_mem_mean_mb", "cgroup_mem_peak_mb"):
+        del data["summary"]["services"]["node"][name]  # added in version 3
+    read, _ = load_summary({**data, "schema_version": 2})
+    assert read.services["node"].runtime == "native" and read.services["node"].cgroup_mem_mean_mb is None
+
+
 def test_rust_over_node_from_the_typed_fields() -> None:
     soak = summary("soak", {"node": {"rss_mean_mib": 120.0, "p99_ms": 20.0, "rss_start_mib": 60.0},
                             "rust": {"rss_mean_mib": 30.0, "p99_ms": 10.0, "rss_start_mib": 6.0}})

@@ -45,7 +45,7 @@ from ingestlab.charts.memory import (
     heap_over_time,
     memory_over_time,
 )
-from ingestlab.charts.startup import FOOTPRINT_CATEGORIES, cold_start_distribution, footprint_bars
+from ingestlab.charts.startup import FOOTPRINT_CATEGORIES, cold_start_distribution, footprint_bars, image_bars
 from ingestlab.charts.style import (
     HEIGHT,
     MAX_CHART_ROWS,
@@ -67,6 +67,7 @@ __all__ = [
     "cpu_by_thread_bars",
     "delivery_bars",
     "footprint_bars",
+    "image_bars",
     "gc_pause_distribution",
     "heap_over_time",
     "latency_histogram",

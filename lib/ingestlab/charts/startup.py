@@ -146,3 +146,48 @@ def footprint_bars(parts: pl.DataFrame, *, article_mb: dict[str, float] | None =
     if article_mb:
         subtitle += "; grey: the article's image size"
     return titled(alt.layer(bars, labels), "Deployment footprint", subtitle, height=alt.Step(30))
+
+
+def image_bars(parts: pl.DataFrame, *, article_mb: dict[str, float] | None = None) -> alt.LayerChart:
+    """Container image size per service and flavour (MB, 10^6 bytes), bars stacked by part.
+
+    `parts`: service, flavour (minimal, conventional), part, mb: one row per part of an image
+    (`notebook.startup.image_parts`). Each bar is labelled with its total; `article_mb`
+    (service -> MB), if given, adds the article's image size as a black tick on each
+    service's bars.
+    """
+    data = parts.with_columns(row=pl.col("service") + " · " + pl.col("flavour"))
+    totals = data.group_by("service", "row").agg(mb=pl.col("mb").sum())
+    rows = totals.sort(listed_order("service", SERVICE_COLORS), "row")["row"].to_list()
+    y = alt.Y("row:N", title=None, sort=rows)
+    x_title = "image size (MB)"
+    bars = (
+        data_chart(data.select("service", "flavour", "row", "part", "mb"))
+        .mark_bar(stroke="#555555", strokeWidth=0.5)
+        .encode(
+            x=alt.X("mb:Q", title=x_title, stack="zero"),
+            y=y,
+            color=alt.Color("part:N", title="part", legend=alt.Legend(orient="bottom", columns=3)),
+            tooltip=tooltips("service", tip("flavour:N"), tip("part:N"), tip("mb:Q", "MB", ",.1f")),
+        )
+    )
+    labels = (
+        data_chart(totals)
+        .mark_text(align="left", dx=4, fontSize=11)
+        .encode(x=alt.X("mb:Q", title=x_title), y=y, text=alt.Text("mb:Q", format=",.1f"))
+    )
+    layers = [bars, labels]
+    if article_mb:
+        claimed = totals.select("row", "service").with_columns(
+            mb=pl.col("service").replace_strict(article_mb, default=None, return_dtype=pl.Float64)
+        ).drop_nulls("mb")
+        layers.append(
+            data_chart(claimed)
+            .mark_tick(color="black", thickness=3, size=26)
+            .encode(x=alt.X("mb:Q", title=x_title), y=y,
+                    tooltip=tooltips("service", tip("mb:Q", "article's image (MB)", ",.0f")))
+        )
+    subtitle = "as the engine reports each image, by part"
+    if article_mb:
+        subtitle += "; black: the article's image"
+    return titled(alt.layer(*layers), "Container images", subtitle, height=alt.Step(30))

@@ -38,7 +38,7 @@ from ingestlab.stack import Stack
 from ingestlab.summaries import SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
-from ingestlab.units import MIB
+from ingestlab.units import MB, MIB
 
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
@@ -110,6 +110,8 @@ def _soak_service(
     )
     rss = memory_pattern(window, value="rss_bytes")
     measured = {
+        "runtime": config.runtime,
+        **_cgroup_memory(window),
         "rate_rps": rate_rps,
         "duration_s": config.soak.duration_s,
         "engine": result.engine,
@@ -140,6 +142,18 @@ def _soak_service(
         gc_fields, frames["gc"] = _node_gc(log_dir / "node.log", rows)
         measured.update(gc_fields)
     return SoakResult(**measured), frames
+
+
+def _cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:
+    """The container's memory as its cgroup charges it (anonymous + page cache + kernel),
+    mean and peak over the measured window, in MB (10**6 bytes); {} for a native process
+    (its samples have no cgroup columns)."""
+    if "cgroup_memory_bytes" not in window.columns:
+        return {}
+    charged = window["cgroup_memory_bytes"].drop_nulls()
+    if charged.is_empty():
+        return {}
+    return {"cgroup_mem_mean_mb": float(charged.mean()) / MB, "cgroup_mem_peak_mb": float(charged.max()) / MB}
 
 
 def _node_gc(log_path: Path, rows: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:

@@ -26,8 +26,10 @@ from ingestlab.results import Run
 from ingestlab.stack import Stack
 from ingestlab.stack.component import StartupError
 from ingestlab.stack.footprint import footprint
+from ingestlab.stack.images import FLAVOURS, ensure_image, image_bytes, image_parts
 from ingestlab.stack.ports import LOOPBACK
-from ingestlab.stack.services import INGEST_PATH, ServiceProcess, spec_for
+from ingestlab.stack.services import INGEST_PATH, RunningService
+from ingestlab.stack.stack import ContainerRuntime
 from ingestlab.summaries import StartupResult, StartupSummary
 from ingestlab.telemetry.sampler import ProcMemory
 from ingestlab.units import MIB, NS_PER_MS, NS_PER_S
@@ -77,7 +79,7 @@ def _post(port: int, body: bytes, *, timeout_s: float, on_connect: list[int]) ->
         conn.close()
 
 
-def _poll_until_accepted(service: ServiceProcess, payload: PayloadSet, *,
+def _poll_until_accepted(service: RunningService, payload: PayloadSet, *,
                          deadline_ns: int) -> tuple[int, int, int]:
     """POST until the first 202: (monotonic ns of the first accepted connection, of the 202,
     POSTs answered)."""
@@ -102,7 +104,7 @@ def _poll_until_accepted(service: ServiceProcess, payload: PayloadSet, *,
             return connects[0], time.monotonic_ns(), posts
 
 
-def _one_cold_start(service: ServiceProcess, run: int, payload: PayloadSet, *,
+def _one_cold_start(service: RunningService, run: int, payload: PayloadSet, *,
                     timeout_s: float) -> dict[str, object]:
     """Spawn `service`, poll until the first 202, read its memory at rest; always stop it."""
     try:
@@ -130,11 +132,13 @@ def cold_start(stack: Stack, service: ServiceName, *, runs: int = 5,
                payload: PayloadSet | None = None) -> pl.DataFrame:
     """Cold-start time and memory at ready of `service`, one row per run (COLD_START_SCHEMA).
 
-    Needs a running `stack` (the broker). Each run spawns a fresh process, pinned like the
-    stack's services, and polls POST /api/ingest every POLL_INTERVAL_S (2 ms) while the
-    connection is refused; once connected each POST waits for its answer. Times are
-    monotonic, in ms from just before the spawn (fork + exec included, and the ~2 ms
-    of the launch programs that pin it: `stack.process.launch_argv`); the port is seen
+    Needs a running `stack` (the broker). Each run starts a fresh instance in the stack's
+    runtime (a process, or a container: then from the container's creation, its image
+    already built), pinned like the stack's services, and polls POST /api/ingest every
+    POLL_INTERVAL_S (2 ms) while the connection is refused; once connected each POST waits
+    for its answer. Times are monotonic, in ms from just before the start (native: fork +
+    exec included, and the ~2 ms of the launch programs that pin it:
+    `stack.process.launch_argv`); the port is seen
     open within ~2 ms of it opening, and the first 202 includes that request's own service
     time (for Rust, the broker's acknowledgement).
     Memory is read SETTLE_S (1 s) after the first 202. Each run's process is stopped
@@ -152,7 +156,6 @@ def cold_start(stack: Stack, service: ServiceName, *, runs: int = 5,
         payload = PayloadSet(64, size_bytes=1_000, id_prefix=f"cold-{service}")
     if len(payload) == 0:
         raise ValueError("payload holds no bodies")
-    spec = spec_for(service, node_flags=stack.config.stack.node_flags)
     existing = stack.services.get(service)
     was_running = existing is not None and existing.is_running()
     if existing is not None:
@@ -160,9 +163,8 @@ def cold_start(stack: Stack, service: ServiceName, *, runs: int = 5,
     rows = []
     try:
         for run in range(runs):
-            process = ServiceProcess(spec, brokers=stack.bootstrap,
-                                     log_dir=stack.log_dir / "cold-start" / f"{service}-{run}",
-                                     cores=stack.config.cores.service)
+            log_dir = stack.log_dir / "cold-start" / f"{service}-{run}"
+            process = stack.new_service(service, log_dir=log_dir)
             rows.append(_one_cold_start(process, run, payload,
                                         timeout_s=stack.config.stack.service_start_timeout_s))
     finally:
@@ -171,9 +173,23 @@ def cold_start(stack: Stack, service: ServiceName, *, runs: int = 5,
     return pl.DataFrame(rows, schema=COLD_START_SCHEMA)
 
 
+def _images(runtime: object, service: ServiceName) -> dict[str, dict[str, object]]:
+    """`service`'s image of each flavour (tag, bytes, parts) when the stack runs containers;
+    {} in the native runtime (no engine is started for it)."""
+    if not isinstance(runtime, ContainerRuntime):
+        return {}
+    engine = runtime.engine
+    found = {}
+    for flavour in FLAVOURS:
+        tag = ensure_image(engine, service, flavour)
+        found[flavour] = {"tag": tag, "bytes": image_bytes(engine, tag), "parts": image_parts(engine, tag)}
+    return found
+
+
 def startup(config: StudyConfig) -> Run:
-    """Cold starts of each service in `config.services` (cold_starts.parquet); summary:
-    `StartupSummary`."""
+    """Cold starts of each service in `config.services` (cold_starts.parquet), in
+    `config.runtime`; with the container runtime also the size of each service's images, both
+    flavours (bytes as the engine reports them, with their parts). Summary: `StartupSummary`."""
     run = Run.create(config, "startup")
     frames = []
     with Stack(config, services=(), log_dir=run.logs_dir) as stack:
@@ -195,12 +211,18 @@ def startup(config: StudyConfig) -> Run:
             uss_at_ready_mib=pl.col("uss_at_ready_mib").median(),
         ).row(0, named=True)
         size = footprint(service)
+        images = _images(stack.runtime, service)
+        flavour = config.stack.image_flavour if images else None
         results[service] = StartupResult(
             **stats,
             cold_start_runs=mine.height,
             footprint_bytes=size["total_bytes"],
             footprint_without_base_bytes=size["total_without_base_bytes"],
             footprint_parts=size["parts"],
+            runtime=config.runtime,
+            image_flavour=flavour,
+            image_bytes=images[flavour]["bytes"] if flavour else None,
+            images=images,
         )
     run.write_summary(StartupSummary(services=results))
     return run

@@ -49,6 +49,24 @@ def footprint_parts(run: Run) -> pl.DataFrame:
     return pl.DataFrame(rows, infer_schema_length=None).with_columns(mb=pl.col("bytes") / MB)
 
 
+
+def image_parts(run: Run) -> pl.DataFrame:
+    """A startup run's container images, one row per part: service, flavour (minimal,
+    conventional), tag, part, bytes, mb (10^6 bytes). Empty for a run of native processes
+    (no image measured)."""
+    summary: StartupSummary = run.summary
+    rows = [
+        {"service": service, "flavour": flavour, "tag": image["tag"], "part": part["part"],
+         "bytes": part["bytes"]}
+        for service, found in summary.services.items()
+        for flavour, image in found.images.items()
+        for part in image["parts"]
+    ]
+    schema = {"service": pl.String, "flavour": pl.String, "tag": pl.String, "part": pl.String,
+              "bytes": pl.Int64}
+    return pl.DataFrame(rows, schema=schema).with_columns(mb=pl.col("bytes") / MB)
+
+
 def _measured(summary: StartupSummary, service: str, field: str, factor: float) -> float | None:
     """`field` of `service`'s result times `factor`; None for a service the run did not measure."""
     found = summary.services.get(service)

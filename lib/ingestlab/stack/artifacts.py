@@ -11,6 +11,9 @@ them and a changed lock file rebuilds:
                the delay server, built with a shared cargo target dir (cargo-target/) so
                dependency crates compile once.
 - Tools:       tools/oha-<version>/bin/oha (cargo install --locked)
+- Images:      the container images, built from the above into the workbook's own Docker
+               engine (state in docker/; jlink JRE, Debian minbase root and build contexts in
+               images/; stack/images.py, stack/docker_engine.py)
 
 `ingestlab build` (called by `make setup`) builds whatever is missing.
 """
@@ -128,6 +131,24 @@ def _staging(final: Path) -> Path:
     return path
 
 
+# The build steps other stack modules (images.py) reuse: print and run a command, build into a
+# staging directory beside the final one, move it into place.
+def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    """Print `argv` and run it in `cwd`; raises CalledProcessError if it fails."""
+    _run(argv, cwd, env)
+
+
+def staging_dir(final: Path) -> Path:
+    """An empty directory beside `final` to build it in (this process's own)."""
+    return _staging(final)
+
+
+def publish(staging: Path, final: Path) -> None:
+    """Move a finished build from `staging` to `final` (a concurrent identical build may have
+    won: then `staging` is removed)."""
+    _publish(staging, final)
+
+
 def build_kafka() -> Path:
     final = kafka_libs_dir()
     if final.exists():
@@ -194,6 +215,15 @@ def build_oha() -> Path:
     return final
 
 
+def build_images() -> dict[str, str]:
+    """The six container images (kafka, node, rust; minimal and conventional) in the
+    workbook's own Docker engine, built where their inputs changed; {"<component>:<flavour>":
+    tag}. Needs root (dockerd), debootstrap and busybox-static (installed by `make setup`)."""
+    from ingestlab.stack import docker_engine, images  # they import this module
+
+    return images.build_images(docker_engine.shared_engine())
+
+
 BUILDERS = {"kafka": build_kafka, "node": build_node, "rust": build_rust,
-            "delay-server": build_delay_server, "oha": build_oha}
+            "delay-server": build_delay_server, "oha": build_oha, "images": build_images}
 

@@ -1,4 +1,12 @@
-"""A real single-node Apache Kafka broker (KRaft, combined broker+controller) on loopback."""
+"""A real single-node Apache Kafka broker (KRaft, combined broker+controller) on loopback.
+
+`KafkaBroker` runs the JVM as a native child process; `ContainerKafkaBroker` runs the same
+argv in a container of the kafka image (the JVM at `/opt/java/bin/java`, the jars in
+`/opt/kafka/libs/`, the log4j2 config in `/opt/kafka/config/`), with the broker's work dir
+(server.properties, data dir) bind-mounted at the same path, so the config file means the same
+on both sides. Both share everything else (`_BrokerLogic`): config, storage format, start with
+one retry on the quorum race, readiness by metadata request, topic creation.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +18,19 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingestlab.stack import artifacts
 from ingestlab.stack.component import StartupError, port_taken, wait_until
+from ingestlab.stack.container import Bind, ContainerProcess, container_labels
 from ingestlab.stack.ports import LOOPBACK, free_ports
 from ingestlab.stack.process import NativeProcess
+
+if TYPE_CHECKING:
+    from ingestlab.stack.docker_engine import DockerEngine
 
 TOPIC = "data-ingestion"
 _TEMPLATE = artifacts.KAFKA_DIR / "server.properties.template"
@@ -33,6 +46,12 @@ QUORUM_RACE_MARKERS = (
 )
 _HINT = ("check that java 17+ is on PATH, that the jars were fetched (make setup) and that "
          "the machine has free memory for the broker heap")
+# The kafka image's layout (stack.images builds it).
+IMAGE_JAVA = "/opt/java/bin/java"
+IMAGE_CLASSPATH = "/opt/kafka/libs/*"
+IMAGE_LOG4J = f"/opt/kafka/config/{_LOG4J.name}"
+_IMAGE_HINT = ("see the broker's log; the kafka image holds the JVM in /opt/java and the jars in "
+               "/opt/kafka/libs (stack.images.ensure_image builds it from the host's jars)")
 
 
 def is_quorum_race(log_text: str) -> bool:
@@ -45,43 +64,43 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
-class KafkaBroker(NativeProcess):
-    """`java -cp <jars> kafka.Kafka` with a fresh data dir under `work_dir`.
+class _BrokerLogic:
+    """The broker, whatever runs its JVM: a mixin placed before a runtime class (NativeProcess
+    or ContainerProcess), whose `start()`/`kill()`/`logs()` it calls.
 
-    `start()` formats storage, launches the JVM pinned to `cores`, waits until the broker
-    answers metadata requests and returns; `create_topic()` makes the study's topic. Its
-    log goes to `log_dir/kafka.log` (default: `work_dir`).
+    A runtime subclass says where the JVM, the jars and the log4j2 config are (`java`,
+    `classpath()`, `log4j()`), how a one-shot command runs (`_run_once`), and how to forget a
+    killed process before starting a new one (`_forget_process`).
     """
 
-    def __init__(
-        self,
-        *,
-        work_dir: Path,
-        log_dir: Path | None = None,
-        heap_mib: int = 512,
-        partitions: int = 3,
-        cores: tuple[int, ...] | None = None,
-        start_timeout_s: float = 90.0,
-        java: str = "java",
-        cluster_id: str | None = None,
-    ) -> None:
+    java: str
+    cores: tuple[int, ...] | None
+    _endpoint: str | None
+
+    def _init_broker(self, *, work_dir: Path, heap_mib: int, partitions: int, start_timeout_s: float,
+                     cluster_id: str | None) -> None:
         self.work_dir = work_dir
         # None: a new random id for every attempt (each formats a fresh data dir).
         self.cluster_id = cluster_id
         self.heap_mib = heap_mib
         self.partitions = partitions
         self.start_timeout_s = start_timeout_s
-        self.java = shutil.which(java) or java
         self.broker_port, self.controller_port = free_ports(2)
         self.startup_s: float | None = None
         self.attempts = 0
-        super().__init__(
-            "kafka",
-            self._argv(),
-            log_path=(log_dir or work_dir) / "kafka.log",
-            cores=cores,
-            endpoint=f"{LOOPBACK}:{self.broker_port}",
-        )
+
+    # the runtime's part
+    def classpath(self) -> str:
+        raise NotImplementedError
+
+    def log4j(self) -> str:
+        raise NotImplementedError
+
+    def _run_once(self, argv: list[str], timeout_s: float) -> tuple[int, str]:
+        raise NotImplementedError
+
+    def _forget_process(self) -> None:
+        raise NotImplementedError
 
     @property
     def bootstrap(self) -> str:
@@ -99,11 +118,11 @@ class KafkaBroker(NativeProcess):
         return [
             f"-Xms{self.heap_mib}m", f"-Xmx{self.heap_mib}m",
             "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={_LOG4J}",
+            f"-Dlog4j2.configurationFile={self.log4j()}",
         ]
 
     def _argv(self) -> list[str]:
-        return [self.java, *self._jvm_opts(), "-cp", artifacts.kafka_classpath(),
+        return [self.java, *self._jvm_opts(), "-cp", self.classpath(),
                 "kafka.Kafka", str(self.config_path)]
 
     def _write_config(self) -> None:
@@ -124,16 +143,20 @@ class KafkaBroker(NativeProcess):
         (1 in 64 random ids do), and as a separate token such an id is read as an option
         ("argument --cluster-id/-t: expected one argument").
         """
-        return [self.java, "-Xmx256m", f"-Dlog4j2.configurationFile={_LOG4J}",
-                "-cp", artifacts.kafka_classpath(), "kafka.tools.StorageTool", "format",
+        return [self.java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.log4j()}",
+                "-cp", self.classpath(), "kafka.tools.StorageTool", "format",
                 f"--cluster-id={cluster_id}", "-c", str(self.config_path)]
 
     def _format_storage(self) -> None:
         argv = self.format_storage_argv(self.cluster_id or new_cluster_id())
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
+        returncode, output = self._run_once(argv, 120.0)
+        if returncode != 0:
             raise StartupError("kafka", "formatting the KRaft storage failed",
-                               logs=(done.stdout + done.stderr)[-4000:], hint=_HINT)
+                               logs=output[-4000:], hint=self.hint)
+
+    @property
+    def hint(self) -> str:
+        return _HINT
 
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000})
@@ -150,7 +173,7 @@ class KafkaBroker(NativeProcess):
         except KafkaException:
             return False
 
-    def start(self) -> KafkaBroker:
+    def start(self) -> Self:
         """Format, launch, wait for metadata; one retry on the quorum-formation race or on a
         port taken since it was picked (then with new ports)."""
         started = time.monotonic()
@@ -158,21 +181,22 @@ class KafkaBroker(NativeProcess):
             self.attempts = attempt
             self._write_config()
             self._format_storage()
-            super().start()
+            super().start()  # type: ignore[misc]  # the runtime class after this mixin
             try:
-                wait_until(self.answers_metadata, component=self, timeout_s=self.start_timeout_s,
-                           what="answering metadata requests", hint=_HINT)
+                wait_until(self.answers_metadata, component=self,  # type: ignore[arg-type]
+                           timeout_s=self.start_timeout_s, what="answering metadata requests",
+                           hint=self.hint)
                 break
             except StartupError as error:
-                race = is_quorum_race(self.logs(tail_lines=None))
+                race = is_quorum_race(self.logs(tail_lines=None))  # type: ignore[attr-defined]
                 taken = port_taken(error)
-                self.kill()
+                self.kill()  # type: ignore[attr-defined]
                 if attempt == 2 or not (race or taken):
                     raise
                 if taken:
                     self.broker_port, self.controller_port = free_ports(2)
                     self._endpoint = f"{LOOPBACK}:{self.broker_port}"
-                self._popen = None  # start afresh: new data dir, new process
+                self._forget_process()  # start afresh: new data dir, new process
         self.startup_s = time.monotonic() - started
         return self
 
@@ -189,11 +213,121 @@ class KafkaBroker(NativeProcess):
             return (topic is not None and topic.error is None and len(topic.partitions) == count
                     and all(p.leader >= 0 for p in topic.partitions.values()))
 
-        wait_until(has_leaders, component=self, timeout_s=timeout_s,
-                   what=f"serving all {count} partitions of {name!r}")
+        wait_until(has_leaders, component=self,  # type: ignore[arg-type]
+                   timeout_s=timeout_s, what=f"serving all {count} partitions of {name!r}")
 
     def describe(self) -> dict[str, object]:
         """What a run records about its broker (meta.json)."""
         return {"version": artifacts.kafka_version(), "heap_mib": self.heap_mib,
                 "partitions": self.partitions, "bootstrap": self.bootstrap, "cores": self.cores,
                 "startup_s": self.startup_s, "start_attempts": self.attempts}
+
+
+class KafkaBroker(_BrokerLogic, NativeProcess):
+    """`java -cp <jars> kafka.Kafka` with a fresh data dir under `work_dir`.
+
+    `start()` formats storage, launches the JVM pinned to `cores`, waits until the broker
+    answers metadata requests and returns; `create_topic()` makes the study's topic. Its
+    log goes to `log_dir/kafka.log` (default: `work_dir`).
+    """
+
+    def __init__(
+        self,
+        *,
+        work_dir: Path,
+        log_dir: Path | None = None,
+        heap_mib: int = 512,
+        partitions: int = 3,
+        cores: tuple[int, ...] | None = None,
+        start_timeout_s: float = 90.0,
+        java: str = "java",
+        cluster_id: str | None = None,
+    ) -> None:
+        self._init_broker(work_dir=work_dir, heap_mib=heap_mib, partitions=partitions,
+                          start_timeout_s=start_timeout_s, cluster_id=cluster_id)
+        self.java = shutil.which(java) or java
+        NativeProcess.__init__(
+            self,
+            "kafka",
+            self._argv(),
+            log_path=(log_dir or work_dir) / "kafka.log",
+            cores=cores,
+            endpoint=f"{LOOPBACK}:{self.broker_port}",
+        )
+
+    def classpath(self) -> str:
+        return artifacts.kafka_classpath()
+
+    def log4j(self) -> str:
+        return str(_LOG4J)
+
+    def _run_once(self, argv: list[str], timeout_s: float) -> tuple[int, str]:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        return done.returncode, done.stdout + done.stderr
+
+    def _forget_process(self) -> None:
+        self._popen = None
+
+
+class ContainerKafkaBroker(_BrokerLogic, ContainerProcess):
+    """The same broker in a container of the kafka image `image` (see the module's doc).
+
+    The storage format runs first as a one-shot container of the same image, with the same
+    mount; its output goes to `work_dir/kafka-format.log` (and into StartupError on failure).
+    """
+
+    java = IMAGE_JAVA
+
+    def __init__(
+        self,
+        *,
+        image: str,
+        work_dir: Path,
+        log_dir: Path | None = None,
+        heap_mib: int = 512,
+        partitions: int = 3,
+        cores: tuple[int, ...] | None = None,
+        start_timeout_s: float = 90.0,
+        cluster_id: str | None = None,
+        engine: DockerEngine | None = None,
+        stack_id: str | None = None,
+    ) -> None:
+        self._init_broker(work_dir=work_dir, heap_mib=heap_mib, partitions=partitions,
+                          start_timeout_s=start_timeout_s, cluster_id=cluster_id)
+        self.stack_id = stack_id
+        ContainerProcess.__init__(
+            self,
+            "kafka",
+            self._argv(),
+            image=image,
+            log_path=(log_dir or work_dir) / "kafka.log",
+            cores=cores,
+            endpoint=f"{LOOPBACK}:{self.broker_port}",
+            mounts=[Bind.same_path(work_dir)],
+            labels=container_labels("kafka", stack_id=stack_id),
+            engine=engine,
+        )
+
+    def classpath(self) -> str:
+        return IMAGE_CLASSPATH
+
+    def log4j(self) -> str:
+        return IMAGE_LOG4J
+
+    @property
+    def hint(self) -> str:
+        return _IMAGE_HINT
+
+    def _run_once(self, argv: list[str], timeout_s: float) -> tuple[int, str]:
+        # Unpinned, like the native format (subprocess.run without taskset).
+        one_shot = ContainerProcess("kafka-format", argv, image=self.image,
+                                    log_path=self.work_dir / "kafka-format.log",
+                                    mounts=self.mounts, engine=self._engine,
+                                    labels=container_labels("kafka-format", stack_id=self.stack_id))
+        return one_shot.run(timeout_s)
+
+    def _forget_process(self) -> None:
+        pass  # kill() removed the container; start() makes a new one
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), **ContainerProcess.describe(self)}

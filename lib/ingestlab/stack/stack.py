@@ -1,4 +1,11 @@
-"""`Stack`: a Kafka broker and the services under test, started together and always torn down."""
+"""`Stack`: a Kafka broker and the services under test, started together and always torn down.
+
+How they run is the stack's runtime, chosen in one place (`runtime_for`, from
+`StudyConfig.runtime`): `NativeRuntime` (child processes of this Python) or `ContainerRuntime`
+(containers of the workbook's Docker engine, host networking, the images of
+`config.stack.image_flavour`). Both make the same broker and services with the same argv,
+env, pinning and readiness checks; the rest of the stack does not know which one it has.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,169 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
-from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.config import ImageFlavour, Runtime, ServiceName, StudyConfig
 from ingestlab.stack import topic as topic_io
 from ingestlab.stack.component import Component, StartupError, port_taken
-from ingestlab.stack.kafka import TOPIC, KafkaBroker
-from ingestlab.stack.services import ServiceProcess, spec_for
+from ingestlab.stack.kafka import TOPIC, ContainerKafkaBroker, KafkaBroker
+from ingestlab.stack.services import (
+    ContainerService,
+    RunningService,
+    ServiceProcess,
+    container_spec_for,
+    spec_for,
+)
+
+if TYPE_CHECKING:
+    from ingestlab.stack.docker_engine import DockerEngine
+
+Broker = KafkaBroker | ContainerKafkaBroker
+
+
+# --- runtimes ----------------------------------------------------------------------------------
+class StackRuntime(Protocol):
+    """Makes a stack's broker and services (not started); knows nothing else about the stack."""
+
+    name: Runtime
+
+    def prepare(self, services: Sequence[ServiceName]) -> None:
+        """Get ready to run the broker and `services` (containers: the engine and the images),
+        so that none of that counts in a component's start-up time."""
+
+    def broker(self, *, work_dir: Path, log_dir: Path, heap_mib: int, partitions: int,
+               cores: tuple[int, ...], start_timeout_s: float) -> Broker: ...
+
+    def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
+                node_flags: tuple[str, ...]) -> RunningService: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+    def close(self) -> None:
+        """Clean up after the stack's components were stopped (safe to call twice)."""
+
+
+class NativeRuntime:
+    """Broker and services as child processes of this Python (`stack.process`)."""
+
+    name: Runtime = "native"
+
+    def prepare(self, services: Sequence[ServiceName]) -> None:
+        pass  # `make setup` built everything; ArtifactMissing names what is not there
+
+    def broker(self, *, work_dir: Path, log_dir: Path, heap_mib: int, partitions: int,
+               cores: tuple[int, ...], start_timeout_s: float) -> KafkaBroker:
+        return KafkaBroker(work_dir=work_dir, log_dir=log_dir, heap_mib=heap_mib, partitions=partitions,
+                           cores=cores, start_timeout_s=start_timeout_s)
+
+    def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
+                node_flags: tuple[str, ...]) -> ServiceProcess:
+        return ServiceProcess(spec_for(name, node_flags=node_flags), brokers=brokers, log_dir=log_dir,
+                              cores=cores)
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name}
+
+    def close(self) -> None:
+        pass
+
+
+class ContainerRuntime:
+    """Broker and services in containers (`stack.container`) of `engine` (default: the
+    process's shared engine, started on first use), from the images of `flavour`, each built
+    on first use if missing (`stack.images.ensure_image`, before the component's start is
+    timed).
+
+    Every container carries this runtime's id (`STACK_LABEL`); `close()` removes whatever still
+    carries it. On first use it also removes containers left by processes that no longer
+    exist (`container.remove_orphans`).
+    """
+
+    name: Runtime = "container"
+
+    def __init__(self, flavour: ImageFlavour = "minimal", *, engine: DockerEngine | None = None) -> None:
+        self.flavour = flavour
+        self.stack_id = uuid.uuid4().hex[:12]
+        self.images: dict[str, str] = {}
+        self.timings_s: dict[str, float] = {}
+        self.orphans_removed: list[str] = []
+        self.leftovers_removed: list[str] = []
+        self._engine = engine
+        self._prepared = False
+
+    @property
+    def engine(self) -> DockerEngine:
+        from ingestlab.stack.container import prepare_testcontainers, remove_orphans
+
+        if self._engine is None:
+            from ingestlab.stack.docker_engine import shared_engine
+
+            began = time.monotonic()
+            self._engine = shared_engine()
+            self.timings_s["engine"] = time.monotonic() - began
+        if not self._prepared:
+            prepare_testcontainers(self._engine)
+            self.orphans_removed = remove_orphans(self._engine.client())
+            self._prepared = True
+        return self._engine
+
+    def prepare(self, services: Sequence[ServiceName]) -> None:
+        for component in ("kafka", *services):
+            self.image(component)
+
+    def image(self, component: str) -> str:
+        """The tag of `component`'s image ("kafka", "node", "rust"), built if missing."""
+        if component not in self.images:
+            from ingestlab.stack.images import ensure_image
+
+            began = time.monotonic()
+            self.images[component] = ensure_image(self.engine, component, self.flavour)
+            self.timings_s[f"image_{component}"] = time.monotonic() - began
+        return self.images[component]
+
+    def broker(self, *, work_dir: Path, log_dir: Path, heap_mib: int, partitions: int,
+               cores: tuple[int, ...], start_timeout_s: float) -> ContainerKafkaBroker:
+        return ContainerKafkaBroker(image=self.image("kafka"), work_dir=work_dir, log_dir=log_dir,
+                                    heap_mib=heap_mib, partitions=partitions, cores=cores,
+                                    start_timeout_s=start_timeout_s, engine=self.engine,
+                                    stack_id=self.stack_id)
+
+    def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
+                node_flags: tuple[str, ...]) -> ContainerService:
+        spec = container_spec_for(name, image=self.image(name), node_flags=node_flags)
+        return ContainerService(spec, brokers=brokers, log_dir=log_dir, cores=cores, engine=self.engine,
+                                stack_id=self.stack_id)
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "image_flavour": self.flavour, "images": dict(self.images),
+                "docker_host": self._engine.docker_host if self._engine else None,
+                "stack_label": self.stack_id, "timings_s": dict(self.timings_s),
+                "orphans_removed": list(self.orphans_removed),
+                "leftovers_removed": list(self.leftovers_removed)}
+
+    def close(self) -> None:
+        if self._engine is None:
+            return  # never used: nothing can carry its label
+        from ingestlab.stack.container import STACK_LABEL, remove_containers
+
+        self.leftovers_removed += remove_containers(self._engine.client(), {STACK_LABEL: self.stack_id})
+
+
+# The one place a runtime is chosen.
+RUNTIMES: dict[Runtime, Callable[[StudyConfig], StackRuntime]] = {
+    "native": lambda config: NativeRuntime(),
+    "container": lambda config: ContainerRuntime(config.stack.image_flavour),
+}
+
+
+def runtime_for(config: StudyConfig) -> StackRuntime:
+    """The runtime `config.runtime` names, set up from `config`."""
+    return RUNTIMES[config.runtime](config)
 
 
 class Stack:
@@ -31,6 +191,7 @@ class Stack:
     until ready; leaving (also on an exception or Ctrl-C) stops the services first, so they
     can flush their producers, then the broker, and removes the broker's data directory.
     Logs go to `log_dir`; without one they live in a temporary directory removed on leaving.
+    The broker and services run as `config.runtime` says (`runtime_for`), or in `runtime`.
 
     While the stack runs, the calling thread (and every thread it starts, such as Kafka
     clients' and the sampler's) is kept on the load cores, so the code driving a measurement
@@ -45,15 +206,17 @@ class Stack:
         services: Sequence[ServiceName] | None = None,
         log_dir: Path | None = None,
         topic: str = TOPIC,
+        runtime: StackRuntime | None = None,
     ) -> None:
         self.config = config
+        self.runtime = runtime if runtime is not None else runtime_for(config)
         # services=() starts the broker alone (e.g. to time the services' cold starts)
         self.service_names: tuple[ServiceName, ...] = tuple(config.services if services is None else services)
         self.topic = topic
         self._tmp = Path(tempfile.mkdtemp(prefix="ingestlab-stack-"))
         self.log_dir = log_dir or self._tmp / "logs"
-        self.kafka: KafkaBroker | None = None
-        self.services: dict[ServiceName, ServiceProcess] = {}
+        self.kafka: Broker | None = None
+        self.services: dict[ServiceName, RunningService] = {}
         self.timings_s: dict[str, float] = {}
         self._caller_cores: set[int] | None = None
 
@@ -73,7 +236,8 @@ class Stack:
         self.config.cores.validate()
         self._caller_cores = os.sched_getaffinity(0)
         os.sched_setaffinity(0, self.config.cores.load)
-        self.kafka = KafkaBroker(
+        self.runtime.prepare(self.service_names)
+        self.kafka = self.runtime.broker(
             work_dir=self._tmp / "kafka",
             log_dir=self.log_dir,
             heap_mib=self.config.stack.kafka_heap_mib,
@@ -87,18 +251,27 @@ class Stack:
         for name in self.service_names:
             self.start_service(name)
 
-    def start_service(self, name: ServiceName) -> ServiceProcess:
+    def new_service(self, name: ServiceName, *, log_dir: Path | None = None) -> RunningService:
+        """A new, not yet started instance of `name` against the running broker, run by this
+        stack's runtime and pinned like its services (e.g. for cold starts); the caller starts
+        and stops it. Logs go to `log_dir` (default: the stack's)."""
+        if self.kafka is None:
+            raise RuntimeError("the broker is not running: enter the Stack first")
+        return self.runtime.service(name, brokers=self.kafka.bootstrap, log_dir=log_dir or self.log_dir,
+                                    cores=self.config.cores.service,
+                                    node_flags=self.config.stack.node_flags)
+
+    def start_service(self, name: ServiceName) -> RunningService:
         """Start (or restart) one service against the running broker; returns once ready."""
         if self.kafka is None:
             raise RuntimeError("the broker is not running: enter the Stack first")
         old = self.services.pop(name, None)
         if old is not None:
             old.stop()
+        self.runtime.prepare((name,))  # e.g. an image to build: not part of the start-up time
         started = time.monotonic()
         for attempt in (1, 2):
-            service = ServiceProcess(spec_for(name, node_flags=self.config.stack.node_flags),
-                                     brokers=self.kafka.bootstrap, log_dir=self.log_dir,
-                                     cores=self.config.cores.service)
+            service = self.new_service(name)
             self.services[name] = service
             service.start()
             try:
@@ -119,6 +292,10 @@ class Stack:
                 component.stop()
             except BaseException as exc:  # keep tearing down the rest, re-raise after
                 errors.append(exc)
+        try:
+            self.runtime.close()  # containers: remove whatever still carries the stack's label
+        except BaseException as exc:
+            errors.append(exc)
         # The broker's data dir, and the logs too unless the caller gave a log_dir to keep them.
         shutil.rmtree(self._tmp, ignore_errors=True)
         if self._caller_cores is not None:
@@ -134,7 +311,7 @@ class Stack:
             raise RuntimeError("the broker is not running")
         return self.kafka.bootstrap
 
-    def service(self, name: ServiceName) -> ServiceProcess:
+    def service(self, name: ServiceName) -> RunningService:
         try:
             return self.services[name]
         except KeyError:
@@ -161,6 +338,7 @@ class Stack:
     def describe(self) -> dict[str, object]:
         """What a run records about its stack (meta.json)."""
         return {
+            "runtime": self.runtime.describe(),
             "topic": self.topic,
             "kafka": self.kafka.describe() if self.kafka else None,
             "services": {name: s.describe() for name, s in self.services.items()},

@@ -20,9 +20,15 @@ Memory comes from a `MemorySource`. `ProcMemory` reads RSS from `/proc/<pid>/sta
 every tick and PSS/USS from `/proc/<pid>/smaps_rollup` (the kernel's sum over all mappings;
 psutil's `memory_full_info` parses the full `smaps` instead, far too slow at 10 Hz) as often
 as a CPU budget allows, because even the rollup costs time in proportion to the resident
-memory. A container runtime will plug in a cgroup source (memory.current / memory.stat)
-through the same seam; CPU and thread numbers come from `/proc` in both cases, because a
-container's processes have host pids.
+memory. CPU and thread numbers come from `/proc` for containers too, because a container's
+processes have host pids.
+
+When the sampled component is a container (its `runtime` attribute is "container", as
+`stack.container.ContainerProcess` has), each tick also reads the container's cgroup
+(`telemetry.cgroup`: memory charged, anonymous, page cache, CPU and throttled time) and the
+samples gain the columns of `CGROUP_SAMPLE_SCHEMA`, filled on the main process's rows (the
+cgroup is the whole container's) and null on its descendants' rows. A native process's samples
+keep `SAMPLE_SCHEMA` exactly.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from typing import Literal, NamedTuple, Protocol
 
 import polars as pl
 import psutil
+
+from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA, Cgroup, CgroupGone, CgroupReading
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # units of the utime/stime fields of /proc/.../stat
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -207,6 +215,12 @@ class ProcMemory:
         return MemoryReading(rss_bytes, rollup.pss_bytes, rollup.uss_bytes)
 
 
+class CgroupSource(Protocol):
+    """A container's cgroup (`telemetry.cgroup.Cgroup`); `read` raises CgroupGone once removed."""
+
+    def read(self) -> CgroupReading: ...
+
+
 # --- the sampler ------------------------------------------------------------------------------
 class HasPid(Protocol):
     """Anything with a host pid: a `Component`, a `subprocess.Popen`, a `psutil.Process`."""
@@ -241,13 +255,16 @@ class ProcessSampler:
     host, 1-1.6 ms here, too costly for each tick; this kernel has no
     /proc/<pid>/task/<tid>/children): a child living less than that may be missed.
     `cores` pins the sampling thread, e.g. to the load engine's core, so that its cost does
-    not land on the core of the service it measures. The thread shares the GIL of the
+    not land on the core of the service it measures. `cgroup`: "auto" reads the cgroup of a
+    component whose `runtime` is "container" (found from its main pid when sampling starts),
+    None never reads one, or a `CgroupSource` to read. The thread shares the GIL of the
     measuring process: a busy Python thread there can delay ticks (`stats` has the achieved
     intervals), which is one more reason the load engine runs in a process of its own.
     """
 
     def __init__(self, component: HasPid, *, interval_s: float = 0.1, children_every_s: float = 2.0,
-                 memory: MemorySource | None = None, cores: tuple[int, ...] | None = None) -> None:
+                 memory: MemorySource | None = None, cores: tuple[int, ...] | None = None,
+                 cgroup: CgroupSource | Literal["auto"] | None = "auto") -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.component = component
@@ -255,6 +272,8 @@ class ProcessSampler:
         self.children_every_s = children_every_s
         self.cores = cores
         self._memory = memory or ProcMemory()
+        self._cgroup_choice = cgroup
+        self.cgroup: CgroupSource | None = None  # set by start()
         self._rows: list[tuple] = []
         self._thread_rows: list[tuple] = []
         self._tick_ns: list[int] = []
@@ -280,6 +299,7 @@ class ProcessSampler:
             self._start_ticks = parse_stat(_read(f"/proc/{pid}/stat")).start_ticks
         except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError) as exc:
             raise RuntimeError(f"process {pid} exited before sampling started") from exc
+        self.cgroup = self._resolve_cgroup(pid)
         self.pid = pid
         # Wall-clock anchor; every t_ns is this plus a monotonic offset (see the module doc).
         self._wall0_ns, self._mono0_ns = time.time_ns(), time.monotonic_ns()
@@ -287,6 +307,17 @@ class ProcessSampler:
                                         daemon=True)
         self._thread.start()
         return self
+
+    def _resolve_cgroup(self, pid: int) -> CgroupSource | None:
+        choice = self._cgroup_choice
+        if choice != "auto":
+            return choice  # type: ignore[return-value]
+        if getattr(self.component, "runtime", "native") != "container":
+            return None
+        try:
+            return Cgroup.of_pid(pid)
+        except ProcessLookupError as exc:
+            raise RuntimeError(f"process {pid} exited before sampling started") from exc
 
     def stop(self) -> SamplerStats:
         """Stop sampling (after one last sample) and wait for the thread; safe to call twice.
@@ -315,9 +346,14 @@ class ProcessSampler:
             raise RuntimeError(f"the sampler of pid {self.pid} failed") from self._error
 
     # --- results ---------------------------------------------------------------------------
+    @property
+    def sample_schema(self) -> dict[str, pl.DataType]:
+        """SAMPLE_SCHEMA, and CGROUP_SAMPLE_SCHEMA's columns after it when a cgroup is read."""
+        return {**SAMPLE_SCHEMA, **CGROUP_SAMPLE_SCHEMA} if self.cgroup is not None else SAMPLE_SCHEMA
+
     def samples(self) -> pl.DataFrame:
-        """One row per process per tick (SAMPLE_SCHEMA)."""
-        return pl.DataFrame(list(self._rows), schema=SAMPLE_SCHEMA, orient="row")
+        """One row per process per tick (`sample_schema`)."""
+        return pl.DataFrame(list(self._rows), schema=self.sample_schema, orient="row")
 
     def thread_samples(self) -> pl.DataFrame:
         """One row per thread per tick (THREAD_SAMPLE_SCHEMA)."""
@@ -375,16 +411,23 @@ class ProcessSampler:
 
     def _tick(self, files: _OpenFiles, pid: int, now_ns: int, children: set[int]) -> None:
         t_ns = self._wall0_ns + (now_ns - self._mono0_ns)
-        self._sample_process(files, pid, t_ns, main=True)  # ProcessGone here ends sampling
+        extra: tuple = ()
+        if self.cgroup is not None:
+            try:
+                extra = tuple(self.cgroup.read())
+            except CgroupGone as exc:  # the container stopped and its cgroup was removed
+                raise ProcessGone(pid) from exc
+        self._sample_process(files, pid, t_ns, main=True, extra=extra)  # ProcessGone ends sampling
         for pid in list(children):
             try:
-                self._sample_process(files, pid, t_ns, main=False)
+                self._sample_process(files, pid, t_ns, main=False, extra=(None,) * len(extra))
             except ProcessGone:
                 children.discard(pid)
         files.sweep()
         self._tick_ns.append(now_ns)
 
-    def _sample_process(self, files: _OpenFiles, pid: int, t_ns: int, *, main: bool) -> None:
+    def _sample_process(self, files: _OpenFiles, pid: int, t_ns: int, *, main: bool,
+                        extra: tuple = ()) -> None:
         """Append one process row and its thread rows, or nothing if the process is gone."""
         try:
             stat = parse_stat(files.read(f"/proc/{pid}/stat"))
@@ -404,7 +447,8 @@ class ProcessSampler:
             thread_rows.append((t_ns, pid, int(tid), ts.comm, ts.utime_ticks / CLK_TCK,
                                 ts.stime_ticks / CLK_TCK, ts.last_cpu))
         self._rows.append((t_ns, pid, memory.rss_bytes, memory.pss_bytes, memory.uss_bytes, num_fds,
-                           stat.num_threads, stat.utime_ticks / CLK_TCK, stat.stime_ticks / CLK_TCK))
+                           stat.num_threads, stat.utime_ticks / CLK_TCK, stat.stime_ticks / CLK_TCK,
+                           *extra))
         self._thread_rows.extend(thread_rows)
 
 
