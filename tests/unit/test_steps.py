@@ -37,6 +37,7 @@ def test_pool_covers_the_p99_bound_within_limits():
     assert pool_size(config, 100) == 32  # 10 needed, clamped up
     assert pool_size(config, 2_000) == 200
     assert pool_size(config, 50_000) == 1024  # 5000 needed, clamped down
+    assert pool_size(config, 1_000, in_flight_s=0.5) == 500  # the soak: half a second of the rate
 
 
 def test_engine_is_chosen_from_the_measured_limits_within_the_cpu_budget():

@@ -97,6 +97,7 @@ def _soak_service(
                 warmup_s=config.soak.warmup_s,
                 limits=limits,
                 fallback=False,
+                in_flight_s=config.soak.in_flight_s,
             )
         accepted = int((rows["status"] == 202).sum())
         delivered = stack.wait_for_records(before + accepted) - before

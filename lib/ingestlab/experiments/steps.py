@@ -82,10 +82,13 @@ class EngineLimits:
         return asdict(self)
 
 
-def pool_size(config: StudyConfig, rate_rps: float) -> int:
-    """Workers (= connections) for a step: enough for every request to be in flight for the
-    whole p99 bound at this rate, clamped to the config's limits (see `StudyConfig`)."""
-    needed = math.ceil(rate_rps * config.ceiling.p99_bound_ms / 1000)
+def pool_size(config: StudyConfig, rate_rps: float, in_flight_s: float | None = None) -> int:
+    """Workers (= connections) for a step: enough for every request to be in flight for
+    `in_flight_s` (default: the ceiling's p99 bound) at this rate, clamped to the config's
+    limits (`LoadConfig.engine_pool_min`/`_max`)."""
+    if in_flight_s is None:
+        in_flight_s = config.ceiling.p99_bound_ms / 1000
+    needed = math.ceil(rate_rps * in_flight_s)
     return max(config.load.engine_pool_min, min(config.load.engine_pool_max, needed))
 
 
@@ -154,6 +157,7 @@ def _asyncio_step(
     id_prefix: str,
     duration_s: float,
     warmup_s: float,
+    connections: int,
 ) -> tuple[StepResult, pl.DataFrame]:
     schedule = constant(rate_rps, duration_s)
     payloads = PayloadSet(
@@ -165,7 +169,7 @@ def _asyncio_step(
         payloads=payloads,
         out_path=out_path,
         cores=config.cores.load,
-        max_in_flight=pool_size(config, rate_rps),
+        max_in_flight=connections,
         warmup_s=warmup_s,
         nice=config.cores.load_nice,
     )
@@ -187,7 +191,7 @@ def _asyncio_step(
 
 def _oha_step(
     config: StudyConfig, *, url: str, rate_rps: float, step: int, out_path: Path, duration_s: float,
-    warmup_s: float,
+    warmup_s: float, connections: int,
 ) -> tuple[StepResult, pl.DataFrame]:
     body = PayloadSet(1, size_bytes=config.load.payload_bytes, seed=config.seed + step,
                       id_prefix="oha").body(0)
@@ -198,7 +202,7 @@ def _oha_step(
         body=body,
         out_path=out_path,
         cores=config.cores.load,
-        connections=pool_size(config, rate_rps),
+        connections=connections,
         timeout_s=3 * duration_s + 30,
         step=step,
         nice=config.cores.load_nice,
@@ -272,6 +276,7 @@ def drive_step(
     duration_s: float | None = None,
     warmup_s: float | None = None,
     fallback: bool = True,
+    in_flight_s: float | None = None,
 ) -> tuple[StepResult, pl.DataFrame]:
     """Offer `rate_rps` to `url` for `duration_s` (default `config.ceiling.step_s`); rows and result.
 
@@ -283,7 +288,8 @@ def drive_step(
 
     Rows carry `step`; requests intended in the first `warmup_s` (default `config.load.warmup_s`)
     are phase "warmup" and left out of the numbers. oha rows have no request ids (see
-    `run_oha`).
+    `run_oha`). The engine keeps up to `pool_size(config, rate_rps, in_flight_s)` requests in
+    flight.
     """
     if engine is None:
         if limits is None:
@@ -297,16 +303,19 @@ def drive_step(
     duration_s = duration_s or config.ceiling.step_s
     warmup_s = config.load.warmup_s if warmup_s is None else warmup_s
     out_path = out_dir / f"step-{step:03d}-{engine}.parquet"
+    connections = pool_size(config, rate_rps, in_flight_s)
     if engine == "oha":
         return _oha_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
-                         duration_s=duration_s, warmup_s=warmup_s)
+                         duration_s=duration_s, warmup_s=warmup_s, connections=connections)
     result, rows = _asyncio_step(config, url=url, rate_rps=rate_rps, step=step, out_path=out_path,
-                                 id_prefix=id_prefix, duration_s=duration_s, warmup_s=warmup_s)
+                                 id_prefix=id_prefix, duration_s=duration_s, warmup_s=warmup_s,
+                                 connections=connections)
     failures = generator_failures(result, lag_bound_ms=GENERATOR_LAG_SHARE * config.ceiling.p99_bound_ms)
     if not (fallback and failures and limits is not None and rate_rps <= limits.usable_rps("oha")):
         return result, rows
     retried, retried_rows = _oha_step(config, url=url, rate_rps=rate_rps, step=step, duration_s=duration_s,
-                                      warmup_s=warmup_s, out_path=out_dir / f"step-{step:03d}-oha.parquet")
+                                      warmup_s=warmup_s, out_path=out_dir / f"step-{step:03d}-oha.parquet",
+                                      connections=connections)
     note = "asyncio engine could not drive the step (" + "; ".join(failures) + "), step repeated with oha"
     first_accepted = int((rows["status"] == 202).sum())
     return replace(retried, engine_notes=(note, *retried.engine_notes),
