@@ -7,6 +7,7 @@ for a native process today and a container later (testcontainers-python's model)
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -46,6 +47,16 @@ class Component(Protocol):
 
     def resume(self) -> None:
         """Undo `pause` (SIGCONT)."""
+
+
+def log_tail(path: Path, tail_lines: int | None = 40) -> str:
+    """The last `tail_lines` lines of a component's log file (all with None; "" if none yet)."""
+    try:
+        with path.open("r", errors="replace") as f:
+            lines = deque(f, maxlen=tail_lines) if tail_lines else f.readlines()
+    except FileNotFoundError:
+        return ""
+    return "".join(lines)
 
 
 class StartupError(RuntimeError):

@@ -46,7 +46,6 @@ import os
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from ingestlab.stack.component import StartupError
+from ingestlab.stack.component import StartupError, log_tail
 from ingestlab.stack.docker_engine import CONTAINER_LABEL
 
 if TYPE_CHECKING:  # docker and testcontainers load only when a container is started
@@ -284,12 +283,7 @@ class ContainerProcess:
             with contextlib.suppress(*_engine_errors()):
                 raw = container.logs(stdout=True, stderr=True, tail=tail_lines if tail_lines else "all")
                 return raw.decode("utf-8", errors="replace")
-        try:
-            with self._log_path.open("r", errors="replace") as f:
-                lines = deque(f, maxlen=tail_lines) if tail_lines else f.readlines()
-        except FileNotFoundError:
-            return ""
-        return "".join(lines)
+        return log_tail(self._log_path, tail_lines)
 
     def is_running(self) -> bool:
         return self.pid is not None

@@ -16,11 +16,12 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
+
+from ingestlab.stack.component import log_tail
 
 
 def launch_argv(argv: Sequence[str], *, cores: tuple[int, ...] | None = None, nice: int = 0) -> list[str]:
@@ -84,12 +85,7 @@ class NativeProcess:
         return None if self._popen is None else self._popen.poll()
 
     def logs(self, tail_lines: int | None = 40) -> str:
-        try:
-            with self._log_path.open("r", errors="replace") as f:
-                lines = deque(f, maxlen=tail_lines) if tail_lines else f.readlines()
-        except FileNotFoundError:
-            return ""
-        return "".join(lines)
+        return log_tail(self._log_path, tail_lines)
 
     def is_running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
