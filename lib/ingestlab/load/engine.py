@@ -405,7 +405,7 @@ class _Ledger:
         return event, (now, due, counters.sent)
 
 
-async def _worker(job: _Job, ledger: _Ledger, slots: Iterator[int], t0: int,
+async def _worker(job: _Job, ledger: _Ledger, slots: Iterator[int], t0: int, url: yarl.URL, head: bytes,
                   open_connections: list[Http1Connection]) -> None:
     """Take the next send slot until none is left: wait for its time, send, record."""
     # Everything the loop touches is a local: this is the engine's hot path.
@@ -413,8 +413,6 @@ async def _worker(job: _Job, ledger: _Ledger, slots: Iterator[int], t0: int,
     actual_mono, end_mono, status = ledger.actual_mono, ledger.end_mono, ledger.status
     bytes_sent, error_class = ledger.bytes_sent, ledger.error_class
     clock, sleep, body_of = time.monotonic_ns, asyncio.sleep, job.payloads.body
-    url = yarl.URL(job.url)
-    head = request_head(url, body_bytes=job.payloads.size_bytes)
     timeout_s, max_lag_ns = job.request_timeout_s, round(job.max_lag_s * 1e9)
     loop = asyncio.get_running_loop()
     connection: Http1Connection | None = None
@@ -476,6 +474,9 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
     t0_wall_ns = wall_clock.wall_ns(t0)
     open_connections: list[Http1Connection] = []
     slots = itertools.count()
+    # Parsed and built once for all workers.
+    url = yarl.URL(job.url)
+    head = request_head(url, body_bytes=job.payloads.size_bytes)
 
     async def report() -> None:
         previous = (t0, 0, 0)
@@ -490,7 +491,8 @@ async def _drive(job: _Job, events: Any) -> dict[str, Any]:
     events.put(("started", {"pid": os.getpid(), "t0_wall_ns": t0_wall_ns}))
     process = psutil.Process()
     cpu_before, wait_before, mono_before = process.cpu_times(), _run_queue_wait_ns(), time.monotonic_ns()
-    tasks = [asyncio.create_task(_worker(job, ledger, slots, t0, open_connections)) for _ in range(workers)]
+    tasks = [asyncio.create_task(_worker(job, ledger, slots, t0, url, head, open_connections))
+             for _ in range(workers)]
     reporter = asyncio.create_task(report())
     deadline_hit = False
     try:

@@ -347,10 +347,7 @@ class ContainerProcess:
             try:
                 self._exit_code = int(container.wait(timeout=timeout_s)["StatusCode"])
             except errors:
-                with contextlib.suppress(*errors):
-                    container.kill()
-                with contextlib.suppress(*errors):
-                    self._exit_code = int(container.wait(timeout=_KILL_WAIT_S)["StatusCode"])
+                self._kill_and_wait(container)
         finally:
             self._release()
         return self._exit_code
@@ -360,14 +357,18 @@ class ContainerProcess:
         container = self._container
         if container is None:
             return
-        errors = _engine_errors()
         try:
-            with contextlib.suppress(*errors):
-                container.kill()
-            with contextlib.suppress(*errors):
-                self._exit_code = int(container.wait(timeout=_KILL_WAIT_S)["StatusCode"])
+            self._kill_and_wait(container)
         finally:
             self._release()
+
+    def _kill_and_wait(self, container: Container) -> None:
+        """SIGKILL and keep its exit code; a container already gone is no error."""
+        errors = _engine_errors()
+        with contextlib.suppress(*errors):
+            container.kill()
+        with contextlib.suppress(*errors):
+            self._exit_code = int(container.wait(timeout=_KILL_WAIT_S)["StatusCode"])
 
     def pause(self) -> None:
         self._signal_tree("SIGSTOP")
