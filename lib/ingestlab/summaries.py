@@ -26,6 +26,8 @@ History of the summary schema (`SUMMARY_VERSION`):
    `cgroup_mem_peak_mb` (10**6 bytes, the container's memory as its cgroup charges it);
    startup `runtime`, `image_flavour`, `image_bytes`, `images` (per flavour: tag, bytes,
    parts). Version-2 summaries are still read (the new fields take their defaults).
+   Engine-capacity `stall_recovery_floor_s` (the shortest recovery the engine's measured
+   maximum allows, see `analysis.engine_health`); absent in older runs.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class EngineCapacitySummary:
     stall_recovery_s: float | None
     stall_dropped: int | None
     goal: dict[str, Any]
+    stall_recovery_floor_s: float | None = None
 
 
 # --- ceiling ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ same behaviour seen from the outside:
   host, exactly as the native runtime does, not the engine's pause (the cgroup freezer): a
   fault injected the same way in both runtimes means a difference measured between them comes
   from the runtime, not from the fault; a signal takes microseconds where a round trip to
-  the engine takes milliseconds (the calibration's stall is 400 ms long and timed); and a
+  the engine takes milliseconds (the calibration's stall is 200 ms long and timed); and a
   frozen container cannot even be sent SIGTERM by the engine. (Signals from the host reach a
   pid-namespace init: SIGSTOP cannot be ignored, SIGCONT always continues.)
 - **Nothing left behind**: every container carries `{CONTAINER_LABEL: "1"}` and labels naming
