@@ -239,7 +239,7 @@ class StudyConfig:
     services: tuple[ServiceName, ...] = SERVICES
     cores: CoreLayout = field(default_factory=CoreLayout)
     # Native processes or containers (the same broker, services and pinning either way).
-    runtime: Runtime = "native"
+    runtime: Runtime = "container"
     seed: int = 1
     # The study a run belongs to (`ingestlab study` makes one with results.new_study_id);
     # the claims then use only that study's runs. None: no study.

@@ -20,7 +20,9 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def config(tmp_path_factory) -> StudyConfig:
-    return StudyConfig.for_profile("quick", runs_dir=tmp_path_factory.mktemp("runs"))
+    # Native processes: these tests check the services, the rig and the experiments; the
+    # container runtime has its own tests (test_container_stack) and runs the notebooks' study.
+    return StudyConfig.for_profile("quick", runs_dir=tmp_path_factory.mktemp("runs"), runtime="native")
 
 
 @pytest.fixture(scope="session")

@@ -187,11 +187,11 @@ def test_a_container_service_needs_an_image(tmp_path):
 
 
 # --- runtime selection ----------------------------------------------------------------------
-def test_the_default_runtime_is_native_and_the_profiles_leave_it_alone():
-    assert StudyConfig().runtime == "native"
-    assert StudyConfig.for_profile("quick").runtime == StudyConfig.for_profile("full").runtime == "native"
+def test_the_default_runtime_is_container_and_the_profiles_leave_it_alone():
+    assert StudyConfig().runtime == "container"
+    assert StudyConfig.for_profile("quick").runtime == StudyConfig.for_profile("full").runtime == "container"
     assert StudyConfig().stack.image_flavour == "minimal"
-    assert isinstance(runtime_for(StudyConfig()), NativeRuntime)
+    assert isinstance(runtime_for(StudyConfig(runtime="native")), NativeRuntime)
 
 
 def test_the_container_runtime_takes_its_flavour_from_the_config():
@@ -223,7 +223,7 @@ def test_config_and_images_agree_on_the_flavours():
 def test_runtime_on_the_command_line(command):
     parser = build_parser()
     assert _config(parser.parse_args([*command, "--runtime", "container"])).runtime == "container"
-    assert _config(parser.parse_args(command)).runtime == "native"
+    assert _config(parser.parse_args(command)).runtime == "container"
     with pytest.raises(SystemExit):
         parser.parse_args([*command, "--runtime", "vm"])
     assert set(RUNTIMES) == {"container", "native"}
