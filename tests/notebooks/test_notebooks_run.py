@@ -21,6 +21,7 @@ import nbformat
 import polars as pl
 import psutil
 import pytest
+from experiment_checks import CHECKS
 
 from ingestlab import report
 from ingestlab.analysis.claims import CLAIMS_COLUMNS, load_claims
@@ -118,6 +119,8 @@ def test_notebook_runs_in_the_quick_profile(notebook: Path, study: dict[str, Pat
         _assert_nothing_left(token)
     run = Run.open(_recorded_run(executed))
     assert notebook.stem in run.notebook_records, f"{notebook.stem} recorded nothing in {run.path}"
+    if notebook.stem in CHECKS:
+        CHECKS[notebook.stem](study["runs"])
     if notebook.stem == "05_claims_vs_measured":
         _check_claims(run, study["reports"] / "claims.csv")
 

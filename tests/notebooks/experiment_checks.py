@@ -1,0 +1,84 @@
+"""What the service experiments' summaries must hold, checked on the runs the notebooks make
+(01: ceiling, 03: soak, 04: startup) in the study's runtime (the default: containers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingestlab.results import Run
+
+SERVICES = ("node", "rust")
+
+
+def _first(runs_dir: Path, experiment: str) -> Run:
+    found = sorted(runs_dir.glob(f"*-{experiment}-*"))
+    assert found, f"no {experiment} run in {runs_dir}"
+    return Run.open(found[0])
+
+
+def check_ceiling(runs_dir: Path) -> None:
+    run = _first(runs_dir, "ceiling")
+    limits = run.summary.engine_limits
+    assert limits["asyncio_rps"] > 0 and limits["oha_rps"] > 0
+    for service in SERVICES:
+        s = run.summary.services[service]
+        assert s.ceiling_rps and s.ceiling_rps > 0, s.search
+        assert s.wrk_rps > 0 and s.wrk_lost == 0
+        steps = s.steps
+        assert steps[0]["offered_rps"] == 1_000
+        assert all(step["lost"] == 0 for step in steps)
+        for step in steps:  # each engine only where the calibration gives it room
+            if step["offered_rps"] <= limits["asyncio_usable_rps"]:
+                assert step["engine"] == "asyncio" or "repeated with oha" in step["engine_notes"]
+            else:
+                assert step["engine"] in ("oha", None)
+        held = [step["offered_rps"] for step in steps if step["outcome"] == "pass"]
+        assert s.ceiling_rps == max(held)
+        assert (run.path / "logs" / service / "kafka.log").exists()
+
+
+def check_soak(runs_dir: Path) -> None:
+    run = _first(runs_dir, "soak")
+    ceiling = _first(runs_dir, "ceiling")
+    assert ceiling.path.name in run.summary.rate_source
+    assert run.summary.rate_rps > 0
+    for service in SERVICES:
+        s = run.summary.services[service]
+        assert s.p99_ms is not None and s.rss_mean_mib > 0
+        assert 0 < s.rss_start_mib <= s.rss_peak_mib
+        assert s.memory_pattern in ("flat", "sawtooth", "irregular")
+        assert s.lost == 0 and s.accepted > 0
+        assert s.rate_rps == run.summary.rate_rps  # one rate for both services
+        assert s.sampler_overhead_core_pct >= 0
+        if s.runtime == "container":  # the platform's view beside /proc's
+            assert s.cgroup_mem_mean_mb and 0 < s.cgroup_mem_mean_mb <= s.cgroup_mem_peak_mb
+    node = run.summary.services["node"]
+    for value in (node.gc_pause_p99_ms, node.p99_outside_gc_ms, node.share_of_slow_requests_during_gc):
+        assert value is not None
+    assert node.gc_events > 0 and node.gc_unparsed_lines == 0
+    assert set(run.read_frame("samples")["service"]) == set(SERVICES)
+    assert run.read_frame("gc").height >= node.gc_events
+    assert "node" in set(run.read_frame("thread_samples").filter(service="node")["name"])
+
+
+def check_startup(runs_dir: Path) -> None:
+    run = _first(runs_dir, "startup")
+    services = run.summary.services
+    for service in SERVICES:
+        s = services[service]
+        assert s.cold_start_runs == 3
+        assert 0 < s.cold_start_min_ms <= s.cold_start_ms <= s.cold_start_max_ms
+        assert s.rss_at_ready_mib > 0 and s.footprint_bytes > 1_000_000
+        if s.runtime == "container":
+            assert s.image_bytes and s.image_flavour == "minimal"
+    assert services["node"].footprint_bytes > services["rust"].footprint_bytes
+    assert run.summary.rust_over_node()["footprint_bytes"] < 1
+    assert run.read_frame("cold_starts").height == 6
+
+
+# notebook stem -> the check of the run it makes
+CHECKS = {
+    "01_throughput_ceiling": check_ceiling,
+    "03_memory_and_gc": check_soak,
+    "04_startup_and_footprint": check_startup,
+}
