@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import polars as pl
+
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, check_comparable, find_runs
 from ingestlab.units import MB, MS_PER_S
@@ -40,10 +42,12 @@ FROM_SUMMARIES: dict[str, tuple[str, Reader]] = {
 LOWER_BOUNDS: dict[str, Callable[[Any], bool]] = {
     "throughput_limit_rps": lambda s: s.ceiling_lower_bound,
 }
-# claim key -> (column of cold_starts.parquet, factor into the claim's unit)
-FROM_COLD_STARTS: dict[str, tuple[str, float]] = {
-    "memory_startup_mb": ("rss_at_ready_mib", 1.0),
-    "cold_start_s": ("cold_start_ms", 1 / MS_PER_S),
+# claim key -> (columns of cold_starts.parquet, the first with values wins; factor into the
+# claim's unit). Startup memory: the container's cgroup memory (MB) where the study ran
+# containers, else the process's RSS (MiB).
+FROM_COLD_STARTS: dict[str, tuple[tuple[str, ...], float]] = {
+    "memory_startup_mb": (("cgroup_mem_at_ready_mb", "rss_at_ready_mib"), 1.0),
+    "cold_start_s": (("cold_start_ms",), 1 / MS_PER_S),
 }
 
 NOT_MEASURABLE = {
@@ -55,6 +59,8 @@ NOTES = {
     "image_size_mb": "with the container runtime: the image's size as the engine reports it (the study's "
     "flavour, see startup's `image_flavour`); with native processes the deployment footprint stands in "
     "(node_modules as npm ci leaves it, build tree included)",
+    "memory_startup_mb": "once ready (1 s after the first 202): the container's cgroup memory with the "
+    "container runtime, the process's RSS with native processes",
     "memory_sustained_mb": "mean over the soak at the soak's rate (below the article's 10,000 req/s): the "
     "container's cgroup memory with the container runtime, the process's RSS with native processes",
     "p50_latency_ms": "at the soak rate; Rust answers after Kafka acknowledged (>= linger 10 ms), "
@@ -70,6 +76,15 @@ def _supplying(runs: list[Run], value: Reader) -> list[Run]:
     return [run for run in runs
             if all(service in run.summary.services and value(run.summary.services[service]) is not None
                    for service in SERVICES)]
+
+
+def _first_measured(starts: pl.DataFrame, columns: tuple[str, ...], factor: float) -> list[float]:
+    """The values of the first of `columns` that `starts` has with no null (older runs lack
+    the newer columns), times `factor`; [] if none."""
+    for column in columns:
+        if column in starts.columns and starts.height and starts[column].null_count() == 0:
+            return [v * factor for v in starts[column].to_list()]
+    return []
 
 
 def _summary_trials(runs: list[Run], value: Reader) -> dict[str, list[float]]:
@@ -116,10 +131,8 @@ def collect_trials(
             bounded[key] = _bounded_counts(runs, value, LOWER_BOUNDS[key])
     for run in runs_of("startup"):
         starts = run.read_frame("cold_starts")
-        for key, (column, factor) in FROM_COLD_STARTS.items():
-            found[key] = {
-                s: [v * factor for v in starts.filter(service=s)[column].to_list()] for s in SERVICES
-            }
+        for key, (columns, factor) in FROM_COLD_STARTS.items():
+            found[key] = {s: _first_measured(starts.filter(service=s), columns, factor) for s in SERVICES}
     unique = list({run.run_id: run for run in used}.values())
     check_comparable(unique)
     reasons = {**NOTES, **NOT_MEASURABLE}

@@ -26,6 +26,7 @@ History of the summary schema (`SUMMARY_VERSION`):
    `cgroup_mem_peak_mb` (10**6 bytes, the container's memory as its cgroup charges it);
    startup `runtime`, `image_flavour`, `image_bytes`, `images` (per flavour: tag, bytes,
    parts). Version-2 summaries are still read (the new fields take their defaults).
+   Startup `cgroup_mem_at_ready_mb` (the container's cgroup memory once ready, 10**6 bytes).
    Engine-capacity `stall_recovery_floor_s` (the shortest recovery the engine's measured
    maximum allows, see `analysis.engine_health`); absent in older runs.
 """
@@ -251,6 +252,7 @@ class StartupResult:
     image_flavour: str | None = None
     image_bytes: int | None = None
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cgroup_mem_at_ready_mb: float | None = None
 
 
 @dataclass(frozen=True)

@@ -42,15 +42,17 @@ def _ceiling(config: StudyConfig, *, node: float = 6000, rust: float = 16000) ->
     return _run(config, summary("ceiling", {"node": {"ceiling_rps": node}, "rust": {"ceiling_rps": rust}}))
 
 
-def _startup(config: StudyConfig) -> Run:
-    """A startup run of `config.services`: 3 cold starts and the footprint of each."""
-    starts = pl.DataFrame(
-        {
-            "service": ["node"] * 3 + ["rust"] * 3,
-            "cold_start_ms": [200.0, 210.0, 190.0, 20.0, 22.0, 21.0],
-            "rss_at_ready_mib": [65.0, 66.0, 64.0, 6.5, 6.6, 6.7],
-        }
-    ).filter(pl.col("service").is_in(list(config.services)))
+def _startup(config: StudyConfig, *, cgroup_mb: list[float] | None = None) -> Run:
+    """A startup run of `config.services`: 3 cold starts and the footprint of each (with
+    `cgroup_mb`: a container run's cgroup memory at ready, node's three then rust's)."""
+    columns = {
+        "service": ["node"] * 3 + ["rust"] * 3,
+        "cold_start_ms": [200.0, 210.0, 190.0, 20.0, 22.0, 21.0],
+        "rss_at_ready_mib": [65.0, 66.0, 64.0, 6.5, 6.6, 6.7],
+    }
+    if cgroup_mb is not None:
+        columns["cgroup_mem_at_ready_mb"] = cgroup_mb
+    starts = pl.DataFrame(columns).filter(pl.col("service").is_in(list(config.services)))
     footprint = {"node": {"footprint_bytes": 600_000_000}, "rust": {"footprint_bytes": 10_000_000}}
     return _run(config, summary("startup", {s: footprint[s] for s in config.services}), cold_starts=starts)
 
@@ -217,6 +219,19 @@ def test_claims_of_a_study_use_its_runs_not_a_newer_one_service_run(config: Stud
     found, _, used, _ = evidence.collect_trials(config, trials=3)
     assert rust_only.run_id not in used and studys_startup.run_id in used
     assert len(found["cold_start_s"]["node"]) == 3 and len(found["image_size_mb"]["node"]) == 1
+
+
+def test_startup_memory_is_the_cgroup_s_where_the_run_had_containers(config: StudyConfig) -> None:
+    _startup(config, cgroup_mb=[50.0, 51.0, 52.0, 9.0, 9.5, 10.0])
+    found, reasons, _, _ = evidence.collect_trials(config, trials=3)
+    assert found["memory_startup_mb"] == {"node": [50.0, 51.0, 52.0], "rust": [9.0, 9.5, 10.0]}
+    assert "cgroup" in reasons["memory_startup_mb"]
+
+
+def test_startup_memory_is_the_rss_of_a_native_run(config: StudyConfig) -> None:
+    _startup(config, cgroup_mb=[None] * 6)  # native: the column is there, empty
+    found, _, _, _ = evidence.collect_trials(config, trials=3)
+    assert found["memory_startup_mb"]["node"] == [65.0, 66.0, 64.0]
 
 
 def test_a_run_missing_one_service_value_is_no_trial_of_either(config: StudyConfig) -> None:

@@ -31,8 +31,9 @@ from ingestlab.stack.ports import LOOPBACK
 from ingestlab.stack.services import INGEST_PATH, RunningService
 from ingestlab.stack.stack import ContainerRuntime
 from ingestlab.summaries import StartupResult, StartupSummary
+from ingestlab.telemetry.cgroup import Cgroup
 from ingestlab.telemetry.sampler import ProcMemory
-from ingestlab.units import MIB, NS_PER_MS, NS_PER_S
+from ingestlab.units import MB, MIB, NS_PER_MS, NS_PER_S
 
 # Between attempts while nothing listens yet: the resolution of both start-up times.
 POLL_INTERVAL_S = 0.002
@@ -51,6 +52,8 @@ COLD_START_SCHEMA: dict[str, pl.DataType] = {
     "posts": pl.Int32(),               # POSTs answered until the first 202 (the 202 included)
     "rss_at_ready_mib": pl.Float64(),  # SETTLE_S after the first 202
     "uss_at_ready_mib": pl.Float64(),  # private memory at the same moment
+    # the container's memory as its cgroup charges it, same moment (10**6 bytes; null natively)
+    "cgroup_mem_at_ready_mb": pl.Float64(),
 }
 
 
@@ -118,11 +121,14 @@ def _one_cold_start(service: RunningService, run: int, payload: PayloadSet, *,
         if pid is None:
             raise StartupError(service.name, "exited right after its first 202", logs=service.logs())
         memory = ProcMemory().read(pid)  # a fresh source reads smaps_rollup on its first call
+        charged = (Cgroup.of_pid(pid).read().memory_bytes / MB
+                   if getattr(service, "runtime", "native") == "container" else None)
         return {
             "service": service.name, "run": run, "pid": pid, "spawned_ns": spawned_ns,
             "port_open_ms": (port_ns - t0_ns) / NS_PER_MS, "cold_start_ms": (ready_ns - t0_ns) / NS_PER_MS,
             "posts": posts, "rss_at_ready_mib": memory.rss_bytes / MIB,
             "uss_at_ready_mib": memory.uss_bytes / MIB if memory.uss_bytes is not None else None,
+            "cgroup_mem_at_ready_mb": charged,
         }
     finally:
         service.stop()
@@ -209,6 +215,7 @@ def startup(config: StudyConfig) -> Run:
             port_open_ms=pl.col("port_open_ms").median(),
             rss_at_ready_mib=pl.col("rss_at_ready_mib").median(),
             uss_at_ready_mib=pl.col("uss_at_ready_mib").median(),
+            cgroup_mem_at_ready_mb=pl.col("cgroup_mem_at_ready_mb").median(),
         ).row(0, named=True)
         size = footprint(service)
         images = _images(stack.runtime, service)
