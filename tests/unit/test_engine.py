@@ -177,6 +177,10 @@ def test_constant_run_records_every_scheduled_request(
     assert isinstance(health["saturated"], bool)
     assert result.settings["cores"] == [_last_core()]
     assert result.settings["pid"] != os.getpid()
+    # connections as the load needs them (a few at 200 req/s of sub-ms answers), not one per
+    # worker of the 256: idle connections are reused
+    assert result.settings["workers"] == 256
+    assert 1 <= result.settings["connections_opened"] <= 32
     assert "load constant:" in capsys.readouterr().err  # progress as plain log lines
 
 
