@@ -222,9 +222,11 @@ const server = http.createServer({
   headersTimeout: REQUEST_TIMEOUT_MS,
   connectionsCheckingInterval: 500,
 }, app);
-// Node's own answers here (a bare 408 or 400 without a body) become JSON ones.
+// Node's own answers here (a bare 408 or 400 without a body) become JSON ones. As Node's
+// default handler, answer only if no response has begun on this socket.
 server.on('clientError', (err, socket) => {
-  if (!socket.writable || socket.bytesWritten > 0) return socket.destroy();
+  const inFlight = socket._httpMessage;
+  if (!socket.writable || (inFlight && inFlight.headersSent)) return socket.destroy();
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     return socket.end(rawJsonAnswer(408, `Request not received within ${REQUEST_TIMEOUT_MS} ms.`));
   }
