@@ -12,6 +12,7 @@ on a live one. Frames: `answers` (what came back, as measured), `matrix` (judged
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -39,6 +40,8 @@ ANSWER_SCHEMA = {
     "health_note": pl.String,
 }
 SENT_SCHEMA = {"service": pl.String, "case": pl.String, "request_id": pl.String, "status": pl.Int64}
+# The delivery ledger's counts a summary keeps (`analysis.delivery.COUNT_COLUMNS`).
+LEDGER_FIELDS = ("accepted", "delivered", "lost", "duplicated", "unexpected")
 # Valid probes: 1 KB documents, the smallest the payload templates make.
 _PROBE_BYTES = 1_000
 
@@ -124,7 +127,8 @@ async def _send_corpus(sut: _ServiceUnderTest, cases: tuple[BadInputCase, ...]) 
     return rows
 
 
-def _warnings(summary: BadInputSummary, matrix: pl.DataFrame) -> list[str]:
+def problems_found(summary: BadInputSummary, matrix: pl.DataFrame) -> list[str]:
+    """What broke a promise, one line each (the run's warnings; none when all is well)."""
     found = []
     for service, result in summary.services.items():
         for verdict in ("violation", "crash"):
@@ -144,8 +148,64 @@ def _warnings(summary: BadInputSummary, matrix: pl.DataFrame) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class CorpusRun:
+    """What the corpus met on a running stack: `answers` (ANSWER_SCHEMA), every request sent
+    with an id (`requests`, SENT_SCHEMA), the topic read back (`records`), each service's
+    listening addresses and the topic's max.message.bytes."""
+
+    answers: pl.DataFrame
+    requests: pl.DataFrame
+    records: pl.DataFrame
+    listening: dict[str, list[str]]
+    topic_max_message_bytes: int
+
+    def judged(self) -> tuple[BadInputSummary, pl.DataFrame]:
+        """The summary and the `matrix` (`analysis.bad_input.classify`)."""
+        matrix = classify(self.answers)
+        ledger = counts_by_group(delivery_table(self.requests, self.records))
+        verdicts = verdict_counts(matrix)
+        in_kafka = sorted(set(self.records["request_id"].drop_nulls()))
+        boundary = self.answers.filter(pl.col("case") == BOUNDARY_CASE)
+        summary = BadInputSummary(services={
+            service: BadInputResult(
+                **verdicts[service],
+                **{k: ledger[service][k] for k in LEDGER_FIELDS},
+                boundary_delivered=bool(boundary.filter(pl.col("service") == service)["request_id"]
+                                        .is_in(in_kafka).any()),
+                listen_addresses=addresses,
+            )
+            for service, addresses in self.listening.items()
+        }, topic_max_message_bytes=self.topic_max_message_bytes)
+        return summary, matrix
+
+
+def run_corpus(stack: Stack, config: StudyConfig, *, tag: str) -> CorpusRun:
+    """The corpus against each service of `config` on `stack` (whose topic may hold other
+    records: request ids carry `tag`, and the read-back waits for the records this run's
+    202s promised)."""
+    rows: list[dict[str, Any]] = []
+    sent: list[tuple[str, str, str, int]] = []
+    listening: dict[str, list[str]] = {}
+    records_before = stack.topic_size()
+    for service in config.services:
+        id_prefix = f"bi-{service}-{tag}"
+        cases = corpus(id_prefix)
+        sut = _ServiceUnderTest(stack, service, config.bad_input, id_prefix=id_prefix, probes=len(cases) + 1)
+        rows += run_in_own_loop(_send_corpus(sut, cases))
+        sent += sut.sent
+        pid = stack.service(service).pid
+        listening[service] = listening_addresses(pid) if pid is not None else []
+    requests = pl.DataFrame(sent, schema=SENT_SCHEMA, orient="row")
+    stack.wait_for_records(records_before + int((requests["status"] == 202).sum()))
+    return CorpusRun(answers=pl.DataFrame(rows, schema=ANSWER_SCHEMA), requests=requests,
+                     records=stack.read_topic(), listening=listening,
+                     topic_max_message_bytes=max_message_bytes(stack.bootstrap, stack.topic))
+
+
 def bad_input(config: StudyConfig) -> Run:
-    """The bad-input corpus against each service of `config` (see the module docstring).
+    """The bad-input corpus against each service of `config` on a stack of its own (see the
+    module docstring and `run_corpus`).
 
     Summary: per service cases / violations / crashes, the delivery ledger (accepted,
     delivered, lost, duplicated, unexpected), whether the 1 MiB body reached Kafka, and the
@@ -153,42 +213,12 @@ def bad_input(config: StudyConfig) -> Run:
     that broke a promise.
     """
     run = Run.create(config, "bad-input")
-    rows: list[dict[str, Any]] = []
-    sent: list[tuple[str, str, str, int]] = []
-    listening: dict[str, list[str]] = {}
     with Stack(config, log_dir=run.logs_dir) as stack:
-        for service in config.services:
-            id_prefix = f"bi-{service}-{run.run_id[-6:]}"
-            cases = corpus(id_prefix)
-            sut = _ServiceUnderTest(stack, service, config.bad_input, id_prefix=id_prefix,
-                                    probes=len(cases) + 1)
-            rows += run_in_own_loop(_send_corpus(sut, cases))
-            sent += sut.sent
-            pid = stack.service(service).pid
-            listening[service] = listening_addresses(pid) if pid is not None else []
-        requests = pl.DataFrame(sent, schema=SENT_SCHEMA, orient="row")
-        stack.wait_for_records(int((requests["status"] == 202).sum()))
-        records = stack.read_topic()
-        topic_limit = max_message_bytes(stack.bootstrap, stack.topic)
+        result = run_corpus(stack, config, tag=run.run_id[-6:])
         run.update_meta(stack=stack.describe())
-    answers = pl.DataFrame(rows, schema=ANSWER_SCHEMA)
-    matrix = classify(answers)
-    for name, frame in (("answers", answers), ("matrix", matrix), ("requests", requests),
-                        ("deliveries", records)):
+    summary, matrix = result.judged()
+    for name, frame in (("answers", result.answers), ("matrix", matrix), ("requests", result.requests),
+                        ("deliveries", result.records)):
         run.write_frame(name, frame)
-    ledger = counts_by_group(delivery_table(requests, records))
-    verdicts = verdict_counts(matrix)
-    in_kafka = set(records["request_id"].drop_nulls())
-    boundary = answers.filter(pl.col("case") == BOUNDARY_CASE)
-    summary = BadInputSummary(services={
-        service: BadInputResult(
-            **verdicts[service],
-            **{k: ledger[service][k] for k in ("accepted", "delivered", "lost", "duplicated", "unexpected")},
-            boundary_delivered=bool(boundary.filter(pl.col("service") == service)["request_id"]
-                                    .is_in(sorted(in_kafka)).any()),
-            listen_addresses=listening[service],
-        )
-        for service in config.services
-    }, topic_max_message_bytes=topic_limit)
-    run.write_summary(summary, warnings_found=_warnings(summary, matrix))
+    run.write_summary(summary, warnings_found=problems_found(summary, matrix))
     return run
