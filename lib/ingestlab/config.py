@@ -205,10 +205,29 @@ class StartupConfig:
     runs: int = 10
 
 
+@dataclass(frozen=True)
+class BadInputConfig:
+    """The bad-input corpus (`load.bad_input`) against each service.
+
+    Every wait is bounded: a case's whole exchange by `answer_timeout_s` (the services answer a
+    stalled upload 408 after 5 s, Node checking its timers every 0.5 s), a /healthz probe after
+    each case by `health_timeout_s`. A valid request follows every `valid_probe_every` cases
+    (and the last), to show the service still accepts.
+    """
+
+    answer_timeout_s: float = 8.0
+    health_timeout_s: float = 2.0
+    valid_probe_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.valid_probe_every < 1:
+            raise ValueError("bad_input: valid_probe_every must be >= 1")
+
+
 # Each part of a StudyConfig that is a config of its own, by field name.
 _PARTS: dict[str, type] = {
     "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
-    "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig,
+    "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig, "bad_input": BadInputConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
 PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
@@ -221,6 +240,7 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "ceiling": {"resolution": 1.5, "step_s": 2.0, "warmup_s": 2.0},
         "soak": {"duration_s": 25.0},
         "startup": {"runs": 3},
+        "bad_input": {"valid_probe_every": 10},
     },
 }
 
@@ -254,6 +274,7 @@ class StudyConfig:
     ceiling: CeilingConfig = field(default_factory=CeilingConfig)
     soak: SoakConfig = field(default_factory=SoakConfig)
     startup: StartupConfig = field(default_factory=StartupConfig)
+    bad_input: BadInputConfig = field(default_factory=BadInputConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

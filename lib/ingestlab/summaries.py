@@ -29,6 +29,7 @@ History of the summary schema (`SUMMARY_VERSION`):
    Startup `cgroup_mem_at_ready_mb` (the container's cgroup memory once ready, 10**6 bytes).
    Engine-capacity `stall_recovery_floor_s` (the shortest recovery the engine's measured
    maximum allows, see `analysis.engine_health`); absent in older runs.
+   The `bad-input` summary (a new experiment; no field of another summary changed).
 """
 
 from __future__ import annotations
@@ -263,6 +264,37 @@ class StartupSummary(PerService[StartupResult]):
                                                "image_bytes")
 
 
+# --- bad-input ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BadInputResult:
+    """One service against the bad-input corpus: cases sent and their verdicts
+    (`analysis.bad_input`: violations, crashes); the delivery ledger of every request it
+    answered 202 (the cases and the valid probes between them; `analysis.delivery`:
+    `unexpected` is a record of a request the client saw refused); whether the 1 MiB boundary
+    body reached Kafka; the TCP addresses its process listened on (`stack.exposure`)."""
+
+    cases: int
+    violations: int
+    crashes: int
+    accepted: int
+    delivered: int
+    lost: int
+    duplicated: int
+    unexpected: int
+    boundary_delivered: bool
+    listen_addresses: list[str]
+
+
+@dataclass(frozen=True)
+class BadInputSummary(PerService[BadInputResult]):
+    """Per service a `BadInputResult`; and the largest record batch (bytes) the run's topic
+    took (`stack.topic.max_message_bytes`)."""
+
+    EXPERIMENT: ClassVar[str] = "bad-input"
+    RESULT: ClassVar[type] = BadInputResult
+    topic_max_message_bytes: int | None = None
+
+
 # --- claims -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClaimsSummary:
@@ -275,11 +307,11 @@ class ClaimsSummary:
 
 
 Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
-           | StartupSummary | ClaimsSummary)
+           | StartupSummary | BadInputSummary | ClaimsSummary)
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
-                StartupSummary, ClaimsSummary)
+                StartupSummary, BadInputSummary, ClaimsSummary)
 }
 
 

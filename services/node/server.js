@@ -6,13 +6,17 @@
  * (delivery reports are only logged). Additions the article describes in prose but does not
  * show: JSON errors for bad JSON (400) and oversized bodies (413), rejection of
  * __proto__/constructor/prototype keys, a /healthz that is 200 once the producer is connected,
- * and a SIGTERM handler that flushes the producer before exiting.
+ * and a SIGTERM handler that flushes the producer before exiting. The input rules both services
+ * share (services/README.md, "Promises"): every answer to a client is JSON, 202 or a 4xx naming
+ * the problem; what the 1 MiB limit admits either reaches Kafka or gets a 4xx.
  */
 'use strict';
 
+const { isUtf8 } = require('buffer');
+const dns = require('dns');
+const http = require('http');
 const express = require('express');
 const Kafka = require('node-rdkafka');
-const dns = require('dns');
 
 dns.setDefaultResultOrder('ipv4first');
 
@@ -20,6 +24,24 @@ const PORT = Number(process.env.PORT || 3000);
 const TOPIC = 'data-ingestion';
 const FLUSH_TIMEOUT_MS = 10000;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// The article's 1 MiB body limit (express.json's '1mb' is 1,048,576 bytes). A record published
+// to Kafka may be no larger: JSON.stringify can lengthen a body (`1e21` -> `1e+21`), so the
+// record's own size is checked before produce() and refused with 413 beyond it.
+const BODY_LIMIT_BYTES = 1048576;
+const RECORD_LIMIT_BYTES = BODY_LIMIT_BYTES;
+// librdkafka counts a record as its value plus at most 36 bytes of framing
+// (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD) against message.max.bytes; the broker's own limit
+// (infra/kafka/server.properties.template) adds the 61-byte batch header.
+const PRODUCER_MESSAGE_MAX_BYTES = RECORD_LIMIT_BYTES + 36;
+// The article's messages: "under 100 characters", "a valid positive integer". Characters are
+// Unicode code points (what Rust's chars() counts), not UTF-16 code units; timestamps stop at
+// 2^53 - 1, above which a JavaScript number no longer holds every integer.
+const MAX_EVENT_TYPE_CHARS = 100;
+// serde_json's recursion limit: the Rust service parses at most 127 levels (top level = 1).
+const MAX_DEPTH = 127;
+// A request whose head and body have not arrived within this time is answered 408.
+const REQUEST_TIMEOUT_MS = 5000;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 const producer = new Kafka.Producer({
   'metadata.broker.list': process.env.KAFKA_BROKERS || '127.0.0.1:9092',
@@ -30,6 +52,7 @@ const producer = new Kafka.Producer({
   'batch.num.messages': 1000,
   'compression.codec': 'snappy',
   'request.required.acks': 1,
+  'message.max.bytes': PRODUCER_MESSAGE_MAX_BYTES,
 });
 let producerReady = false;
 
@@ -47,55 +70,117 @@ producer.on('ready', () => {
 producer.setPollInterval(100);
 producer.connect();
 
-/** First forbidden key anywhere in the document, or null. Iterative: deep nesting cannot overflow. */
-function findForbiddenKey(root) {
-  const stack = [root];
+/** Unicode code points in `text` (a surrogate pair is one). */
+function codePointCount(text) {
+  let count = 0;
+  for (const _ of text) count += 1;
+  return count;
+}
+
+/**
+ * What is wrong anywhere in the parsed document, or null: a forbidden key, nesting deeper than
+ * MAX_DEPTH, a string or key holding a lone surrogate (JSON.parse accepts `"\ud800"`; the
+ * record would not be valid UTF-8), or a number JSON.parse turned into Infinity (`1e400`,
+ * which JSON.stringify would publish as null). Iterative: deep nesting cannot overflow.
+ */
+function documentProblem(root) {
+  const stack = [[root, 1]];
   while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    for (const key of Object.keys(value)) {
-      if (FORBIDDEN_KEYS.has(key)) return key;
-      stack.push(value[key]);
+    const [value, depth] = stack.pop();
+    if (typeof value === 'string') {
+      if (!value.isWellFormed()) return 'Invalid JSON body: a string holds a lone surrogate.';
+    } else if (typeof value === 'number') {
+      if (!Number.isFinite(value)) return 'Invalid JSON body: a number is out of range.';
+    } else if (value !== null && typeof value === 'object') {
+      if (depth > MAX_DEPTH) return `Invalid JSON body: nested deeper than ${MAX_DEPTH} levels.`;
+      for (const key of Object.keys(value)) {
+        if (FORBIDDEN_KEYS.has(key)) return `Invalid parameter: key '${key}' is not allowed.`;
+        if (!key.isWellFormed()) return 'Invalid JSON body: a key holds a lone surrogate.';
+        stack.push([value[key], depth + 1]);
+      }
     }
   }
   return null;
 }
 
+function answerError(res, status, message) {
+  return res.status(status).json({ error: message });
+}
+
 function reject(res, message) {
-  return res.status(400).json({ error: message });
+  return answerError(res, 400, message);
+}
+
+function isPlainObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 function validatePayload(req, res, next) {
-  const body = req.body || {};
+  const body = req.body;
+  if (!isPlainObject(body)) {
+    return reject(res, 'Invalid JSON body: the body must be a JSON object.');
+  }
   const { event_type, timestamp, data } = body;
 
-  if (typeof event_type !== 'string' || event_type.length === 0 || event_type.length > 100) {
+  // `length` counts UTF-16 units, never fewer than code points: count only past the limit.
+  if (typeof event_type !== 'string' || event_type.length === 0
+      || (event_type.length > MAX_EVENT_TYPE_CHARS && codePointCount(event_type) > MAX_EVENT_TYPE_CHARS)) {
     return reject(res, "Invalid parameter: 'event_type' must be a non-empty string under 100 characters.");
   }
-  if (typeof timestamp !== 'number' || !Number.isInteger(timestamp) || timestamp < 0) {
+  if (!Number.isSafeInteger(timestamp) || timestamp <= 0) {
     return reject(res, "Invalid parameter: 'timestamp' must be a valid positive integer.");
   }
-  if (!data || typeof data !== 'object') {
+  if (!isPlainObject(data)) {
     return reject(res, "Invalid parameter: 'data' must be a structural JSON object.");
   }
-  const forbidden = findForbiddenKey(body);
-  if (forbidden !== null) {
-    return reject(res, `Invalid parameter: key '${forbidden}' is not allowed.`);
+  const problem = documentProblem(body);
+  if (problem !== null) return reject(res, problem);
+  next();
+}
+
+/** 415 unless the body is declared `application/json` (charset, if named, utf-8). */
+function requireJsonType(req, res, next) {
+  const [type, ...params] = (req.headers['content-type'] || '').split(';');
+  const charset = params
+    .map((param) => param.split('='))
+    .find(([name]) => name.trim().toLowerCase() === 'charset');
+  if (type.trim().toLowerCase() !== 'application/json') {
+    return answerError(res, 415, "Unsupported Content-Type: send 'application/json'.");
+  }
+  if (charset && (charset[1] || '').trim().replace(/^"|"$/g, '').toLowerCase() !== 'utf-8') {
+    return answerError(res, 415, 'Unsupported charset: send UTF-8.');
   }
   next();
 }
 
+/** The raw body, before JSON.parse: UTF-8 without a byte order mark, and not empty. */
+function verifyBytes(req, res, buf) {
+  let message = null;
+  if (buf.length === 0) message = 'Invalid JSON body: the body is empty.';
+  else if (buf.subarray(0, 3).equals(BOM)) message = 'Invalid JSON body: a byte order mark is not allowed.';
+  else if (!isUtf8(buf)) message = 'Invalid JSON body: not valid UTF-8.';
+  if (message !== null) {
+    throw Object.assign(new Error(message), { status: 400, type: 'entity.verify.failed', expose: true });
+  }
+}
+
 const app = express();
 app.disable('x-powered-by');
-app.use(express.json({ limit: '1mb' }));
+// inflate: false: a compressed body is refused (415), as the Rust service does; its limit
+// would otherwise apply to the inflated bytes.
+const parseJson = express.json({ limit: BODY_LIMIT_BYTES, inflate: false, verify: verifyBytes });
 
 app.get('/healthz', (req, res) => {
   res.status(producerReady ? 200 : 503).json({ status: producerReady ? 'ok' : 'connecting' });
 });
 
-app.post('/api/ingest', validatePayload, (req, res) => {
+app.post('/api/ingest', requireJsonType, parseJson, validatePayload, (req, res) => {
   try {
-    producer.produce(TOPIC, null, Buffer.from(JSON.stringify(req.body)), null, Date.now());
+    const value = Buffer.from(JSON.stringify(req.body));
+    if (value.length > RECORD_LIMIT_BYTES) {
+      return answerError(res, 413, `Payload too large: the record would exceed ${RECORD_LIMIT_BYTES} bytes.`);
+    }
+    producer.produce(TOPIC, null, value, null, Date.now());
     res.status(202).json({ status: 'Accepted' });
   } catch (err) {
     // Includes "Local: Queue full" when librdkafka's buffer is at queue.buffering.max.messages.
@@ -104,16 +189,51 @@ app.post('/api/ingest', validatePayload, (req, res) => {
   }
 });
 
-// body-parser errors (bad JSON, too large) become JSON answers instead of HTML pages.
+app.use((req, res) => answerError(res, 404, 'Not found.'));
+
+// body-parser's errors become JSON answers naming the problem, never HTML pages or its own
+// wording (which names the library's internals).
+const BODY_ERRORS = {
+  'entity.too.large': [413, `Payload too large: the limit is ${BODY_LIMIT_BYTES} bytes.`],
+  'entity.parse.failed': [400, 'Invalid JSON body.'],
+  'encoding.unsupported': [415, 'Unsupported Content-Encoding: send the body uncompressed.'],
+  'request.size.invalid': [400, 'The body is shorter or longer than its Content-Length.'],
+};
 app.use((err, req, res, next) => {
-  if (err.type === 'entity.too.large') return res.status(413).json({ error: 'Payload too large.' });
-  if (err.type === 'entity.parse.failed') return res.status(400).json({ error: 'Invalid JSON body.' });
-  if (err.status && err.status < 500) return res.status(err.status).json({ error: 'Bad request.' });
+  if (err.type === 'request.aborted') return undefined; // the client is gone: nobody to answer
+  if (err.type === 'entity.verify.failed') return answerError(res, 400, err.message);
+  const known = BODY_ERRORS[err.type];
+  if (known) return answerError(res, known[0], known[1]);
+  if (err.status && err.status < 500) return answerError(res, 400, 'Bad request.');
   console.error('Unhandled request error:', err.message);
-  return res.status(500).json({ error: 'Internal pipeline error' });
+  return answerError(res, 500, 'Internal pipeline error');
 });
 
-const server = app.listen(PORT, '127.0.0.1', () => {
+/** A JSON answer written on the raw socket, for errors Node's HTTP parser meets before Express. */
+function rawJsonAnswer(status, message) {
+  const body = JSON.stringify({ error: message });
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\n`
+    + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+// The request timeouts are checked every connectionsCheckingInterval (default 30 s).
+const server = http.createServer({
+  requestTimeout: REQUEST_TIMEOUT_MS,
+  headersTimeout: REQUEST_TIMEOUT_MS,
+  connectionsCheckingInterval: 500,
+}, app);
+// Node's own answers here (a bare 408 or 400 without a body) become JSON ones. As Node's
+// default handler, answer only if no response has begun on this socket.
+server.on('clientError', (err, socket) => {
+  const inFlight = socket._httpMessage;
+  if (!socket.writable || (inFlight && inFlight.headersSent)) return socket.destroy();
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return socket.end(rawJsonAnswer(408, `Request not received within ${REQUEST_TIMEOUT_MS} ms.`));
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') return socket.end(rawJsonAnswer(431, 'Request headers too large.'));
+  return socket.end(rawJsonAnswer(400, 'Malformed HTTP request.'));
+});
+server.listen(PORT, '127.0.0.1', () => {
   console.log(`Ingestion microservice running on http://127.0.0.1:${PORT}`);
   // Anchors --trace-gc's times to wall time. The trace counts from the V8 isolate's start,
   // v8_start_ms after process start: wall = epoch_ms - uptime_ms + v8_start_ms + trace ms.

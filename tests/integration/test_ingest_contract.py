@@ -78,13 +78,16 @@ def test_prototype_keys_rejected_by_node_only(stack, post):
         assert status == 202
 
 
-def test_documented_validation_differences(stack, post):
-    """services/README.md: timestamp 0 and UTF-16 vs byte length of event_type."""
+def test_the_services_agree_on_the_articles_rules(stack, post):
+    """services/README.md ("Promises"): a positive timestamp; event_type counted in characters
+    (code points), not UTF-16 units (Node's `length`) or UTF-8 bytes (Rust's `len()`)."""
     def send(service, event_type, timestamp):
         body = json.dumps({"event_type": event_type, "timestamp": timestamp,
-                           "data": {"request_id": f"diff-{service}-{timestamp}-{len(event_type)}"}}).encode()
+                           "data": {"request_id": f"rule-{service}-{timestamp}-{len(event_type)}"}}).encode()
         return post(stack.service(service).ingest_url, body)[0]
 
-    assert send("node", "x", 0) == 202 and send("rust", "x", 0) == 400
-    wide = "\u00e9" * 60  # 60 UTF-16 units, 120 UTF-8 bytes
-    assert send("node", wide, 5) == 202 and send("rust", wide, 5) == 400
+    for service in ("node", "rust"):
+        assert send(service, "x", 0) == 400
+        assert send(service, "\u00e9" * 100, 5) == 202  # 100 characters, 200 UTF-8 bytes
+        assert send(service, "\U0001F600" * 100, 6) == 202  # 200 UTF-16 units
+        assert send(service, "\u00e9" * 101, 7) == 400

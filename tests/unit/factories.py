@@ -8,6 +8,7 @@ from typing import Any
 
 from ingestlab.summaries import (
     SUMMARY_TYPES,
+    BadInputResult,
     CeilingResult,
     DeliveryCounts,
     PerService,
@@ -33,6 +34,8 @@ RESULT_DEFAULTS: dict[type, dict[str, Any]] = {
                         cold_start_p90_ms=115.0, port_open_ms=50.0, rss_at_ready_mib=40.0,
                         uss_at_ready_mib=30.0, cold_start_runs=3, footprint_bytes=10_000_000,
                         footprint_without_base_bytes=8_000_000, footprint_parts=[]),
+    BadInputResult: dict(cases=200, violations=0, crashes=0, accepted=80, delivered=80, lost=0, duplicated=0,
+                         unexpected=0, boundary_delivered=True, listen_addresses=["127.0.0.1:3000"]),
 }
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ingestlab.config import StudyConfig
+from ingestlab.experiments.bad_input import bad_input
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.smoke import smoke
@@ -22,6 +23,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "ceiling": ceiling,
     "soak": soak,
     "startup": startup,
+    "bad-input": bad_input,
 }
 
-__all__ = ["EXPERIMENTS", "ceiling", "engine_capacity", "latency_accuracy", "smoke", "soak", "startup"]
+__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "engine_capacity", "latency_accuracy", "smoke", "soak",
+           "startup"]

@@ -8,13 +8,13 @@ the open-loop engine (`ingestlab.load.engine`) measures latency. Rows follow
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from collections.abc import Sequence
 
 import aiohttp
 import polars as pl
 
+from ingestlab.load.own_loop import run_in_own_loop
 from ingestlab.load.rows import REQUEST_SCHEMA, WallClock
 from ingestlab.stack.ports import require_loopback
 
@@ -50,10 +50,8 @@ def send_burst(url: str, items: Sequence[tuple[str, bytes]], *, concurrency: int
                timeout_s: float = 10.0) -> pl.DataFrame:
     """POST every `(request_id, body)` to `url`; one row per request.
 
-    Runs its own event loop in a worker thread, so it also works inside Jupyter, whose
-    loop is already running.
+    Runs its own event loop (`run_in_own_loop`), so it also works inside Jupyter.
     """
     require_loopback(url)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        rows = pool.submit(asyncio.run, _send_all(url, items, concurrency, timeout_s)).result()
+    rows = run_in_own_loop(_send_all(url, items, concurrency, timeout_s))
     return pl.DataFrame(rows, schema=REQUEST_SCHEMA, orient="row")

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 INGEST_PATH = "/api/ingest"
 HEALTH_PATH = "/healthz"
+# Both services' body limit, 1 MiB (the article's express.json '1mb'; services/README.md).
+BODY_LIMIT_BYTES = 1_048_576
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ import uuid
 
 import polars as pl
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+from ingestlab.stack.services import BODY_LIMIT_BYTES
 
 # Each record's `data.request_id` (load.payloads writes it) ties it to the request that sent it.
 _REQUEST_ID_RE = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,64})"')
@@ -21,6 +24,15 @@ RECORD_SCHEMA = {
 }
 # librdkafka hands records over in batches; this bounds one poll.
 _BATCH = 5_000
+
+# Kafka's limits, set to carry what the services' HTTP limit admits (services/README.md): a
+# record is at most as large as a body (the services answer 413 beyond); librdkafka counts at
+# most 36 bytes of framing per record against the producers' message.max.bytes
+# (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD); the broker's message.max.bytes, which the topic's
+# max.message.bytes defaults to, also counts the 61-byte record batch header.
+RECORD_LIMIT_BYTES = BODY_LIMIT_BYTES
+PRODUCER_MESSAGE_MAX_BYTES = RECORD_LIMIT_BYTES + 36
+BROKER_MESSAGE_MAX_BYTES = PRODUCER_MESSAGE_MAX_BYTES + 61
 
 
 def request_id_of(record_value: bytes) -> str | None:
@@ -82,6 +94,14 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return _end_offsets(consumer, topic)
     finally:
         consumer.close()
+
+
+def max_message_bytes(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> int:
+    """The largest record batch (bytes) `topic` takes, as the broker reports it now."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
+    return int(configs["max.message.bytes"].value)
 
 
 def wait_for_records(bootstrap: str, topic: str, *, expected: int, timeout_s: float,
