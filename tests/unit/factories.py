@@ -10,6 +10,8 @@ from ingestlab.summaries import (
     SUMMARY_TYPES,
     CeilingResult,
     DeliveryCounts,
+    FaultOutcome,
+    FaultsResult,
     PerService,
     SoakResult,
     StartupResult,
@@ -34,6 +36,19 @@ RESULT_DEFAULTS: dict[type, dict[str, Any]] = {
                         uss_at_ready_mib=30.0, cold_start_runs=3, footprint_bytes=10_000_000,
                         footprint_without_base_bytes=8_000_000, footprint_parts=[]),
 }
+FAULT_OUTCOME_DEFAULTS: dict[str, Any] = dict(
+    start_s=2.0, duration_s=3.0, sent=5_000, accepted=4_900, errors_4xx=0, errors_5xx=0, timeouts=100,
+    no_answer=0, statuses={"202": 4_900, "0": 100}, lost=0, delivered_after_error=100, duplicated=0,
+    recovery_s=1.0, rss_before_mib=50.0, rss_peak_mib=80.0)
+
+
+def fault_outcome(**fields: Any) -> FaultOutcome:
+    """A `FaultOutcome` with plausible defaults and `fields` replaced."""
+    return FaultOutcome(**{**FAULT_OUTCOME_DEFAULTS, **fields})
+
+
+RESULT_DEFAULTS[FaultsResult] = dict(rate_rps=500.0, request_timeout_s=2.0,
+                                     faults={"pause": fault_outcome()})
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],
                             engine_lag_p99_ms=1.0, engine_cpu_pct_at_max=95.0, engine_pool=32,

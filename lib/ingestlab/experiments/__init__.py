@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ingestlab.config import StudyConfig
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
+from ingestlab.experiments.faults import faults
 from ingestlab.experiments.smoke import smoke
 from ingestlab.experiments.soak import soak
 from ingestlab.experiments.startup import startup
@@ -22,6 +23,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "ceiling": ceiling,
     "soak": soak,
     "startup": startup,
+    "faults": faults,
 }
 
-__all__ = ["EXPERIMENTS", "ceiling", "engine_capacity", "latency_accuracy", "smoke", "soak", "startup"]
+__all__ = ["EXPERIMENTS", "ceiling", "engine_capacity", "faults", "latency_accuracy", "smoke", "soak",
+           "startup"]
