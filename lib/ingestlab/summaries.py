@@ -276,7 +276,8 @@ class FaultOutcome:
     the topic read back once the service had stopped (its producer flushed): `lost`
     (accepted, no record), `delivered_after_error` (not accepted, yet a record: the client
     saw an error or gave up, the service produced it anyway), `duplicated` (records beyond
-    the first per request). `start_s`: the fault's start, s after its load began;
+    the first per request). `start_s`: the fault's start, s after its load began (about 0 for
+    `queue_full`, which pauses the broker as its fill starts);
     `duration_s`: from injection to its end (resumed, restarted and answering, link
     cleared, queue drained of the pause, process exited). `recovery_s`: from the end of the
     fault to the first second from which every second has 202s >= 95% of the offered

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 import polars as pl
 import pytest
 
-from ingestlab.analysis.faults import fault_ledger
 from ingestlab.config import StudyConfig
-from ingestlab.experiments.faults import fault_frames, outcomes, run_faults
+from ingestlab.experiments.faults import inject_faults, outcomes
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.stack import Stack
 
@@ -36,20 +35,10 @@ def short(config: StudyConfig) -> StudyConfig:
 def measured(short: StudyConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:
     """Each service paused under, then SIGTERMed under load, on one broker; the topic read back
     once both had exited (their producers flushed)."""
-    found: dict[str, dict] = {}
     with Stack(short, log_dir=tmp_path_factory.mktemp("logs")) as stack:
-        parts = {}
-        for service in ("node", "rust"):
-            runs, samples = run_faults(short, stack, service, ("pause", "shutdown"),
-                                       tmp_path_factory.mktemp(service))
-            parts[service] = (runs, samples, *fault_frames(service, runs))
-        accepted = sum(int((requests["status"] == 202).sum()) for *_, requests, _ in parts.values())
-        stack.wait_for_records(accepted)
-        records = stack.read_topic()
-    for service, (runs, samples, requests, windows) in parts.items():
-        found[service] = {"outcomes": outcomes(requests, windows, samples, records, runs),
-                          "ledger": fault_ledger(requests, records), "requests": requests}
-    yield found
+        found, records = inject_faults(short, stack, ("pause", "shutdown"), tmp_path_factory.mktemp("legs"))
+    yield {service: {"outcomes": outcomes(mine, records), "requests": mine.requests}
+           for service, mine in found.items()}
 
 
 @pytest.mark.parametrize("service", ["node", "rust"])

@@ -1,15 +1,18 @@
 """`faults`: what each service does when its broker fails under a constant load, and whether
 what it promised its clients holds in Kafka afterwards.
 
-Per service, one stack (a fresh broker, the service, and a `SlowLink` proxy in the path
-between them: it passes bytes through unchanged until the `slow` fault), a `ProcessSampler`
-on the service, and the faults of `config.faults.faults` in order (see `FaultsConfig` for
-what each does and for how long): `pause`, `kill`, `slow`, `queue_full`, `shutdown`. Each
-fault's load is open loop at `config.faults.rate_rps` (except the queue's fill), its requests
-carry ids of their own, and a thread started when the load begins injects the fault
-`before_s` into it. Once the faults are over the service is stopped (SIGTERM: its producer
-flushes, so nothing is still on its way) and the topic is read back once: every fault's
-ledger (`analysis.faults.fault_ledger`) is final.
+One stack (a fresh broker, the services, and a `SlowLink` proxy in the path between them:
+it passes bytes through unchanged until the `slow` fault); each service in turn, with a
+`ProcessSampler` on it, through the faults of `config.faults.faults` in order (see
+`FaultsConfig` for what each does and for how long): `pause`, `kill`, `slow`, `queue_full`,
+`shutdown`, after which it is stopped, so the next service's faults meet a broker no other
+client produces to (one broker start instead of one per service: on a shared machine a start
+took 17-30 s here). Each fault's load is open loop at `config.faults.rate_rps` (except the
+queue's fill), its requests carry ids of their own, and the fault is injected `before_s` into
+it (by the calling thread, while the load runs in a thread of its own). Once every service
+has been through its faults and stopped (SIGTERM: its producer flushes, so nothing is still on
+its way), the topic is read back once: every fault's ledger (`analysis.faults.fault_ledger`)
+is final.
 
 The client waits `request_timeout_s` for an answer. Node answers 202 when the record is in
 librdkafka's queue, Rust once the broker acknowledged it: a broker fault shows in Rust as held
@@ -54,14 +57,20 @@ from ingestlab.units import NS_PER_S
 POOL_SLACK = 64
 # A rate above this share of the slower service's ceiling measures overload, not the fault.
 MAX_CEILING_SHARE = 0.5
-# The queue's fill offers this many times `queue_messages` at first (not every request the
-# service gets becomes a message: Node drops those whose client gave up before it read them,
-# 10% of the fill measured here), then this share more per round while the probes are still
-# accepted (the queue has room); it stops once a probe is answered 5xx (the queue is full),
-# or none is accepted (the service holds or refuses requests instead of queueing them).
+# The queue's fill offers this many times the messages still missing (`queue_messages` less
+# the fill's 202s so far; at least `QUEUE_REFILL_SHARE` of it) per round: not every request
+# becomes a message (an overloaded Node drops those whose client gave up before it read them:
+# 10-45% of a fill here). Rounds go on while the probes are still accepted (the queue has
+# room); they stop once a probe is answered 5xx (the queue is full), or none is accepted (the
+# service holds or refuses requests instead of queueing them).
 QUEUE_FILL_MARGIN = 1.2
 QUEUE_REFILL_SHARE = 0.1
-QUEUE_FILL_MAX_ROUNDS = 3
+QUEUE_FILL_MAX_ROUNDS = 4
+# librdkafka's default reconnect.backoff.max.ms: a producer that found the broker gone for
+# a while may wait this long before it connects again (Rust's answered nothing for the first
+# 4 s after a restart here, and was back after 10 s), so a killed broker's run lasts this much
+# longer after the restart.
+RECONNECT_BACKOFF_MAX_S = 10.0
 # The probes of a full queue go out over this long.
 QUEUE_PROBE_S = 1.0
 
@@ -185,10 +194,11 @@ def _kill(load: _Load) -> FaultRun:
     f, broker = load.config.faults, load.stack.kafka
     assert broker is not None
     # A restart takes what the first start took (less the storage format), plus the wait for
-    # the killed broker's session to expire before the controller registers it again: the run
-    # lasts that much longer, so the load after the restart still gets about `after_s`.
+    # the killed broker's session to expire before the controller registers it again; the
+    # producers then reconnect within their backoff: the run lasts that much longer, so the
+    # load after the restart still gets about `after_s`.
     first_start_s = broker.startup_s or load.config.stack.broker_start_timeout_s
-    restart_budget_s = first_start_s + BROKER_SESSION_TIMEOUT_S
+    restart_budget_s = first_start_s + BROKER_SESSION_TIMEOUT_S + RECONNECT_BACKOFF_MAX_S
 
     def inject() -> Injected:
         start = time.time_ns()
@@ -226,36 +236,46 @@ def _slow(load: _Load) -> FaultRun:
 
 
 def _queue_full(load: _Load) -> FaultRun:
-    """Broker paused; rounds of a fill (clients that give up after `queue_fill_timeout_s`)
-    and a probe (clients that wait longer than the service does) while the probes are
-    accepted (see `QUEUE_FILL_MARGIN`); broker resumed; `after_s` at the fault rate."""
+    """Broker paused once the fill's load is up; rounds of a fill (clients that give up after
+    `queue_fill_timeout_s`) and a probe (clients that wait longer than the service does)
+    while the probes are accepted (see `QUEUE_FILL_MARGIN`); broker resumed; `after_s` at the
+    fault rate."""
     f, broker = load.config.faults, load.stack.kafka
     assert broker is not None
     legs: list[pl.DataFrame] = []
-    first_start: int | None = None
-    start = time.time_ns()
-    broker.pause()
+    paused: list[int] = []
+
+    def pause(_pid: int) -> None:
+        # Here, not before the fill: the engine's start (seconds on a busy machine) would
+        # lengthen the pause, and past librdkafka's request timeout (30 s) a pause makes duplicates.
+        if not paused:
+            paused.append(time.time_ns())
+            broker.pause()
+
     try:
-        offer = QUEUE_FILL_MARGIN * f.queue_messages
+        accepted = 0
         for round_ in range(QUEUE_FILL_MAX_ROUNDS):
-            fill, load_start, _ = load.run(f"queue_full-fill{round_}", rate_rps=f.queue_fill_rps,
-                                           duration_s=offer / f.queue_fill_rps,
-                                           timeout_s=f.queue_fill_timeout_s, body_bytes=f.queue_body_bytes)
-            first_start = load_start if first_start is None else first_start
+            missing = max(f.queue_messages - accepted, QUEUE_REFILL_SHARE * f.queue_messages)
+            fill, _, _ = load.run(f"queue_full-fill{round_}", rate_rps=f.queue_fill_rps,
+                                  duration_s=QUEUE_FILL_MARGIN * missing / f.queue_fill_rps,
+                                  timeout_s=f.queue_fill_timeout_s, body_bytes=f.queue_body_bytes,
+                                  on_started=pause)
             probe, _, _ = load.run(f"queue_full-probe{round_}", duration_s=QUEUE_PROBE_S,
                                    rate_rps=f.queue_probe_requests / QUEUE_PROBE_S,
                                    timeout_s=f.queue_probe_timeout_s, body_bytes=f.queue_body_bytes)
             legs += [fill, probe]
             if (probe["status"] >= 500).any() or not (probe["status"] == 202).any():
                 break
-            offer = QUEUE_REFILL_SHARE * f.queue_messages
+            accepted += int((fill["status"] == 202).sum())
     finally:
-        broker.resume()
+        if paused:
+            broker.resume()
     end = time.time_ns()
     after, _, load_end = load.run("queue_full-after", rate_rps=f.rate_rps, duration_s=f.after_s,
                                   timeout_s=f.request_timeout_s)
     legs.append(after)
-    window = {"start_ns": start, "end_ns": end, "load_start_ns": first_start, "load_end_ns": load_end}
+    first_start = int(legs[0]["intended_start_ns"].min())  # type: ignore[arg-type]
+    window = {"start_ns": paused[0], "end_ns": end, "load_start_ns": first_start, "load_end_ns": load_end}
     return FaultRun(rows=pl.concat(legs), window=window, extra={}, after=after)
 
 
@@ -278,13 +298,24 @@ FAULT_RUNS: dict[FaultName, Callable[[_Load], FaultRun]] = {
 }
 
 
-# --- one service, the whole run -----------------------------------------------------------------
+# --- the services, the whole run ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceFaults:
+    """One service's faults: each one's run, and the frames of them all: requests (with
+    `service`, `fault`, `leg`), windows (`analysis.faults.WINDOW_SCHEMA`) and the service's
+    own process samples (with `service`)."""
+
+    runs: dict[FaultName, FaultRun]
+    requests: pl.DataFrame
+    windows: pl.DataFrame
+    samples: pl.DataFrame
+
+
 def run_faults(config: StudyConfig, stack: Stack, service: ServiceName, faults: tuple[FaultName, ...],
-               out_dir: Path) -> tuple[dict[FaultName, FaultRun], pl.DataFrame]:
+               out_dir: Path) -> ServiceFaults:
     """Inject `faults` in order into `service` of a running `stack` (made with
     `broker_link=True` for `slow`), sampling the service; then stop it (its producer flushes)
-    so that what Kafka holds is final. Returns each fault's run and the service's own
-    process samples (with `service`)."""
+    so that what Kafka holds of it is final."""
     load = _Load(config, stack, service, out_dir)
     process = stack.service(service)
     sampler = ProcessSampler(process, interval_s=config.faults.sample_interval_s, cores=config.cores.load)
@@ -294,30 +325,35 @@ def run_faults(config: StudyConfig, stack: Stack, service: ServiceName, faults: 
             runs[fault] = FAULT_RUNS[fault](load)
     if process.is_running():
         process.stop()
-    samples = sampler.samples().filter(pl.col("pid") == sampler.pid).with_columns(service=pl.lit(service))
-    return runs, samples
-
-
-def fault_frames(service: ServiceName, runs: dict[FaultName, FaultRun]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The requests (with `service` and `fault`) and windows (`WINDOW_SCHEMA`) of `runs`."""
     requests = pl.concat(
         [run.rows.with_columns(service=pl.lit(service), fault=pl.lit(fault)) for fault, run in runs.items()],
         how="diagonal_relaxed",
     )
     windows = pl.DataFrame([{"service": service, "fault": fault, **run.window}
                             for fault, run in runs.items()], schema=WINDOW_SCHEMA)
-    return requests, windows
+    samples = sampler.samples().filter(pl.col("pid") == sampler.pid).with_columns(service=pl.lit(service))
+    return ServiceFaults(runs=runs, requests=requests, windows=windows, samples=samples)
 
 
-def outcomes(requests: pl.DataFrame, windows: pl.DataFrame, samples: pl.DataFrame, records: pl.DataFrame,
-             runs: dict[FaultName, FaultRun]) -> dict[str, FaultOutcome]:
-    """One service's `FaultOutcome` per fault, from its frames and runs."""
-    ledger = {row["fault"]: row for row in fault_ledger(requests, records).iter_rows(named=True)}
-    rss = {row["fault"]: row for row in rss_around(samples, windows).iter_rows(named=True)}
-    statuses = status_counts(requests)
+def inject_faults(config: StudyConfig, stack: Stack, faults: tuple[FaultName, ...],
+                  out_dir: Path) -> tuple[dict[ServiceName, ServiceFaults], pl.DataFrame]:
+    """Every service of `stack` in turn through `faults` (`run_faults`), then the topic read
+    back (`stack.topic.RECORD_SCHEMA`). Each service is stopped before the next one's
+    faults, so no other client produces meanwhile, and all have flushed before the read-back."""
+    measured = {service: run_faults(config, stack, service, faults, out_dir)
+                for service in stack.service_names}
+    stack.wait_for_records(sum(int((m.requests["status"] == 202).sum()) for m in measured.values()))
+    return measured, stack.read_topic()
+
+
+def outcomes(measured: ServiceFaults, records: pl.DataFrame) -> dict[str, FaultOutcome]:
+    """One service's `FaultOutcome` per fault, from its faults and the records read back."""
+    ledger = {row["fault"]: row for row in fault_ledger(measured.requests, records).iter_rows(named=True)}
+    rss = {row["fault"]: row for row in rss_around(measured.samples, measured.windows).iter_rows(named=True)}
+    statuses = status_counts(measured.requests)
     found: dict[str, FaultOutcome] = {}
-    for window in windows.iter_rows(named=True):
-        fault, run = window["fault"], runs[window["fault"]]
+    for window in measured.windows.iter_rows(named=True):
+        fault, run = window["fault"], measured.runs[window["fault"]]
         counts = ledger[fault]
         recovered = None if fault == "shutdown" or run.after is None else recovery_s(
             run.after, fault_end_ns=window["end_ns"], load_end_ns=window["load_end_ns"])
@@ -382,26 +418,19 @@ def faults(config: StudyConfig) -> Run:
     run = Run.create(config, "faults")
     shape = slow_shape(config)
     f = config.faults
+    with Stack(config, log_dir=run.logs_dir, broker_link=True) as stack:
+        measured, records = inject_faults(config, stack, f.faults, run.path / "legs")
+        run.update_meta(stack=stack.describe())
     results: dict[str, FaultsResult] = {}
-    frames: dict[str, list[pl.DataFrame]] = {}
-    stacks = {}
-    for service in config.services:
-        with Stack(config, services=(service,), log_dir=run.logs_dir / service, broker_link=True) as stack:
-            runs, samples = run_faults(config, stack, service, f.faults, run.path / "legs")
-            requests, windows = fault_frames(service, runs)
-            stack.wait_for_records(int((requests["status"] == 202).sum()))
-            records = stack.read_topic().with_columns(service=pl.lit(service))
-            stacks[service] = stack.describe()
-        found_here = outcomes(requests, windows, samples, records, runs)
+    for service, mine in measured.items():
+        found_here = outcomes(mine, records)
         results[service] = FaultsResult(rate_rps=float(f.rate_rps), request_timeout_s=f.request_timeout_s,
                                         faults=found_here)
         found += _checks(config, service, found_here)
-        for name, frame in {"requests": requests, "windows": windows, "samples": samples,
-                            "deliveries": records}.items():
-            frames.setdefault(name, []).append(frame)
-    run.update_meta(stack=stacks)
-    for name, parts in frames.items():
+    for name in ("requests", "windows", "samples"):
+        parts = [getattr(mine, name) for mine in measured.values()]
         run.write_frame(name, pl.concat(parts, how="diagonal_relaxed"))
+    run.write_frame("deliveries", records)
     shutil.rmtree(run.path / "legs", ignore_errors=True)
     summary = FaultsSummary(
         services=results,
