@@ -258,9 +258,14 @@ class Stack:
             start_timeout_s=self.config.stack.broker_start_timeout_s,
             advertised_port=self.link.port if self.link else None,
         )
+        if self.link is not None:
+            # Before the start: clients learn the link's address from the broker's first
+            # metadata answer, and a start waits for such an answer (84 s more in a container
+            # here when the link led nowhere yet).
+            self.link.target_port = self.kafka.broker_port
         self.kafka.start()
         if self.link is not None:
-            self.link.target_port = self.kafka.broker_port  # final once started (a retry may move it)
+            self.link.target_port = self.kafka.broker_port  # a retry on a taken port moves it
         self.timings_s["kafka_start"] = self.kafka.startup_s or 0.0
         self.kafka.create_topic(self.topic)
         for name in self.service_names:
