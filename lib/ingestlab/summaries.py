@@ -282,10 +282,12 @@ class FaultOutcome:
     cleared, queue drained of the pause, process exited). `recovery_s`: from the end of the
     fault to the first second from which every second has 202s >= 95% of the offered
     requests and no errors (whole seconds; None: not within the run, or no load after it).
-    `rss_before_mib`: the service's RSS just before the fault; `rss_peak_mib`: its highest
-    from the fault's start to the end of its load. Shutdown only: `exit_code`, `exit_s`
-    (SIGTERM to exit). Kill only: `restart_s` (the broker's restart until it answered and
-    led every partition).
+    `p99_before_ms`, `p99_during_ms`: the p99 latency (from the intended start, answered
+    requests) of the requests intended before the fault and during it. `rss_before_mib`:
+    the service's RSS just before the fault; `rss_peak_mib`: its highest from the fault's
+    start to the end of its load. Shutdown only: `exit_code`, `exit_s` (SIGTERM to exit, a
+    container's removal included). Kill only: `restart_s` (the broker's restart until it
+    answered and led every partition).
     """
 
     start_s: float
@@ -301,6 +303,8 @@ class FaultOutcome:
     delivered_after_error: int
     duplicated: int
     recovery_s: float | None
+    p99_before_ms: float | None
+    p99_during_ms: float | None
     rss_before_mib: float | None
     rss_peak_mib: float | None
     exit_code: int | None = None

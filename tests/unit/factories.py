@@ -39,7 +39,7 @@ RESULT_DEFAULTS: dict[type, dict[str, Any]] = {
 FAULT_OUTCOME_DEFAULTS: dict[str, Any] = dict(
     start_s=2.0, duration_s=3.0, sent=5_000, accepted=4_900, errors_4xx=0, errors_5xx=0, timeouts=100,
     no_answer=0, statuses={"202": 4_900, "0": 100}, lost=0, delivered_after_error=100, duplicated=0,
-    recovery_s=1.0, rss_before_mib=50.0, rss_peak_mib=80.0)
+    recovery_s=1.0, p99_before_ms=20.0, p99_during_ms=1_500.0, rss_before_mib=50.0, rss_peak_mib=80.0)
 
 
 def fault_outcome(**fields: Any) -> FaultOutcome:

@@ -9,6 +9,7 @@ import pytest
 from ingestlab.analysis.faults import (
     WINDOW_SCHEMA,
     fault_ledger,
+    latency_around,
     outcome,
     recovery_s,
     rss_around,
@@ -139,6 +140,13 @@ def test_ledger_matches_requests_to_records() -> None:
         {"service": "rust", "fault": "kill", "status": 0, "requests": 10},
         {"service": "rust", "fault": "pause", "status": 202, "requests": 10},
     ]
+
+
+def test_latency_before_and_during_the_fault() -> None:
+    found = latency_around(rows(10, paused_rust), window(2.0, 5.0, 10.0)).row(0, named=True)
+    assert found["p99_before_ms"] == pytest.approx(5.0)
+    # the requests of 2.0-3.0 s got no answer; of those answered, the one of 3.0 s waited longest
+    assert found["p99_during_ms"] == pytest.approx(2_005.0)
 
 
 def test_rss_before_and_peak_around_the_fault() -> None:

@@ -92,6 +92,9 @@ def test_conclusions_come_from_the_numbers(faults_run: Run) -> None:
     assert any(s.startswith("rust: 10,235 records reached Kafka for requests whose client saw an error")
                for s in said)
     assert "rust: 4 records in Kafka are duplicates (4 in kill)." in said
+    # every fault of the fixture has p99 1,500 ms during it against 20 ms before
+    assert ("rust held its answers: pause p99 1,500 ms (20 ms before), kill p99 1,500 ms (20 ms before) "
+            "and shutdown p99 1,500 ms (20 ms before).") in said
     kill = next(s for s in said if s.startswith("rust kill"))
     assert "not back to normal within the run" in kill and "restart took 15.2 s" in kill
     assert next(s for s in said if s.startswith("node shutdown")).count("exit code 0 after 0.13 s") == 1
@@ -106,8 +109,8 @@ def test_against_article_quotes_the_facts_file(faults_run: Run) -> None:
     node = table.filter(service="node", fault="pause").row(0, named=True)
     assert node["article"] == article_fact("node_backpressure").text
     rust = table.filter(service="rust", fault="pause").row(0, named=True)
-    assert rust["measured"] == ("the client saw 738 timeouts (4,262 of 5,000 accepted); "
-                                "RSS 50 MiB before, up to +104 MiB during")
+    assert rust["measured"] == ("the client saw 738 timeouts (4,262 of 5,000 accepted), p99 1,500 ms "
+                                "(20 ms before); RSS 50 MiB before, up to +104 MiB during")
 
 
 def _bad_input_run(tmp_path: Path) -> Path:

@@ -169,6 +169,27 @@ def status_counts(requests: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def latency_around(requests: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Per service and fault: `p99_before_ms`, the p99 latency of the requests intended
+    before the fault began, and `p99_during_ms`, of those intended from its start to its end
+    (ms from the intended start, over requests with an answer; null without any)."""
+    keys = ["service", "fault"]
+    latency_ms = (pl.col("end_ns") - pl.col("intended_start_ns")) / NS_PER_MS
+    intended = pl.col("intended_start_ns")
+    during = intended.is_between(pl.col("start_ns"), pl.col("end_ns"))
+    answered = requests.filter(pl.col("status") > 0).join(windows.select(*keys, "start_ns", "end_ns"),
+                                                          on=keys)
+    found = answered.group_by(keys).agg(
+        p99_before_ms=nearest_rank(latency_ms.filter(intended < pl.col("start_ns")), 0.99),
+        p99_during_ms=nearest_rank(latency_ms.filter(during), 0.99),
+    )
+    return (
+        windows.select(keys)
+        .join(found, on=keys, how="left")
+        .with_columns(pl.col("p99_before_ms", "p99_during_ms").cast(pl.Float64))
+    )
+
+
 def rss_around(samples: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
     """Per service and fault: `rss_before_mib`, the last sample before the fault began, and
     `rss_peak_mib`, the highest from its start to the end of its load or of the fault,

@@ -51,8 +51,8 @@ def _shade(color: alt.Color | alt.ValueChannelMixin) -> alt.Chart:
 def fault_timeline(timeline: pl.DataFrame, windows: pl.DataFrame) -> alt.FacetChart:
     """Requests per second around each fault (rows) for each service (columns): offered
     (dashed) and each outcome the client learnt that second (`analysis.faults.timeline`,
-    1-s windows), the fault's window shaded. Each row has its own scale (the queue's fill
-    runs at ten times the rate of the others)."""
+    1-s windows), the fault's window shaded. Each panel has its own scales (a kill lasts
+    longer than a pause; the queue's fill runs at ten times the rate of the others)."""
     outcomes = list(OUTCOME_COLORS)
     series = (
         timeline.unpivot(on=["offered", *outcomes], index=["service", "fault", "t_s"],
@@ -83,7 +83,7 @@ def fault_timeline(timeline: pl.DataFrame, windows: pl.DataFrame) -> alt.FacetCh
         .properties(width=_PANEL_WIDTH, height=_PANEL_HEIGHT)
         .facet(row=alt.Row("fault:N", title=None, sort=list(dict.fromkeys(windows["fault"]))),
                column=alt.Column("service:N", title=None, sort=list(SERVICE_COLORS)))
-        .resolve_scale(y="independent")
+        .resolve_scale(x="independent", y="independent")
         .properties(title=alt.Title("What the client got, second by second",
                                     subtitle="offered (dashed) and each outcome per second; the fault's "
                                              "window shaded"))
@@ -108,7 +108,7 @@ def fault_rss(rss: pl.DataFrame, windows: pl.DataFrame) -> alt.FacetChart:
         alt.layer(_shade(service_color(legend=False)), line, data=frame)
         .properties(width=2 * _PANEL_WIDTH, height=_PANEL_HEIGHT)
         .facet(row=alt.Row("fault:N", title=None, sort=list(dict.fromkeys(windows["fault"]))))
-        .resolve_scale(y="independent")
+        .resolve_scale(x="independent", y="independent")
         .properties(title=alt.Title("Resident memory through each fault",
                                     subtitle="RSS of the service's process, 10 samples a second; the "
                                              "fault's window shaded"))

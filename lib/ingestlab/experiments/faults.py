@@ -35,6 +35,7 @@ import polars as pl
 from ingestlab.analysis.faults import (
     WINDOW_SCHEMA,
     fault_ledger,
+    latency_around,
     recovery_s,
     rss_around,
     status_counts,
@@ -350,6 +351,8 @@ def outcomes(measured: ServiceFaults, records: pl.DataFrame) -> dict[str, FaultO
     """One service's `FaultOutcome` per fault, from its faults and the records read back."""
     ledger = {row["fault"]: row for row in fault_ledger(measured.requests, records).iter_rows(named=True)}
     rss = {row["fault"]: row for row in rss_around(measured.samples, measured.windows).iter_rows(named=True)}
+    latency = {row["fault"]: row
+               for row in latency_around(measured.requests, measured.windows).iter_rows(named=True)}
     statuses = status_counts(measured.requests)
     found: dict[str, FaultOutcome] = {}
     for window in measured.windows.iter_rows(named=True):
@@ -366,6 +369,7 @@ def outcomes(measured: ServiceFaults, records: pl.DataFrame) -> dict[str, FaultO
                       for r in statuses.filter(pl.col("fault") == fault).iter_rows(named=True)},
             lost=counts["lost"], delivered_after_error=counts["delivered_after_error"],
             duplicated=counts["duplicated"], recovery_s=recovered,
+            p99_before_ms=latency[fault]["p99_before_ms"], p99_during_ms=latency[fault]["p99_during_ms"],
             rss_before_mib=rss[fault]["rss_before_mib"], rss_peak_mib=rss[fault]["rss_peak_mib"],
             exit_code=run.extra.get("exit_code"),  # type: ignore[arg-type]
             exit_s=run.extra.get("exit_s"),

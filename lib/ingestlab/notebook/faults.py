@@ -24,9 +24,11 @@ from ingestlab.summaries import FaultsSummary
 # holds, how the service fared.
 LEDGER_COLUMNS: tuple[str, ...] = (
     "service", "fault", "duration_s", "sent", "accepted", "errors_4xx", "errors_5xx", "timeouts", "no_answer",
-    "lost", "delivered_after_error", "duplicated", "recovery_s", "rss_before_mib", "rss_peak_mib",
-    "restart_s", "exit_code", "exit_s",
+    "lost", "delivered_after_error", "duplicated", "recovery_s", "p99_before_ms", "p99_during_ms",
+    "rss_before_mib", "rss_peak_mib", "restart_s", "exit_code", "exit_s",
 )
+# Answers this many times slower (p99) during a fault than before it were held, not just slow.
+HELD_FACTOR = 10
 CLIENT_ERRORS: tuple[str, ...] = ("errors_4xx", "errors_5xx", "timeouts", "no_answer")
 BAD_INPUT_EXPERIMENT = "bad-input"
 BAD_INPUT_COUNTS: tuple[str, ...] = ("cases", "violations", "crashes")
@@ -124,13 +126,19 @@ def conclusions(ledger_rows: pl.DataFrame) -> list[str]:
 
 
 def _service_conclusions(service: str, mine: pl.DataFrame) -> list[str]:
-    """How one service pushed back, what it delivered after an error and what twice."""
+    """How one service pushed back (errors, held answers), what it delivered after an error
+    and what twice."""
     found = []
     errors = pl.sum_horizontal(CLIENT_ERRORS)
     pushed, quiet = mine.filter(errors > 0), mine.filter(errors == 0)["fault"].to_list()
     if not pushed.is_empty():
         told = _listing(f"{r['fault']}: {_client_saw(r)}" for r in pushed.iter_rows(named=True))
         found.append(f"{service} pushed back: {told}.")
+    held = mine.filter(pl.col("p99_during_ms") >= HELD_FACTOR * pl.col("p99_before_ms"))
+    if not held.is_empty():
+        slowed = _listing(f"{r['fault']} p99 {_ms(r['p99_during_ms'])} ({_ms(r['p99_before_ms'])} before)"
+                          for r in held.iter_rows(named=True))
+        found.append(f"{service} held its answers: {slowed}.")
     if quiet:
         found.append(f"{service} answered 202 to every request through {_listing(quiet)}.")
     after_error = mine.filter(pl.col("delivered_after_error") > 0)
@@ -158,13 +166,18 @@ def _fault_line(r: Mapping[str, Any]) -> str:
     if r.get("exit_code") is not None:
         extra = f"; exit code {r['exit_code']} after {r['exit_s']:.2f} s"
     return (f"{r['service']} {r['fault']} ({r['duration_s']:.1f} s): {r['accepted']:,} of {r['sent']:,} "
-            f"requests accepted, the client saw {_client_saw(r)}; {r['lost']:,} accepted lost, "
+            f"requests accepted, the client saw {_client_saw(r)}, p99 latency {_ms(r['p99_during_ms'])} "
+            f"during the fault ({_ms(r['p99_before_ms'])} before); {r['lost']:,} accepted lost, "
             f"{r['delivered_after_error']:,} delivered after an error, {r['duplicated']:,} duplicated"
             f"{recovery}{extra}; RSS {_mib(r['rss_before_mib'])} before, {_mib(r['rss_peak_mib'])} at most.")
 
 
 def _mib(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} MiB"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"
 
 
 def against_article(ledger_rows: pl.DataFrame) -> pl.DataFrame:
@@ -179,7 +192,8 @@ def against_article(ledger_rows: pl.DataFrame) -> pl.DataFrame:
             "service": r["service"],
             "article": article_fact(f"{r['service']}_backpressure").text,
             "fault": r["fault"],
-            "measured": f"the client saw {_client_saw(r)} ({r['accepted']:,} of {r['sent']:,} accepted); "
+            "measured": f"the client saw {_client_saw(r)} ({r['accepted']:,} of {r['sent']:,} accepted), "
+                        f"p99 {_ms(r['p99_during_ms'])} ({_ms(r['p99_before_ms'])} before); "
                         f"RSS {_mib(r['rss_before_mib'])} before, up to {grew:+,.0f} MiB during",
         })
     return pl.DataFrame(rows, schema=["service", "article", "fault", "measured"])
