@@ -176,11 +176,12 @@ def latency_around(requests: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFram
     keys = ["service", "fault"]
     latency_ms = (pl.col("end_ns") - pl.col("intended_start_ns")) / NS_PER_MS
     intended = pl.col("intended_start_ns")
-    during = intended.is_between(pl.col("start_ns"), pl.col("end_ns"))
-    answered = requests.filter(pl.col("status") > 0).join(windows.select(*keys, "start_ns", "end_ns"),
-                                                          on=keys)
+    during = intended.is_between(pl.col("fault_start_ns"), pl.col("fault_end_ns"))
+    # the window's end under a name of its own: the rows' `end_ns` is each request's
+    fault = windows.select(*keys, fault_start_ns="start_ns", fault_end_ns="end_ns")
+    answered = requests.filter(pl.col("status") > 0).join(fault, on=keys)
     found = answered.group_by(keys).agg(
-        p99_before_ms=nearest_rank(latency_ms.filter(intended < pl.col("start_ns")), 0.99),
+        p99_before_ms=nearest_rank(latency_ms.filter(intended < pl.col("fault_start_ns")), 0.99),
         p99_during_ms=nearest_rank(latency_ms.filter(during), 0.99),
     )
     return (
