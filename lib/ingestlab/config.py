@@ -198,6 +198,68 @@ class SoakConfig:
     in_flight_s: float = 0.5
 
 
+# The faults of `experiments.faults`, in the order they are injected into each service's stack
+# (shutdown last: it ends the service).
+FaultName = Literal["pause", "kill", "slow", "queue_full", "shutdown"]
+FAULTS: tuple[FaultName, ...] = ("pause", "kill", "slow", "queue_full", "shutdown")
+
+
+@dataclass(frozen=True)
+class FaultsConfig:
+    """Broker faults under a constant load, one service at a time (`experiments.faults`).
+
+    Every fault but `queue_full` is one open-loop run at `rate_rps` with the article's 10 KB
+    bodies: `before_s` of normal service, the fault, then `after_s` to recover. `rate_rps` is
+    meant to be far under both services' ceilings (the run states its share of the slower
+    one's in the newest ceiling run here), so what the runs show is the fault, not overload. The client
+    gives up on a request after `request_timeout_s`: far above either service's answers at
+    this rate (milliseconds), so a timeout means the fault held the request.
+
+    - pause: the broker's process tree SIGSTOPped for `fault_s`, then SIGCONT.
+    - kill: SIGKILL, `kill_down_s` with no broker, then a restart on the same data dir and
+      ports (its time is the broker's own; the run lasts as long as the first start took plus
+      Kafka's broker session timeout and librdkafka's longest reconnect backoff on top, so
+      the restart and the producers' return fit).
+    - slow: for `fault_s` the path between service and broker (a proxy, `stack.slow_link`) adds
+      `slow_delay_ms` each way and carries at most `slow_bandwidth_share` of the body bytes
+      the load offers per second.
+    - queue_full: librdkafka's queue (both services: `queue.buffering.max.messages` =
+      `queue_messages`) filled while the broker is paused: `queue_fill_rps` with
+      `queue_body_bytes` bodies (the limit counts messages; small bodies fill it at a tenth
+      of the memory), a client giving up after `queue_fill_timeout_s` (Rust answers only
+      once Kafka acknowledged, so only abandoned requests can fill its queue), then
+      `queue_probe_requests` probes with a client that waits `queue_probe_timeout_s` (longer
+      than Rust's 5 s wait for room in a full queue), in rounds (`experiments.faults`); the
+      broker resumed, and `after_s` at `rate_rps`. The service sets how fast its queue
+      fills: Node took 45-80 s here, so the quick profile leaves this fault out.
+    - shutdown: SIGTERM to the service `before_s` into the run, which lasts `fault_s` more;
+      the service must exit with 0 within `shutdown_bound_s`.
+    """
+
+    faults: tuple[FaultName, ...] = FAULTS
+    rate_rps: int = 500
+    before_s: float = 5.0
+    fault_s: float = 15.0
+    after_s: float = 20.0
+    request_timeout_s: float = 2.0
+    kill_down_s: float = 2.0
+    slow_delay_ms: float = 100.0
+    slow_bandwidth_share: float = 0.5
+    queue_messages: int = 100_000
+    queue_fill_rps: int = 5_000
+    queue_fill_timeout_s: float = 0.1
+    queue_body_bytes: int = 1_000
+    queue_probe_requests: int = 10
+    queue_probe_timeout_s: float = 8.0
+    shutdown_bound_s: float = 10.0
+    sample_interval_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        unknown = set(self.faults) - set(FAULTS)
+        if unknown or not self.faults:
+            raise ValueError(f"faults must be a non-empty subset of {FAULTS}, got {self.faults!r}")
+
+
 @dataclass(frozen=True)
 class StartupConfig:
     """Cold starts per service (spawn to first 202, broker already up)."""
@@ -228,6 +290,7 @@ class BadInputConfig:
 _PARTS: dict[str, type] = {
     "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
     "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig, "bad_input": BadInputConfig,
+    "faults": FaultsConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
 PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
@@ -241,6 +304,9 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "soak": {"duration_s": 25.0},
         "startup": {"runs": 3},
         "bad_input": {"valid_probe_every": 10},
+        # queue_full is left out: its fill alone took 45-80 s per service here (see FaultsConfig).
+        "faults": {"faults": ("pause", "kill", "slow", "shutdown"), "before_s": 2.0, "fault_s": 3.0,
+                   "after_s": 5.0, "kill_down_s": 1.0},
     },
 }
 
@@ -275,6 +341,7 @@ class StudyConfig:
     soak: SoakConfig = field(default_factory=SoakConfig)
     startup: StartupConfig = field(default_factory=StartupConfig)
     bad_input: BadInputConfig = field(default_factory=BadInputConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

@@ -30,6 +30,7 @@ History of the summary schema (`SUMMARY_VERSION`):
    Engine-capacity `stall_recovery_floor_s` (the shortest recovery the engine's measured
    maximum allows, see `analysis.engine_health`); absent in older runs.
    The `bad-input` summary (a new experiment; no field of another summary changed).
+   The `faults` experiment's summary (`FaultsSummary`), a new type: no existing field changed.
 """
 
 from __future__ import annotations
@@ -295,6 +296,79 @@ class BadInputSummary(PerService[BadInputResult]):
     topic_max_message_bytes: int | None = None
 
 
+# --- faults -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaultOutcome:
+    """One fault injected under load into one service's path to the broker
+    (`experiments.faults`): what the client was told, what Kafka holds, how long the service
+    took to recover and its memory.
+
+    Requests: `sent` (every slot of the fault's load runs), `accepted` (202), `errors_4xx`,
+    `errors_5xx` (and any other answer that is not 202), `timeouts` (no answer within the
+    client's timeout), `no_answer` (connection refused or reset, or dropped by the client as
+    too late to send); `statuses`: requests per status code ("0": no answer). Ledger, from
+    the topic read back once the service had stopped (its producer flushed): `lost`
+    (accepted, no record), `delivered_after_error` (not accepted, yet a record: the client
+    saw an error or gave up, the service produced it anyway), `duplicated` (records beyond
+    the first per request). `start_s`: the fault's start, s after its load began (about 0 for
+    `queue_full`, which pauses the broker as its fill starts);
+    `duration_s`: from injection to its end (resumed, restarted and answering, link
+    cleared, queue drained of the pause, process exited). `recovery_s`: from the end of the
+    fault to the first second from which every second has 202s >= 95% of the offered
+    requests and no errors (whole seconds; None: not within the run, or no load after it).
+    `p99_before_ms`, `p99_during_ms`: the p99 latency (from the intended start, answered
+    requests) of the requests intended before the fault and during it. `rss_before_mib`:
+    the service's RSS just before the fault; `rss_peak_mib`: its highest from the fault's
+    start to the end of its load. Shutdown only: `exit_code`, `exit_s` (SIGTERM to exit, a
+    container's removal included). Kill only: `restart_s` (the broker's restart until it
+    answered and led every partition).
+    """
+
+    start_s: float
+    duration_s: float
+    sent: int
+    accepted: int
+    errors_4xx: int
+    errors_5xx: int
+    timeouts: int
+    no_answer: int
+    statuses: dict[str, int]
+    lost: int
+    delivered_after_error: int
+    duplicated: int
+    recovery_s: float | None
+    p99_before_ms: float | None
+    p99_during_ms: float | None
+    rss_before_mib: float | None
+    rss_peak_mib: float | None
+    exit_code: int | None = None
+    exit_s: float | None = None
+    restart_s: float | None = None
+
+
+@dataclass(frozen=True)
+class FaultsResult:
+    """One service's faults, by name (`config.FAULTS`), at `rate_rps` (req/s) with a client
+    that waits `request_timeout_s` (s)."""
+
+    rate_rps: float
+    request_timeout_s: float
+    faults: dict[str, FaultOutcome]
+
+
+@dataclass(frozen=True)
+class FaultsSummary(PerService[FaultsResult]):
+    """`rate_source`: how the rate relates to the services' ceilings here; `slow_link`: what
+    the slow fault did to the path (`delay_ms` each way, `bandwidth_bytes_per_s`);
+    `queue_full`: how the queue was filled (messages, rate, body bytes, client timeouts)."""
+
+    EXPERIMENT: ClassVar[str] = "faults"
+    RESULT: ClassVar[type] = FaultsResult
+    rate_source: str = ""
+    slow_link: dict[str, Any] = field(default_factory=dict)
+    queue_full: dict[str, Any] = field(default_factory=dict)
+
+
 # --- claims -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClaimsSummary:
@@ -307,11 +381,12 @@ class ClaimsSummary:
 
 
 Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
-           | StartupSummary | BadInputSummary | ClaimsSummary)
+           | StartupSummary | BadInputSummary | FaultsSummary | ClaimsSummary)
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
-                StartupSummary, BadInputSummary, ClaimsSummary)
+                StartupSummary, BadInputSummary, FaultsSummary,
+                ClaimsSummary)
 }
 
 

@@ -11,6 +11,8 @@ from ingestlab.summaries import (
     BadInputResult,
     CeilingResult,
     DeliveryCounts,
+    FaultOutcome,
+    FaultsResult,
     PerService,
     SoakResult,
     StartupResult,
@@ -37,6 +39,19 @@ RESULT_DEFAULTS: dict[type, dict[str, Any]] = {
     BadInputResult: dict(cases=200, violations=0, crashes=0, accepted=80, delivered=80, lost=0, duplicated=0,
                          unexpected=0, boundary_delivered=True, listen_addresses=["127.0.0.1:3000"]),
 }
+FAULT_OUTCOME_DEFAULTS: dict[str, Any] = dict(
+    start_s=2.0, duration_s=3.0, sent=5_000, accepted=4_900, errors_4xx=0, errors_5xx=0, timeouts=100,
+    no_answer=0, statuses={"202": 4_900, "0": 100}, lost=0, delivered_after_error=100, duplicated=0,
+    recovery_s=1.0, p99_before_ms=20.0, p99_during_ms=1_500.0, rss_before_mib=50.0, rss_peak_mib=80.0)
+
+
+def fault_outcome(**fields: Any) -> FaultOutcome:
+    """A `FaultOutcome` with plausible defaults and `fields` replaced."""
+    return FaultOutcome(**{**FAULT_OUTCOME_DEFAULTS, **fields})
+
+
+RESULT_DEFAULTS[FaultsResult] = dict(rate_rps=500.0, request_timeout_s=2.0,
+                                     faults={"pause": fault_outcome()})
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],
                             engine_lag_p99_ms=1.0, engine_cpu_pct_at_max=95.0, engine_pool=32,

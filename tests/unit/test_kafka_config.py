@@ -27,12 +27,26 @@ def test_quorum_race_is_recognised_and_other_failures_are_not():
 
 def test_template_fills_every_placeholder_and_listens_on_loopback_only():
     template = string.Template((artifacts.KAFKA_DIR / "server.properties.template").read_text())
-    text = template.substitute(broker_port=1, controller_port=2, data_dir="/tmp/x", partitions=3)
+    text = template.substitute(broker_port=1, advertised_port=4, controller_port=2, data_dir="/tmp/x",
+                               partitions=3)
     assert "$" not in text
     props = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert props["process.roles"] == "broker,controller"
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:4"
     assert props["num.partitions"] == "3"
+
+
+@pytest.mark.parametrize("advertised", [None, 45678])
+def test_clients_are_told_the_advertised_port_or_the_broker_s_own(advertised, tmp_path: Path):
+    """A proxy in front of the broker (stack.slow_link) stays in the clients' path only if the
+    broker advertises the proxy's port."""
+    broker = KafkaBroker(work_dir=tmp_path, advertised_port=advertised)
+    broker._write_config()
+    props = dict(line.split("=", 1) for line in broker.config_path.read_text().splitlines()
+                 if line and not line.startswith("#"))
+    assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{advertised or broker.broker_port}"
+    assert props["listeners"].startswith(f"PLAINTEXT://127.0.0.1:{broker.broker_port},")
 
 
 @pytest.mark.parametrize("first", BASE64URL)

@@ -19,7 +19,8 @@ def test_the_numbers_follow_from_the_body_limit():
 
 def test_the_broker_takes_a_batch_of_one_record_at_the_limit():
     template = string.Template((artifacts.KAFKA_DIR / "server.properties.template").read_text())
-    text = template.substitute(broker_port=1, controller_port=2, data_dir="/tmp/x", partitions=3)
+    text = template.substitute(broker_port=1, advertised_port=1, controller_port=2, data_dir="/tmp/x",
+                               partitions=3)
     props = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert int(props["message.max.bytes"]) == BROKER_MESSAGE_MAX_BYTES
 

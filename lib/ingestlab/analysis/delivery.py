@@ -18,14 +18,9 @@ def delivery_table(requests: pl.DataFrame, records: pl.DataFrame, *, by: str = "
     `requests` needs `request_id`, `status` and the `by` column; `records` needs `request_id`.
     Records of request ids not in `requests` (other runs) are ignored.
     """
-    copies = records.group_by("request_id").agg(pl.len().cast(pl.Int64).alias("copies"))
     status = pl.col("status")
     accepted = status == 202
-    joined = (
-        requests.select(by, "request_id", "status")
-        .join(copies, on="request_id", how="left")
-        .with_columns(pl.col("copies").fill_null(0))
-    )
+    joined = with_copies(requests.select(by, "request_id", "status"), records)
     return (
         joined.group_by(by, maintain_order=True)
         .agg(
@@ -40,6 +35,13 @@ def delivery_table(requests: pl.DataFrame, records: pl.DataFrame, *, by: str = "
         )
         .with_columns(pl.col(c).cast(pl.Int64) for c in COUNT_COLUMNS)
     )
+
+
+def with_copies(requests: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
+    """`requests` with `copies`: how many records in `records` carry each one's request id
+    (0: none). Records of request ids not in `requests` are ignored."""
+    copies = records.group_by("request_id").agg(pl.len().cast(pl.Int64).alias("copies"))
+    return requests.join(copies, on="request_id", how="left").with_columns(pl.col("copies").fill_null(0))
 
 
 def counts_by_group(table: pl.DataFrame, *, by: str = "service") -> dict[str, dict[str, int]]:

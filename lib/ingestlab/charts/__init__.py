@@ -1,7 +1,7 @@
 """Altair charts of result frames: each a pure function, polars frame in, `alt.Chart` out.
 
 The charts live in modules by topic (`ceiling`, `latency`, `delivery`, `memory`, `startup`,
-`claims`) sharing one `style` module; every chart function is importable from here, as
+`claims`, `faults`) sharing one `style` module; every chart function is importable from here, as
 `charts.ceiling_steps(...)`.
 
 Conventions shared by every chart:
@@ -33,6 +33,7 @@ from __future__ import annotations
 from ingestlab.charts.ceiling import ceiling_steps, step_latency
 from ingestlab.charts.claims import claims_ratios
 from ingestlab.charts.delivery import delivery_bars
+from ingestlab.charts.faults import OUTCOME_COLORS, fault_rss, fault_timeline
 from ingestlab.charts.latency import latency_histogram, latency_over_time, latency_percentiles
 from ingestlab.charts.memory import (
     GC_DEFAULT_SERVICE,
@@ -66,6 +67,8 @@ __all__ = [
     "cold_start_distribution",
     "cpu_by_thread_bars",
     "delivery_bars",
+    "fault_rss",
+    "fault_timeline",
     "footprint_bars",
     "image_bars",
     "gc_pause_distribution",
@@ -89,6 +92,7 @@ __all__ = [
     "MAX_HEAP_EVENTS",
     "MAX_HEAP_WINDOWS",
     "NEUTRAL",
+    "OUTCOME_COLORS",
     "SERVICE_COLORS",
     "TooManyRowsError",
     "VERDICT_SHAPES",

@@ -11,6 +11,7 @@ from ingestlab.config import StudyConfig
 from ingestlab.experiments.bad_input import bad_input
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
+from ingestlab.experiments.faults import faults
 from ingestlab.experiments.smoke import smoke
 from ingestlab.experiments.soak import soak
 from ingestlab.experiments.startup import startup
@@ -24,7 +25,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "soak": soak,
     "startup": startup,
     "bad-input": bad_input,
+    "faults": faults,
 }
 
-__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "engine_capacity", "latency_accuracy", "smoke", "soak",
-           "startup"]
+__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "engine_capacity", "faults", "latency_accuracy", "smoke",
+           "soak", "startup"]

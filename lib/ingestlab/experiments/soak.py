@@ -44,6 +44,18 @@ from ingestlab.units import MB, MIB
 REST_S = 1.0
 
 
+def ceiling_runs_here(config: StudyConfig) -> list[Run]:
+    """Finished ceiling runs of `config`'s profile (and study, if set) that measured a
+    ceiling for both services on this host and core layout, newest first."""
+    here = Run.environment_of(config)
+    return [
+        run for run in find_runs(config.runs_dir, "ceiling", profile=config.profile,
+                                 services=("node", "rust"), study_id=config.study_id)
+        if run.environment_key() == here
+        and all(run.summary.services[s].ceiling_rps for s in ("node", "rust"))
+    ]
+
+
 def soak_rate(config: StudyConfig) -> tuple[float, str]:
     """The soak's rate (req/s) and a sentence saying how it was chosen (see the module doc).
 
@@ -52,13 +64,7 @@ def soak_rate(config: StudyConfig) -> tuple[float, str]:
     """
     if config.soak.rate_rps:
         return float(config.soak.rate_rps), f"{config.soak.rate_rps:,} req/s, set in the configuration"
-    here = Run.environment_of(config)
-    usable = [
-        run for run in find_runs(config.runs_dir, "ceiling", profile=config.profile,
-                                 services=("node", "rust"), study_id=config.study_id)
-        if run.environment_key() == here
-        and all(run.summary.services[s].ceiling_rps for s in ("node", "rust"))
-    ]
+    usable = ceiling_runs_here(config)
     if usable:
         # A study's first ceiling run, so that all of its soak trials hold the same rate.
         source = usable[-1] if config.study_id else usable[0]

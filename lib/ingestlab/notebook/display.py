@@ -127,6 +127,19 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Bullets:
+    """Sentences shown as a bulleted list (e.g. conclusions written from a run's numbers)."""
+
+    lines: tuple[str, ...]
+
+    def _repr_html_(self) -> str:
+        return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in self.lines) + "</ul>"
+
+    def __repr__(self) -> str:
+        return "\n".join(f"- {line}" for line in self.lines)
+
+
+@dataclass(frozen=True)
 class NotebookRecord:
     """What `record_notebook_summary` wrote; displays as text and carries the run's path."""
 

@@ -5,7 +5,11 @@ argv in a container of the kafka image (the JVM at `/opt/java/bin/java`, the jar
 `/opt/kafka/libs/`, the log4j2 config in `/opt/kafka/config/`), with the broker's work dir
 (server.properties, data dir) bind-mounted at the same path, so the config file means the same
 on both sides. Both share everything else (`_BrokerLogic`): config, storage format, start with
-one retry on the quorum race, readiness by metadata request, topic creation.
+one retry on the quorum race, readiness by metadata request, topic creation, and a restart
+on the same data dir and ports after a kill (the `kill` fault of `experiments.faults`).
+
+With `advertised_port` the broker tells clients to reach it at 127.0.0.1:<advertised_port>
+(e.g. a `stack.slow_link.SlowLink` in front of it) while it listens on its own port.
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ QUORUM_RACE_MARKERS = (
     "fatal error while waiting for the controller",
     "CONTROLLER_NOT_AVAILABLE",
 )
+# Kafka's default broker.session.timeout.ms (the template keeps it): a broker killed and
+# started again cannot register with the controller (DUPLICATE_BROKER_REGISTRATION) until
+# the session of its previous incarnation expired, so a restart takes up to this much longer
+# than a start (measured here: 9 s of the 15 s a restart took).
+BROKER_SESSION_TIMEOUT_S = 9.0
 _HINT = ("check that java 17+ is on PATH, that the jars were fetched (make setup) and that "
          "the machine has free memory for the broker heap")
 # The kafka image's layout (stack.images builds it).
@@ -78,7 +87,7 @@ class _BrokerLogic:
     _endpoint: str | None
 
     def _init_broker(self, *, work_dir: Path, heap_mib: int, partitions: int, start_timeout_s: float,
-                     cluster_id: str | None) -> None:
+                     cluster_id: str | None, advertised_port: int | None) -> None:
         self.work_dir = work_dir
         # None: a new random id for every attempt (each formats a fresh data dir).
         self.cluster_id = cluster_id
@@ -86,8 +95,11 @@ class _BrokerLogic:
         self.partitions = partitions
         self.start_timeout_s = start_timeout_s
         self.broker_port, self.controller_port = free_ports(2)
+        self.advertised_port = advertised_port
         self.startup_s: float | None = None
         self.attempts = 0
+        self.restarts_s: list[float] = []
+        self._topics: dict[str, int] = {}
 
     # the runtime's part
     def classpath(self) -> str:
@@ -130,6 +142,7 @@ class _BrokerLogic:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         text = string.Template(_TEMPLATE.read_text()).substitute(
             broker_port=self.broker_port,
+            advertised_port=self.advertised_port or self.broker_port,
             controller_port=self.controller_port,
             data_dir=self.data_dir,
             partitions=self.partitions,
@@ -207,20 +220,58 @@ class _BrokerLogic:
         admin = self.admin()  # must outlive the future, or librdkafka destroys the request
         futures = admin.create_topics([NewTopic(name, num_partitions=count, replication_factor=1)])
         futures[name].result(timeout=timeout_s)
+        self._topics[name] = count
+        self._wait_for_leaders(admin, name, count, timeout_s)
+
+    def _wait_for_leaders(self, admin: AdminClient, name: str, count: int, timeout_s: float) -> None:
+        """Wait until each of the `count` partitions of `name` has a leader."""
 
         def has_leaders() -> bool:
-            topic = admin.list_topics(topic=name, timeout=1.0).topics.get(name)
+            try:
+                topic = admin.list_topics(topic=name, timeout=1.0).topics.get(name)
+            except KafkaException:
+                return False  # e.g. a restarted broker not answering yet
             return (topic is not None and topic.error is None and len(topic.partitions) == count
                     and all(p.leader >= 0 for p in topic.partitions.values()))
 
         wait_until(has_leaders, component=self,  # type: ignore[arg-type]
                    timeout_s=timeout_s, what=f"serving all {count} partitions of {name!r}")
 
+    def restart(self) -> float:
+        """Start the broker again after `kill()` (or `stop()`): the same config, data dir and
+        ports, no new format, so it recovers the log it had. Returns the seconds from this
+        call until it answers metadata requests and leads every partition of the topics it
+        created (also kept in `restarts_s`).
+
+        A killed broker leaves its log unflushed in the page cache, not lost: only the
+        machine's crash would lose it. KRaft recovers the unclean shutdown from the log
+        segments and its metadata log, and the single voter elects itself again (its log
+        names it "an unclean election": the only replica leads again, nothing is truncated).
+
+        Natively the new JVM gets the parent-death signal of the calling *thread* (see
+        `stack.process.launch_argv`): call this from a thread that outlives the broker.
+        """
+        if self.is_running():  # type: ignore[attr-defined]
+            raise RuntimeError("the broker is running: kill() or stop() it before restart()")
+        began = time.monotonic()
+        self._forget_process()
+        super().start()  # type: ignore[misc]  # the runtime class after this mixin
+        wait_until(self.answers_metadata, component=self,  # type: ignore[arg-type]
+                   timeout_s=self.start_timeout_s, what="answering metadata requests after a restart",
+                   hint=self.hint)
+        admin = self.admin()
+        for name, count in self._topics.items():
+            self._wait_for_leaders(admin, name, count, self.start_timeout_s)
+        took = time.monotonic() - began
+        self.restarts_s.append(took)
+        return took
+
     def describe(self) -> dict[str, object]:
         """What a run records about its broker (meta.json)."""
         return {"version": artifacts.kafka_version(), "heap_mib": self.heap_mib,
                 "partitions": self.partitions, "bootstrap": self.bootstrap, "cores": self.cores,
-                "startup_s": self.startup_s, "start_attempts": self.attempts}
+                "advertised_port": self.advertised_port, "startup_s": self.startup_s,
+                "start_attempts": self.attempts, "restarts_s": list(self.restarts_s)}
 
 
 class KafkaBroker(_BrokerLogic, NativeProcess):
@@ -242,9 +293,11 @@ class KafkaBroker(_BrokerLogic, NativeProcess):
         start_timeout_s: float = 90.0,
         java: str = "java",
         cluster_id: str | None = None,
+        advertised_port: int | None = None,
     ) -> None:
         self._init_broker(work_dir=work_dir, heap_mib=heap_mib, partitions=partitions,
-                          start_timeout_s=start_timeout_s, cluster_id=cluster_id)
+                          start_timeout_s=start_timeout_s, cluster_id=cluster_id,
+                          advertised_port=advertised_port)
         self.java = shutil.which(java) or java
         NativeProcess.__init__(
             self,
@@ -291,9 +344,11 @@ class ContainerKafkaBroker(_BrokerLogic, ContainerProcess):
         cluster_id: str | None = None,
         engine: DockerEngine | None = None,
         stack_id: str | None = None,
+        advertised_port: int | None = None,
     ) -> None:
         self._init_broker(work_dir=work_dir, heap_mib=heap_mib, partitions=partitions,
-                          start_timeout_s=start_timeout_s, cluster_id=cluster_id)
+                          start_timeout_s=start_timeout_s, cluster_id=cluster_id,
+                          advertised_port=advertised_port)
         self.stack_id = stack_id
         ContainerProcess.__init__(
             self,

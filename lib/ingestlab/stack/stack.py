@@ -31,6 +31,7 @@ from ingestlab.stack.services import (
     container_spec_for,
     spec_for,
 )
+from ingestlab.stack.slow_link import SlowLink
 
 if TYPE_CHECKING:
     from ingestlab.stack.docker_engine import DockerEngine
@@ -49,7 +50,7 @@ class StackRuntime(Protocol):
         so that none of that counts in a component's start-up time."""
 
     def broker(self, *, work_dir: Path, log_dir: Path, heap_mib: int, partitions: int,
-               cores: tuple[int, ...], start_timeout_s: float) -> Broker: ...
+               cores: tuple[int, ...], start_timeout_s: float, advertised_port: int | None) -> Broker: ...
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
                 node_flags: tuple[str, ...]) -> RunningService: ...
@@ -69,9 +70,9 @@ class NativeRuntime:
         pass  # `make setup` built everything; ArtifactMissing names what is not there
 
     def broker(self, *, work_dir: Path, log_dir: Path, heap_mib: int, partitions: int,
-               cores: tuple[int, ...], start_timeout_s: float) -> KafkaBroker:
+               cores: tuple[int, ...], start_timeout_s: float, advertised_port: int | None) -> KafkaBroker:
         return KafkaBroker(work_dir=work_dir, log_dir=log_dir, heap_mib=heap_mib, partitions=partitions,
-                           cores=cores, start_timeout_s=start_timeout_s)
+                           cores=cores, start_timeout_s=start_timeout_s, advertised_port=advertised_port)
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
                 node_flags: tuple[str, ...]) -> ServiceProcess:
@@ -139,11 +140,12 @@ class ContainerRuntime:
         return self.images[component]
 
     def broker(self, *, work_dir: Path, log_dir: Path, heap_mib: int, partitions: int,
-               cores: tuple[int, ...], start_timeout_s: float) -> ContainerKafkaBroker:
+               cores: tuple[int, ...], start_timeout_s: float,
+               advertised_port: int | None) -> ContainerKafkaBroker:
         return ContainerKafkaBroker(image=self.image("kafka"), work_dir=work_dir, log_dir=log_dir,
                                     heap_mib=heap_mib, partitions=partitions, cores=cores,
                                     start_timeout_s=start_timeout_s, engine=self.engine,
-                                    stack_id=self.stack_id)
+                                    stack_id=self.stack_id, advertised_port=advertised_port)
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
                 node_flags: tuple[str, ...]) -> ContainerService:
@@ -193,6 +195,11 @@ class Stack:
     Logs go to `log_dir`; without one they live in a temporary directory removed on leaving.
     The broker and services run as `config.runtime` says (`runtime_for`), or in `runtime`.
 
+    With `broker_link=True` the services reach the broker through a `SlowLink` (`link`): a
+    proxy on loopback, started before the broker, which advertises the proxy's port, so every
+    byte between a service and the broker passes it (see `stack.slow_link`). It passes bytes
+    through unchanged until its `shape` is changed (the `slow` fault of `experiments.faults`).
+
     While the stack runs, the calling thread (and every thread it starts, such as Kafka
     clients' and the sampler's) is kept on the load cores, so the code driving a measurement
     never takes CPU from the service under test; its affinity is restored on leaving.
@@ -207,6 +214,7 @@ class Stack:
         log_dir: Path | None = None,
         topic: str = TOPIC,
         runtime: StackRuntime | None = None,
+        broker_link: bool = False,
     ) -> None:
         self.config = config
         self.runtime = runtime if runtime is not None else runtime_for(config)
@@ -216,6 +224,8 @@ class Stack:
         self._tmp = Path(tempfile.mkdtemp(prefix="ingestlab-stack-"))
         self.log_dir = log_dir or self._tmp / "logs"
         self.kafka: Broker | None = None
+        self.broker_link = broker_link
+        self.link: SlowLink | None = None
         self.services: dict[ServiceName, RunningService] = {}
         self.timings_s: dict[str, float] = {}
         self._caller_cores: set[int] | None = None
@@ -237,6 +247,8 @@ class Stack:
         self._caller_cores = os.sched_getaffinity(0)
         os.sched_setaffinity(0, self.config.cores.load)
         self.runtime.prepare(self.service_names)
+        if self.broker_link:
+            self.link = SlowLink().start()  # listening before the broker advertises it
         self.kafka = self.runtime.broker(
             work_dir=self._tmp / "kafka",
             log_dir=self.log_dir,
@@ -244,8 +256,16 @@ class Stack:
             partitions=self.config.stack.partitions,
             cores=self.config.cores.broker,
             start_timeout_s=self.config.stack.broker_start_timeout_s,
+            advertised_port=self.link.port if self.link else None,
         )
+        if self.link is not None:
+            # Before the start: clients learn the link's address from the broker's first
+            # metadata answer, and a start waits for such an answer (84 s more in a container
+            # here when the link led nowhere yet).
+            self.link.target_port = self.kafka.broker_port
         self.kafka.start()
+        if self.link is not None:
+            self.link.target_port = self.kafka.broker_port  # a retry on a taken port moves it
         self.timings_s["kafka_start"] = self.kafka.startup_s or 0.0
         self.kafka.create_topic(self.topic)
         for name in self.service_names:
@@ -257,7 +277,8 @@ class Stack:
         and stops it. Logs go to `log_dir` (default: the stack's)."""
         if self.kafka is None:
             raise RuntimeError("the broker is not running: enter the Stack first")
-        return self.runtime.service(name, brokers=self.kafka.bootstrap, log_dir=log_dir or self.log_dir,
+        brokers = self.link.address if self.link else self.kafka.bootstrap
+        return self.runtime.service(name, brokers=brokers, log_dir=log_dir or self.log_dir,
                                     cores=self.config.cores.service,
                                     node_flags=self.config.stack.node_flags)
 
@@ -296,6 +317,8 @@ class Stack:
             self.runtime.close()  # containers: remove whatever still carries the stack's label
         except BaseException as exc:
             errors.append(exc)
+        if self.link is not None:
+            self.link.close()
         # The broker's data dir, and the logs too unless the caller gave a log_dir to keep them.
         shutil.rmtree(self._tmp, ignore_errors=True)
         if self._caller_cores is not None:
@@ -341,6 +364,7 @@ class Stack:
             "runtime": self.runtime.describe(),
             "topic": self.topic,
             "kafka": self.kafka.describe() if self.kafka else None,
+            "broker_link": self.link.describe() if self.link else None,
             "services": {name: s.describe() for name, s in self.services.items()},
             "cores": self.config.cores.as_dict(),
             "timings_s": dict(self.timings_s),
