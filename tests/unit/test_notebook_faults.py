@@ -23,7 +23,6 @@ from ingestlab.notebook.faults import (
     bad_input_verdicts,
     conclusions,
     fault_conditions,
-    latest_bad_input,
     ledger,
     status_table,
 )
@@ -128,11 +127,7 @@ def _bad_input_run(tmp_path: Path) -> Path:
 
 
 def test_bad_input_views(tmp_path: Path) -> None:
-    config = StudyConfig.for_profile("quick", runs_dir=tmp_path)
-    assert latest_bad_input(config) is None  # the notebook then says there is no run yet
-    path = _bad_input_run(tmp_path)
-    run = latest_bad_input(config)
-    assert run is not None and run.path == path
+    run = Run.open(_bad_input_run(tmp_path))
     counts = bad_input_counts(run)
     assert counts.rows() == [("node", 40, 2, 0), ("rust", 40, 1, 0)]
     assert bad_input_conclusions(counts)[1] == (

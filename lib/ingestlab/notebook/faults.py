@@ -15,9 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from ingestlab.config import StudyConfig
 from ingestlab.notebook.article import article_fact
-from ingestlab.results import Run, find_runs
+from ingestlab.results import Run
 from ingestlab.summaries import FaultsSummary
 
 # The ledger's columns, in the order a reader needs them: what the client saw, what Kafka
@@ -30,7 +29,6 @@ LEDGER_COLUMNS: tuple[str, ...] = (
 # Answers this many times slower (p99) during a fault than before it were held, not just slow.
 HELD_FACTOR = 10
 CLIENT_ERRORS: tuple[str, ...] = ("errors_4xx", "errors_5xx", "timeouts", "no_answer")
-BAD_INPUT_EXPERIMENT = "bad-input"
 BAD_INPUT_COUNTS: tuple[str, ...] = ("cases", "violations", "crashes")
 # The verdict of a case the service answered as its contract says (`bad-input`'s matrix).
 OK_VERDICT = "ok"
@@ -200,14 +198,6 @@ def against_article(ledger_rows: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- the bad-input run --------------------------------------------------------------------------
-def latest_bad_input(config: StudyConfig) -> Run | None:
-    """The newest finished `bad-input` run of `config`'s profile and services (and study, if
-    set) in `config.runs_dir`; None if there is none. Never measures."""
-    found = find_runs(config.runs_dir, BAD_INPUT_EXPERIMENT, profile=config.profile, services=config.services,
-                      study_id=config.study_id, limit=1)
-    return found[0] if found else None
-
-
 def bad_input_counts(run: Run) -> pl.DataFrame:
     """Per service of a `bad-input` run: `cases`, `violations`, `crashes`, as its summary.json
     holds them (read by name, so this view does not depend on that experiment's summary type)."""
