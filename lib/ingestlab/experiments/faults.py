@@ -94,7 +94,7 @@ class FaultRun:
     rows: pl.DataFrame
     window: dict[str, object]
     extra: dict[str, float | int | None]
-    after: pl.DataFrame | None
+    after: pl.DataFrame
 
 
 class _Load:
@@ -358,7 +358,7 @@ def outcomes(measured: ServiceFaults, records: pl.DataFrame) -> dict[str, FaultO
     for window in measured.windows.iter_rows(named=True):
         fault, run = window["fault"], measured.runs[window["fault"]]
         counts = ledger[fault]
-        recovered = None if fault == "shutdown" or run.after is None else recovery_s(
+        recovered = None if fault == "shutdown" else recovery_s(
             run.after, fault_end_ns=window["end_ns"], load_end_ns=window["load_end_ns"])
         found[fault] = FaultOutcome(
             start_s=(window["start_ns"] - window["load_start_ns"]) / NS_PER_S,
@@ -385,7 +385,7 @@ def _checks(config: StudyConfig, service: str, found: dict[str, FaultOutcome]) -
     for fault, o in found.items():
         if o.lost:
             notes.append(f"{service} {fault}: {o.lost} accepted requests have no record in Kafka")
-        if fault not in ("shutdown",) and o.recovery_s is None:
+        if fault != "shutdown" and o.recovery_s is None:
             notes.append(f"{service} {fault}: not recovered within the run "
                          f"(202s >= 95% of offered and no errors to its end)")
     shutdown, bound_s = found.get("shutdown"), config.faults.shutdown_bound_s
