@@ -1,9 +1,13 @@
-"""What the service experiments' summaries must hold, checked on the runs the notebooks make
-(01: ceiling, 03: soak, 04: startup) in the study's runtime (the default: containers)."""
+"""What the experiments' summaries must hold, checked on the runs the notebooks make (01: the
+rig's calibration and the ceiling, 03: soak, 04: startup) in the study's runtime (the default:
+containers)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import polars as pl
+import pytest
 
 from ingestlab.results import Run
 
@@ -16,8 +20,27 @@ def _first(runs_dir: Path, experiment: str) -> Run:
     return Run.open(found[0])
 
 
+def check_engine_capacity(runs_dir: Path) -> None:
+    run = _first(runs_dir, "engine-capacity")
+    s = run.summary
+    assert s.engine_lag_p99_ms is not None and s.stall_recovery_s is not None
+    assert s.body_bytes == 10_000 and s.repeats == 1
+    # a measurement, whatever the machine: never 0, and found by the search
+    assert s.engine_max_rps > 0 and s.native_max_rps > 0
+    assert s.wrk_rps > 0 and s.wrk_errors == 0
+    assert s.engine_share_of_wrk == pytest.approx(s.engine_max_rps / s.wrk_rps)
+    assert s.stall_rate_rps == pytest.approx(0.8 * s.engine_max_rps)
+    steps = run.read_frame("steps")
+    assert set(steps["series"]) == {"asyncio-0", "oha"}
+    held = steps.filter(pl.col("series") == "asyncio-0", pl.col("sustained"))
+    assert held["offered_rps"].max() == s.engine_max_rps
+    assert (run.path / "logs" / "nginx.log").exists()
+
+
 def check_ceiling(runs_dir: Path) -> None:
+    check_engine_capacity(runs_dir)
     run = _first(runs_dir, "ceiling")
+    assert _first(runs_dir, "engine-capacity").run_id in run.summary.engine_limits["source"]
     limits = run.summary.engine_limits
     assert limits["asyncio_rps"] > 0 and limits["oha_rps"] > 0
     for service in SERVICES:
