@@ -3,7 +3,6 @@ the conclusions written from its numbers, the article beside them, and the chart
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -113,17 +112,11 @@ def test_against_article_quotes_the_facts_file(faults_run: Run) -> None:
 
 
 def _bad_input_run(tmp_path: Path) -> Path:
-    """A run directory as the bad-input experiment writes it (its summary read by name)."""
-    path = tmp_path / "20261130T230000000Z-bad-input-abcdef"
-    (path / "logs").mkdir(parents=True)
-    config = StudyConfig.for_profile("quick", runs_dir=tmp_path).as_dict()
-    meta = {"schema_version": 2, "experiment": "bad-input", "config": config}
-    (path / "meta.json").write_text(json.dumps(meta))
-    services = {"node": {"cases": 40, "violations": 2, "crashes": 0},
-                "rust": {"cases": 40, "violations": 1, "crashes": 0}}
-    (path / "summary.json").write_text(json.dumps({"schema_version": 3, "experiment": "bad-input",
-                                                   "summary": {"services": services}, "warnings": []}))
-    return path
+    """A finished bad-input run of 40 cases per service."""
+    run = Run.create(StudyConfig.for_profile("quick", runs_dir=tmp_path), "bad-input")
+    run.write_summary(summary("bad-input", {"node": {"cases": 40, "violations": 2, "crashes": 0},
+                                            "rust": {"cases": 40, "violations": 1, "crashes": 0}}))
+    return run.path
 
 
 def test_bad_input_views(tmp_path: Path) -> None:

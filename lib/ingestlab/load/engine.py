@@ -15,9 +15,9 @@ Design (measured on the study machine):
 - Connections as needed. Workers share one stack of idle keep-alive connections and take the
   most recently used one (a new one only when none is idle), so the service sees about as many
   connections as requests are in flight at once, not one per worker: with one connection per
-  worker, a soak pool of 1,000 workers held 1,000 connections open and Rust's RSS was 88 MiB
-  against 30 MiB with the ~20 a 2,000 req/s load needs. `connections_opened` in the settings
-  says how many there were.
+  worker, a quick soak's 1,000 workers at 2,000 req/s held 1,000 connections open and Rust's
+  RSS was 88-90 MiB; with reuse it was 25 MiB (at 1,000 req/s). `connections_opened` in the
+  settings says how many there were.
 - Lean client. A request is one write of a head built once plus the body on a keep-alive
   connection, the answer parsed by httptools for its status (`load.http1`): 18 us of CPU per
   request against aiohttp's 164 us, measured closed loop against nginx. With aiohttp this

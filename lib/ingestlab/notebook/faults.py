@@ -9,7 +9,6 @@ written in advance: a rerun that measures something else says something else.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -199,12 +198,9 @@ def against_article(ledger_rows: pl.DataFrame) -> pl.DataFrame:
 
 # --- the bad-input run --------------------------------------------------------------------------
 def bad_input_counts(run: Run) -> pl.DataFrame:
-    """Per service of a `bad-input` run: `cases`, `violations`, `crashes`, as its summary.json
-    holds them (read by name, so this view does not depend on that experiment's summary type)."""
-    data = json.loads((run.path / "summary.json").read_text())
-    services = data["summary"]["services"]
-    return pl.DataFrame([{"service": service, **{k: counts.get(k) for k in BAD_INPUT_COUNTS}}
-                         for service, counts in services.items()])
+    """Per service of a `bad-input` run: `cases`, `violations`, `crashes` from its summary."""
+    return pl.DataFrame([{"service": service, **{k: getattr(result, k) for k in BAD_INPUT_COUNTS}}
+                         for service, result in run.summary.services.items()])
 
 
 def bad_input_verdicts(matrix: pl.DataFrame) -> pl.DataFrame:
