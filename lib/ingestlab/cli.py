@@ -134,7 +134,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default="quick",
                    help="quick: seconds, for checks; full: the real study (default: quick)")
     p.add_argument("--service", action="append", choices=SERVICES,
-                   help="service(s) to include; repeat for several (default: all)")
+                   help="service(s) or variant(s) to include (services/README.md); repeat for several "
+                        "(default: the article's node and rust)")
     p.add_argument("--runs-dir", default="data/runs", help="where run directories are written")
     p.add_argument("--study-id", default=None,
                    help="the study the run belongs to, recorded in its config (default: none)")

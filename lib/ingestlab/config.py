@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ingestlab.variants import ARTICLE_SERVICES, SERVICES, ServiceName
+
 Profile = Literal["quick", "full"]
-ServiceName = Literal["node", "rust"]
-SERVICES: tuple[ServiceName, ...] = ("node", "rust")
 PROFILES: tuple[Profile, ...] = ("quick", "full")
 # How the broker and the services run: as child processes of this Python ("native"), or each
 # in a container of the workbook's own Docker engine (stack.container; host networking).
@@ -324,7 +324,8 @@ class StudyConfig:
     """
 
     profile: Profile = "full"
-    services: tuple[ServiceName, ...] = SERVICES
+    # Any of variants.SERVICES; the study's default is the article's two.
+    services: tuple[ServiceName, ...] = ARTICLE_SERVICES
     cores: CoreLayout = field(default_factory=CoreLayout)
     # Native processes or containers (the same broker, services and pinning either way).
     runtime: Runtime = "container"

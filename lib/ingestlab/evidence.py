@@ -14,10 +14,11 @@ import polars as pl
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, check_comparable, find_runs
 from ingestlab.units import MB, MS_PER_S
+from ingestlab.variants import ARTICLE_SERVICES
 
 Trials = dict[str, dict[str, list[float]]]
-# The services every claim compares: only runs that measured both supply a row.
-SERVICES: tuple[str, ...] = ("node", "rust")
+# The services every claim compares (the article's two): only runs that measured both supply a row.
+SERVICES: tuple[str, ...] = ARTICLE_SERVICES
 
 # A service's value in the claim's unit, read off its typed summary (None: not measured).
 # The article's memory "MB" is compared with MiB (it does not say which it means).

@@ -42,6 +42,7 @@ from ingestlab.stack.services import (
     spec_for,
 )
 from ingestlab.stack.stack import ContainerRuntime, NativeRuntime, Stack, runtime_for
+from ingestlab.variants import SERVICES, variant
 
 
 # --- container arguments and labels ---------------------------------------------------------
@@ -160,20 +161,24 @@ def test_the_native_broker_keeps_the_hosts_java_jars_and_log4j(tmp_path):
     assert not hasattr(broker, "runtime") or broker.runtime != "container"
 
 
-@pytest.mark.parametrize("name", ["node", "rust"])
+@pytest.mark.parametrize("name", SERVICES)
 def test_a_container_service_gets_the_native_env_and_the_images_command(name, tmp_path):
     flags = ("--trace-gc", "--max-old-space-size=1536")
     spec = container_spec_for(name, image=f"ingestlab/{name}:minimal-k", node_flags=flags)
     service = ContainerService(spec, brokers="127.0.0.1:9092", log_dir=tmp_path, cores=(1,), stack_id="s")
     native = ServiceProcess(spec_for(name, node_flags=flags), brokers="127.0.0.1:9092", log_dir=tmp_path,
                             cores=(1,), port=service.port)
-    expected = {"PORT": str(service.port), "KAFKA_BROKERS": "127.0.0.1:9092"}
-    if name == "rust":
+    v = variant(name)
+    expected = {"PORT": str(service.port), "KAFKA_BROKERS": "127.0.0.1:9092", "ACK_MODE": v.promise}
+    if v.program == "rust":
         expected["RUST_LOG"] = "info"
         assert service.argv == [IMAGE_RUST_BINARY]
-    else:
-        assert service.argv == [IMAGE_NODE, *flags, "server.js"]
+    elif v.program == "node":
+        entry = "cluster.js" if v.processes == "per-core" else "server.js"
+        assert service.argv == [IMAGE_NODE, *flags, entry]
         assert native.argv[1:] == service.argv[1:]  # the same flags and script
+    else:
+        assert service.argv[1:] == native.argv[1:] == ["serve.py"]
     assert service.container_env == expected
     assert {k: native._env[k] for k in expected} == expected
     assert str(service.cwd) == "/app" and service.image == spec.image and service.cores == (1,)

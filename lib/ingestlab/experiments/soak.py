@@ -39,6 +39,7 @@ from ingestlab.summaries import SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
 from ingestlab.units import MB, MIB
+from ingestlab.variants import program_of
 
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
@@ -145,8 +146,8 @@ def _soak_service(
         "cpu_by_core": cpu_by_core(threads).to_dicts(),
     }
     frames = {"requests": rows, "samples": samples, "thread_samples": threads}
-    if service == "node":
-        gc_fields, frames["gc"] = _node_gc(log_dir / "node.log", rows)
+    if program_of(service) == "node":
+        gc_fields, frames["gc"] = _node_gc(service, log_dir / f"{service}.log", rows)
         measured.update(gc_fields)
     return SoakResult(**measured), frames
 
@@ -163,11 +164,11 @@ def _cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:
     return {"cgroup_mem_mean_mb": float(charged.mean()) / MB, "cgroup_mem_peak_mb": float(charged.max()) / MB}
 
 
-def _node_gc(log_path: Path, rows: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
-    """Node's GC over the soak, from its `--trace-gc` log: the GC fields of `SoakResult`
+def _node_gc(service: ServiceName, log_path: Path, rows: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
+    """A Node program's GC over the soak, from its `--trace-gc` log: the GC fields of `SoakResult`
     (pauses in ms, heap in MiB) and the GC events frame."""
     trace = parse_gc_log(log_path)
-    gc = trace.events.with_columns(service=pl.lit("node"))
+    gc = trace.events.with_columns(service=pl.lit(service))
     gc_summary = gc_latency_summary(rows, gc)
     heap = memory_pattern(
         heap_series(gc, climb_points=HEAP_CLIMB_POINTS)

@@ -24,6 +24,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from ingestlab.paths import PROJECT_ROOT
 
 NODE_DIR = PROJECT_ROOT / "services" / "node"
 RUST_DIR = PROJECT_ROOT / "services" / "rust"
+PYTHON_DIR = PROJECT_ROOT / "services" / "python"
 KAFKA_DIR = PROJECT_ROOT / "infra" / "kafka"
 DELAY_SERVER_DIR = PROJECT_ROOT / "infra" / "delay-server"
 RUST_BINARY_NAME = "ingest-rust"
@@ -85,6 +87,12 @@ def delay_server_binary() -> Path:
 
 def oha_root() -> Path:
     return cache_root() / "tools" / f"oha-{OHA_VERSION}"
+
+
+def python_interpreter() -> Path:
+    """The Python service's interpreter natively: this one (the project's environment holds
+    aiohttp and confluent-kafka, environment.yml)."""
+    return Path(sys.executable)
 
 
 def require(path: Path, what: str) -> Path:

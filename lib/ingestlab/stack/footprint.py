@@ -16,7 +16,8 @@ from pathlib import Path
 from ingestlab.config import ServiceName
 from ingestlab.files import DistinctFiles, tree_bytes
 from ingestlab.stack import artifacts
-from ingestlab.stack.services import node_spec
+from ingestlab.stack.services import spec_for
+from ingestlab.variants import program_of
 
 # Shared libraries every glibc-based base image already holds (glibc itself and the GCC
 # runtime), so they are not part of what a deployment adds. libstdc++ is not among them:
@@ -90,11 +91,12 @@ def footprint(service: ServiceName) -> dict[str, object]:
     `packages` (Node: bytes per top-level package, largest first; Rust: empty).
     """
     packages: dict[str, int] = {}
-    if service == "rust":
+    program = program_of(service)  # a variant's deployment is its program's
+    if program == "rust":
         binary = artifacts.require(artifacts.rust_binary(), "the Rust service binary")
         parts = [Part.of("executable", binary), *_library_parts([binary])]
-    elif service == "node":
-        executable = Path(node_spec().argv[0]).resolve(strict=True)
+    elif program == "node":
+        executable = Path(spec_for("node").argv[0]).resolve(strict=True)
         node_modules = (artifacts.NODE_DIR / "node_modules").resolve(strict=True)
         addons = [path for path, _size in DistinctFiles().paths(node_modules.rglob("*.node"))]
         packages = _package_bytes(node_modules, DistinctFiles())
@@ -103,7 +105,7 @@ def footprint(service: ServiceName) -> dict[str, object]:
             *_library_parts([executable, *addons], inside=node_modules),
             Part.of("node_modules", node_modules, tree_bytes(node_modules)),
             *(Part.of("source", artifacts.NODE_DIR / name)
-              for name in ("server.js", "package.json", "package-lock.json")),
+              for name in ("server.js", "cluster.js", "package.json", "package-lock.json")),
         ]
     else:
         raise ValueError(f"unknown service {service!r}")

@@ -1,6 +1,6 @@
-"""The two ingestion services under test, as native processes (`ServiceProcess`) or in
-containers (`ContainerService`): the same env (PORT, KAFKA_BROKERS, RUST_LOG), node flags and
-readiness (`/healthz`) either way; only where the program comes from differs (`spec_for`:
+"""The ingestion services under test (the article's two and their variants, `variants`), as
+native processes (`ServiceProcess`) or in containers (`ContainerService`): the same env (PORT,
+KAFKA_BROKERS, ACK_MODE, RUST_LOG), node flags and readiness (`/healthz`) either way; only where the program comes from differs (`spec_for`:
 the host's build; `container_spec_for`: the image's layout)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingestlab.config import ServiceName
+from ingestlab.variants import Program, Variant, program_of, variant
 from ingestlab.stack import artifacts
 from ingestlab.stack.component import wait_until
 from ingestlab.stack.container import ContainerProcess, container_labels
@@ -44,61 +45,63 @@ class ServiceSpec:
     image: str | None = None
 
 
-def node_spec(node_flags: tuple[str, ...] = ()) -> ServiceSpec:
-    artifacts.require(artifacts.NODE_DIR / "node_modules" / "node-rdkafka", "the Node service's node_modules")
-    return ServiceSpec(
-        name="node",
-        argv=(shutil.which("node") or "node", *node_flags, "server.js"),
-        cwd=artifacts.NODE_DIR,
-        hint="the Node service is ready once its Kafka producer connected; see its log for "
-             "librdkafka errors, or rerun `make setup` if node-rdkafka fails to load",
-    )
-
-
-def rust_spec() -> ServiceSpec:
-    binary = artifacts.require(artifacts.rust_binary(), "the Rust service binary (for the current sources)")
-    return ServiceSpec(
-        name="rust",
-        argv=(str(binary),),
-        cwd=artifacts.RUST_DIR,
-        env=(("RUST_LOG", "info"),),
-        hint="see the log for the bind or producer error; rerun `make setup` after changing the sources",
-    )
-
-
-def spec_for(name: ServiceName, *, node_flags: tuple[str, ...] = ()) -> ServiceSpec:
-    if name == "node":
-        return node_spec(node_flags)
-    if name == "rust":
-        return rust_spec()
-    raise ValueError(f"unknown service {name!r}")
-
-
-# The images' layouts (stack.images builds them); WORKDIR is /app in both.
+# How each program starts, natively and in its image (stack.images builds those; WORKDIR /app).
 IMAGE_WORKDIR = Path("/app")
 IMAGE_NODE = "/usr/local/bin/node"
 IMAGE_RUST_BINARY = "/app/ingest-rust"
-_IMAGE_HINTS = {
+IMAGE_PYTHON = "/usr/local/bin/python3"
+# node-cluster's primary forks one server.js worker per core it may run on (services/node).
+NODE_ENTRY = {"one": "server.js", "per-core": "cluster.js"}
+PYTHON_ENTRY = "serve.py"
+_HINTS: dict[Program, str] = {
     "node": "the Node service is ready once its Kafka producer connected; see its log for "
-            "librdkafka errors; the image holds node, server.js and node_modules in /app",
-    "rust": "see the log for the bind or producer error; the image holds /app/ingest-rust "
-            "(stack.images.ensure_image rebuilds it when the sources change)",
+            "librdkafka errors, or rerun `make setup` if node-rdkafka fails to load",
+    "rust": "see the log for the bind or producer error; rerun `make setup` after changing the sources",
+    "python": "the Python service is ready once every worker's producer connected; see its log, "
+              "or rerun `make setup` if aiohttp or confluent_kafka fail to import",
+}
+_IMAGE_HINTS: dict[Program, str] = {
+    "node": "the image holds node, server.js, cluster.js and node_modules in /app",
+    "rust": "the image holds /app/ingest-rust (stack.images.ensure_image rebuilds it when the sources change)",
+    "python": "the image holds python3, its standard library and site-packages, and /app/serve.py",
 }
 
 
-def container_spec_for(name: ServiceName, *, image: str, node_flags: tuple[str, ...] = ()) -> ServiceSpec:
-    """`name` as its image `image` runs it: the same command and env as natively, with the
-    image's paths (node: `/usr/local/bin/node <flags> server.js` in /app; rust:
-    `/app/ingest-rust`)."""
-    if name == "node":
-        argv: tuple[str, ...] = (IMAGE_NODE, *node_flags, "server.js")
-        env: tuple[tuple[str, str], ...] = ()
-    elif name == "rust":
-        argv, env = (IMAGE_RUST_BINARY,), (("RUST_LOG", "info"),)
+def _variant_env(v: Variant) -> tuple[tuple[str, str], ...]:
+    """What tells a program which variant it is: ACK_MODE (enqueue | acked), and Rust's log level."""
+    env: tuple[tuple[str, str], ...] = (("ACK_MODE", v.promise),)
+    return (*env, ("RUST_LOG", "info")) if v.program == "rust" else env
+
+
+def spec_for(name: ServiceName, *, node_flags: tuple[str, ...] = ()) -> ServiceSpec:
+    """How `name` (any of variants.SERVICES) runs from the host's build. `node_flags` apply to
+    Node programs only (a cluster's workers inherit them)."""
+    v = variant(name)
+    if v.program == "node":
+        artifacts.require(artifacts.NODE_DIR / "node_modules" / "node-rdkafka", "the Node service's node_modules")
+        argv: tuple[str, ...] = (shutil.which("node") or "node", *node_flags, NODE_ENTRY[v.processes])
+        cwd = artifacts.NODE_DIR
+    elif v.program == "rust":
+        argv = (str(artifacts.require(artifacts.rust_binary(), "the Rust service binary (for the current sources)")),)
+        cwd = artifacts.RUST_DIR
     else:
-        raise ValueError(f"unknown service {name!r}")
-    return ServiceSpec(name=name, argv=argv, cwd=IMAGE_WORKDIR, env=env, hint=_IMAGE_HINTS[name],
-                       image=image)
+        argv = (str(artifacts.python_interpreter()), PYTHON_ENTRY)
+        cwd = artifacts.PYTHON_DIR
+    return ServiceSpec(name=name, argv=argv, cwd=cwd, env=_variant_env(v), hint=_HINTS[v.program])
+
+
+def container_spec_for(name: ServiceName, *, image: str, node_flags: tuple[str, ...] = ()) -> ServiceSpec:
+    """`name` as its program's image `image` runs it: the same command and env as natively,
+    with the image's paths."""
+    v = variant(name)
+    if v.program == "node":
+        argv: tuple[str, ...] = (IMAGE_NODE, *node_flags, NODE_ENTRY[v.processes])
+    elif v.program == "rust":
+        argv = (IMAGE_RUST_BINARY,)
+    else:
+        argv = (IMAGE_PYTHON, PYTHON_ENTRY)
+    return ServiceSpec(name=name, argv=argv, cwd=IMAGE_WORKDIR, env=_variant_env(v),
+                       hint=f"{_HINTS[v.program]}; {_IMAGE_HINTS[v.program]}", image=image)
 
 
 def service_env(spec: ServiceSpec, *, port: int, brokers: str) -> dict[str, str]:
@@ -182,10 +185,13 @@ class ContainerService(_ServiceLogic, ContainerProcess):
 
 
 def service_version(name: ServiceName) -> str:
-    """Runtime version behind a service: node's `--version`, or the Rust binary's build key."""
-    if name == "node":
-        return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    return f"ingest-rust {artifacts.rust_binary().parent.name}"
+    """Runtime version behind a service: node's or python's `--version`, or the Rust binary's
+    build key."""
+    program = program_of(name)
+    if program == "rust":
+        return f"ingest-rust {artifacts.rust_binary().parent.name}"
+    command = ["node"] if program == "node" else [str(artifacts.python_interpreter())]
+    return subprocess.run([*command, "--version"], capture_output=True, text=True).stdout.strip()
 
 
 # Either runtime's service: what `Stack.service()` returns.

@@ -32,6 +32,7 @@ from ingestlab.stack.services import (
     spec_for,
 )
 from ingestlab.stack.slow_link import SlowLink
+from ingestlab.variants import program_of
 
 if TYPE_CHECKING:
     from ingestlab.stack.docker_engine import DockerEngine
@@ -126,11 +127,12 @@ class ContainerRuntime:
         return self._engine
 
     def prepare(self, services: Sequence[ServiceName]) -> None:
-        for component in ("kafka", *services):
+        for component in dict.fromkeys(("kafka", *(program_of(s) for s in services))):
             self.image(component)
 
     def image(self, component: str) -> str:
-        """The tag of `component`'s image ("kafka", "node", "rust"), built if missing."""
+        """The tag of `component`'s image ("kafka", or a program: "node", "rust", "python"),
+        built if missing."""
         if component not in self.images:
             from ingestlab.stack.images import ensure_image
 
@@ -149,7 +151,7 @@ class ContainerRuntime:
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
                 node_flags: tuple[str, ...]) -> ContainerService:
-        spec = container_spec_for(name, image=self.image(name), node_flags=node_flags)
+        spec = container_spec_for(name, image=self.image(program_of(name)), node_flags=node_flags)
         return ContainerService(spec, brokers=brokers, log_dir=log_dir, cores=cores, engine=self.engine,
                                 stack_id=self.stack_id)
 
