@@ -6,13 +6,17 @@
  * (delivery reports are only logged). Additions the article describes in prose but does not
  * show: JSON errors for bad JSON (400) and oversized bodies (413), rejection of
  * __proto__/constructor/prototype keys, a /healthz that is 200 once the producer is connected,
- * and a SIGTERM handler that flushes the producer before exiting. The input rules both services
+ * and a SIGTERM handler that flushes the producer before exiting. ACK_MODE=acked (the
+ * `node-acked` variant) answers 202 only after the delivery report instead (an error: 500), and
+ * polls for reports every 5 ms rather than 100 so the wait for one is not the poll interval.
+ * The input rules both services
  * share (services/README.md, "Promises"): every answer to a client is JSON, 202 or a 4xx naming
  * the problem; what the 1 MiB limit admits either reaches Kafka or gets a 4xx.
  */
 'use strict';
 
 const { isUtf8 } = require('buffer');
+const cluster = require('cluster');
 const dns = require('dns');
 const http = require('http');
 const express = require('express');
@@ -21,6 +25,10 @@ const Kafka = require('node-rdkafka');
 dns.setDefaultResultOrder('ipv4first');
 
 const PORT = Number(process.env.PORT || 3000);
+// enqueue: 202 once produce() queued the record (the article); acked: once Kafka acknowledged it.
+const ACK_MODE = process.env.ACK_MODE || 'enqueue';
+if (!['enqueue', 'acked'].includes(ACK_MODE)) throw new Error(`ACK_MODE must be enqueue or acked, got ${ACK_MODE}`);
+const POLL_INTERVAL_MS = ACK_MODE === 'acked' ? 5 : 100;
 const TOPIC = 'data-ingestion';
 const FLUSH_TIMEOUT_MS = 10000;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -59,15 +67,17 @@ let producerReady = false;
 producer.on('event.error', (err) => {
   console.error('Kafka system-level error occurred:', err.message);
 });
-producer.on('delivery-report', (err) => {
+// In acked mode each record's opaque is the callback that answers its request.
+producer.on('delivery-report', (err, report) => {
   if (err) console.error('Failed to commit message to broker:', err.message);
+  if (report && typeof report.opaque === 'function') report.opaque(err);
 });
 producer.on('ready', () => {
   producerReady = true;
   console.log('Kafka producer ready');
 });
 // Delivery reports are only emitted while the producer is polled.
-producer.setPollInterval(100);
+producer.setPollInterval(POLL_INTERVAL_MS);
 producer.connect();
 
 /** Unicode code points in `text` (a surrogate pair is one). */
@@ -180,8 +190,15 @@ app.post('/api/ingest', requireJsonType, parseJson, validatePayload, (req, res) 
     if (value.length > RECORD_LIMIT_BYTES) {
       return answerError(res, 413, `Payload too large: the record would exceed ${RECORD_LIMIT_BYTES} bytes.`);
     }
-    producer.produce(TOPIC, null, value, null, Date.now());
-    res.status(202).json({ status: 'Accepted' });
+    if (ACK_MODE === 'enqueue') {
+      producer.produce(TOPIC, null, value, null, Date.now());
+      return res.status(202).json({ status: 'Accepted' });
+    }
+    producer.produce(TOPIC, null, value, null, Date.now(), (deliveryErr) => {
+      if (deliveryErr) return res.status(500).json({ error: 'Internal pipeline error' });
+      return res.status(202).json({ status: 'Accepted' });
+    });
+    return undefined;
   } catch (err) {
     // Includes "Local: Queue full" when librdkafka's buffer is at queue.buffering.max.messages.
     console.error('Ingestion production failure:', err.message);
@@ -233,13 +250,19 @@ server.on('clientError', (err, socket) => {
   if (err.code === 'HPE_HEADER_OVERFLOW') return socket.end(rawJsonAnswer(431, 'Request headers too large.'));
   return socket.end(rawJsonAnswer(400, 'Malformed HTTP request.'));
 });
-server.listen(PORT, '127.0.0.1', () => {
-  console.log(`Ingestion microservice running on http://127.0.0.1:${PORT}`);
-  // Anchors --trace-gc's times to wall time. The trace counts from the V8 isolate's start,
-  // v8_start_ms after process start: wall = epoch_ms - uptime_ms + v8_start_ms + trace ms.
-  const v8Start = performance.nodeTiming.v8Start.toFixed(3);
-  console.log(`clock epoch_ms=${Date.now()} uptime_ms=${performance.now().toFixed(3)} v8_start_ms=${v8Start}`);
-});
+function listen() {
+  server.listen(PORT, '127.0.0.1', () => {
+    console.log(`Ingestion microservice running on http://127.0.0.1:${PORT}`);
+    // Anchors --trace-gc's times to wall time. The trace counts from the V8 isolate's start,
+    // v8_start_ms after process start: wall = epoch_ms - uptime_ms + v8_start_ms + trace ms.
+    const v8Start = performance.nodeTiming.v8Start.toFixed(3);
+    console.log(`clock epoch_ms=${Date.now()} uptime_ms=${performance.now().toFixed(3)} v8_start_ms=${v8Start}`);
+  });
+}
+// A cluster worker (cluster.js) takes connections only once its producer is connected: the
+// primary hands connections to listening workers only, so none reaches one still connecting.
+if (cluster.isWorker) producer.once('ready', listen);
+else listen();
 
 function shutdown(signal) {
   console.log(`${signal} received. Shutting down microservice...`);

@@ -25,14 +25,18 @@ def config(tmp_path_factory) -> StudyConfig:
     return StudyConfig.for_profile("quick", runs_dir=tmp_path_factory.mktemp("runs"), runtime="native")
 
 
+# The contract holds for every service name (variants.SERVICES, services/README.md).
+CONTRACT_SERVICES = ("node", "rust", "node-acked", "rust-enqueue", "node-cluster")
+
+
 @pytest.fixture(scope="session")
 def stack(config, tmp_path_factory):
-    """One broker and both services for the contract tests (about 5 s to start)."""
-    with Stack(config, log_dir=tmp_path_factory.mktemp("logs")) as running:
+    """One broker and every service for the contract tests (about 5 s to start)."""
+    with Stack(config.replace(services=CONTRACT_SERVICES), log_dir=tmp_path_factory.mktemp("logs")) as running:
         yield running
 
 
-@pytest.fixture(params=["node", "rust"])
+@pytest.fixture(params=CONTRACT_SERVICES)
 def service_name(request) -> str:
     return request.param
 

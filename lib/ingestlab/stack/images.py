@@ -17,7 +17,7 @@ Layout the container runtime relies on (all images run with host networking and 
 the runtime passes the command, env and bind mounts):
 
 - rust: `/app/ingest-rust`, WORKDIR /app, CMD ["/app/ingest-rust"] (PORT, KAFKA_BROKERS, RUST_LOG).
-- node: `/usr/local/bin/node`, `/app/server.js`, `/app/package.json`, `/app/node_modules`,
+- node: `/usr/local/bin/node`, `/app/server.js`, `/app/cluster.js`, `/app/package.json`, `/app/node_modules`,
   WORKDIR /app, CMD ["/usr/local/bin/node", "server.js"].
 - kafka: `/opt/java/bin/java` (JAVA_HOME=/opt/java, on PATH), jars in `/opt/kafka/libs/`, the
   broker's log4j2 config at `/opt/kafka/config/<its name>`, `/bin/sh`; WORKDIR /opt/kafka.
@@ -386,7 +386,7 @@ def node_recipe() -> Recipe:
         Entry("/app/node_modules", "node_modules", kind="tree", source=modules,
               tree_key=modules.parent.name, keep=keep_in_node_modules, mode=0o755),
         *(_file(f"/app/{name}", "sources", artifacts.NODE_DIR / name)
-          for name in ("server.js", "package.json")),
+          for name in ("server.js", "cluster.js", "package.json")),
     ]
     return Recipe("node", tuple(entries), workdir="/app", cmd=(NODE_BINARY, "server.js"))
 

@@ -5,7 +5,9 @@
 //! kept: the body is read as bytes (1 MiB limit) and deserialized borrowing from that buffer
 //! (`Cow<str>` falls back to an owned string when the JSON text has escapes); `data` stays a
 //! `serde_json::Value` as in the article. The 202 is sent only after Kafka acknowledged the
-//! record (awaited delivery, 5 s timeout), as the article's code does.
+//! record (awaited delivery, 5 s timeout), as the article's code does. `ACK_MODE=enqueue` (the
+//! `rust-enqueue` variant) answers 202 once the record is in librdkafka's queue instead, as the
+//! article's Node does (a full queue: 500 at once); its delivery is then only logged on error.
 //!
 //! The input rules both services share (services/README.md, "Promises"): every answer to a
 //! client is JSON, 202 or a 4xx naming the problem; what the 1 MiB limit admits either reaches
@@ -223,18 +225,51 @@ async fn record_for(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>,
     Ok(record)
 }
 
-async fn ingest(req: HttpRequest, payload: web::Payload, producer: web::Data<FutureProducer>) -> HttpResponse {
+/// When a 202 is sent: after Kafka acknowledged the record (the article's Rust), or once it is
+/// enqueued in librdkafka's queue (the article's Node).
+#[derive(Clone, Copy, PartialEq)]
+enum AckMode {
+    Acked,
+    Enqueue,
+}
+
+fn accepted() -> HttpResponse {
+    HttpResponse::Accepted().json(json!({ "status": "Accepted" }))
+}
+
+fn pipeline_error(err: &dyn std::fmt::Debug) -> HttpResponse {
+    log::error!("Transmission to Kafka broker failed: {err:?}");
+    error_json(HttpResponse::InternalServerError(), "Internal pipeline error")
+}
+
+async fn ingest(
+    req: HttpRequest,
+    payload: web::Payload,
+    producer: web::Data<FutureProducer>,
+    mode: web::Data<AckMode>,
+) -> HttpResponse {
     let encoded = match record_for(&req, payload).await {
         Ok(record) => record,
         Err(response) => return response,
     };
     let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(TOPIC).payload(&encoded);
+    if **mode == AckMode::Enqueue {
+        return match producer.send_result(record) {
+            Ok(delivery) => {
+                // Nobody waits for the report; a failed delivery is logged, as Node's is.
+                actix_web::rt::spawn(async move {
+                    if let Ok(Err((err, _))) = delivery.await {
+                        log::error!("Failed to commit message to broker: {err:?}");
+                    }
+                });
+                accepted()
+            }
+            Err((err, _)) => pipeline_error(&err),
+        };
+    }
     match producer.send(record, Timeout::After(SEND_TIMEOUT)).await {
-        Ok(_) => HttpResponse::Accepted().json(json!({ "status": "Accepted" })),
-        Err((err, _)) => {
-            log::error!("Transmission to Kafka broker failed: {err:?}");
-            error_json(HttpResponse::InternalServerError(), "Internal pipeline error")
-        }
+        Ok(_) => accepted(),
+        Err((err, _)) => pipeline_error(&err),
     }
 }
 
@@ -250,6 +285,11 @@ async fn main() -> std::io::Result<()> {
     let port: u16 = env_or("PORT", "8080").parse().expect("PORT must be a port number");
     // 0 = actix's default, one worker per core the process may run on.
     let workers: usize = env_or("WORKERS", "0").parse().expect("WORKERS must be a number");
+    let mode = match env_or("ACK_MODE", "acked").as_str() {
+        "acked" => AckMode::Acked,
+        "enqueue" => AckMode::Enqueue,
+        other => panic!("ACK_MODE must be acked or enqueue, got {other}"),
+    };
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -263,10 +303,12 @@ async fn main() -> std::io::Result<()> {
         .create()
         .expect("Failed to initialize Kafka producer");
     let shared = web::Data::new(producer.clone());
+    let mode = web::Data::new(mode);
 
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(shared.clone())
+            .app_data(mode.clone())
             .route("/api/ingest", web::post().to(ingest))
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(json!({ "status": "ok" })) }))
             .default_service(web::to(|| async { error_json(HttpResponse::NotFound(), "Not found.") }))
