@@ -198,6 +198,20 @@ class SoakConfig:
     in_flight_s: float = 0.5
 
 
+@dataclass(frozen=True)
+class ContractsConfig:
+    """Every service held at one rate (`experiments.contracts`), to compare promises.
+
+    1,000 req/s is under every service's ceiling measured here (the slowest, single-process
+    Python acked, held it), so each answers at its own pace rather than queueing; requests
+    intended in the first `warmup_s` are left out, as in the soak.
+    """
+
+    rate_rps: int = 1000
+    duration_s: float = 30.0
+    warmup_s: float = 3.0
+
+
 # The faults of `experiments.faults`, in the order they are injected into each service's stack
 # (shutdown last: it ends the service).
 FaultName = Literal["pause", "kill", "slow", "queue_full", "shutdown"]
@@ -290,7 +304,7 @@ class BadInputConfig:
 _PARTS: dict[str, type] = {
     "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
     "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig, "bad_input": BadInputConfig,
-    "faults": FaultsConfig,
+    "faults": FaultsConfig, "contracts": ContractsConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
 PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
@@ -309,6 +323,7 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         # integration tests kill and restart a broker under load)
         "faults": {"faults": ("pause", "slow", "shutdown"), "before_s": 2.0, "fault_s": 3.0,
                    "after_s": 5.0, "kill_down_s": 1.0},
+        "contracts": {"duration_s": 6.0, "warmup_s": 2.0},
     },
 }
 
@@ -345,6 +360,7 @@ class StudyConfig:
     startup: StartupConfig = field(default_factory=StartupConfig)
     bad_input: BadInputConfig = field(default_factory=BadInputConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    contracts: ContractsConfig = field(default_factory=ContractsConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

@@ -31,6 +31,11 @@ History of the summary schema (`SUMMARY_VERSION`):
    maximum allows, see `analysis.engine_health`); absent in older runs.
    The `bad-input` summary (a new experiment; no field of another summary changed).
    The `faults` experiment's summary (`FaultsSummary`), a new type: no existing field changed.
+4. Service names beyond the article's two (`ingestlab.variants`: node-acked, rust-enqueue,
+   node-cluster, python, python-enqueue) may key `services`. Soak `e2e_p50_ms`, `e2e_p99_ms`
+   (intended send to the record's append time in Kafka, `analysis.e2e`), `cpu_per_request_us`,
+   `processes`; its RSS is now the sum over the service's processes. New summaries: the
+   `contracts` experiment's. Versions 2 and 3 are still read (the new fields take defaults).
 """
 
 from __future__ import annotations
@@ -42,9 +47,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import dacite
 
-SUMMARY_VERSION = 3
+SUMMARY_VERSION = 4
 # Versions this code reads: each newer one only added fields with defaults.
-READABLE_VERSIONS = frozenset({2, 3})
+READABLE_VERSIONS = frozenset({2, 3, 4})
 _DACITE = dacite.Config(strict=True, cast=[float])
 
 
@@ -220,6 +225,12 @@ class SoakResult:
     runtime: str = "native"
     cgroup_mem_mean_mb: float | None = None
     cgroup_mem_peak_mb: float | None = None
+    # From the intended send to the record's append time in Kafka (analysis.e2e), ms.
+    e2e_p50_ms: float | None = None
+    e2e_p99_ms: float | None = None
+    # CPU time of all the service's processes per accepted request (us); processes sampled.
+    cpu_per_request_us: float | None = None
+    processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -231,6 +242,18 @@ class SoakSummary(PerService[SoakResult]):
     rate_rps: float = 0.0
     rate_source: str = ""
     engine_limits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContractsSummary(PerService[SoakResult]):
+    """Every service held at one rate (`experiments.contracts`): a soak's fields per service."""
+
+    EXPERIMENT: ClassVar[str] = "contracts"
+    RESULT: ClassVar[type] = SoakResult
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("p50_ms", "p99_ms", "e2e_p50_ms", "e2e_p99_ms", "rss_mean_mib",
+                                               "cpu_per_request_us")
+    rate_rps: float = 0.0
+    duration_s: float = 0.0
 
 
 # --- startup ------------------------------------------------------------------------------------
@@ -385,7 +408,7 @@ Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | Ceili
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
-                StartupSummary, BadInputSummary, FaultsSummary,
+                StartupSummary, BadInputSummary, FaultsSummary, ContractsSummary,
                 ClaimsSummary)
 }
 

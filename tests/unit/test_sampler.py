@@ -21,6 +21,8 @@ from ingestlab.telemetry.sampler import (
     cpu_by_thread,
     parse_smaps_rollup,
     parse_stat,
+    tree_cpu_s,
+    tree_totals,
 )
 
 MIB = 1 << 20
@@ -229,3 +231,18 @@ def test_cpu_by_thread_and_by_core_on_known_deltas():
 def test_aggregates_need_two_ticks():
     with pytest.raises(ValueError, match="two ticks"):
         cpu_by_thread(_frame([(0, 1, 1, "x", 0.0, 0.0, 0)]))
+
+
+def test_a_service_of_several_processes_is_their_sum_per_tick():
+    samples = pl.DataFrame({
+        "t_ns": [1, 1, 2, 2, 3],
+        "pid": [10, 11, 10, 11, 10],
+        "rss_bytes": [100, 50, 120, 60, 130],
+        "cpu_user_s": [1.0, 0.5, 1.5, 0.5, 2.0],
+        "cpu_system_s": [0.0, 0.0, 0.25, 0.25, 0.5],
+    })
+    totals = tree_totals(samples)
+    assert totals["rss_bytes"].to_list() == [150, 180, 130]
+    assert totals["processes"].to_list() == [2, 2, 1]
+    # pid 10: 2.5 - 1.0; pid 11: 0.75 - 0.5
+    assert tree_cpu_s(samples) == pytest.approx(1.75)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ingestlab.config import StudyConfig
 from ingestlab.experiments.bad_input import bad_input
 from ingestlab.experiments.ceiling import ceiling
+from ingestlab.experiments.contracts import contracts
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.faults import faults
 from ingestlab.experiments.smoke import smoke
@@ -26,7 +27,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "startup": startup,
     "bad-input": bad_input,
     "faults": faults,
+    "contracts": contracts,
 }
 
-__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "engine_capacity", "faults", "latency_accuracy", "smoke",
+__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "contracts", "engine_capacity", "faults", "latency_accuracy", "smoke",
            "soak", "startup"]

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 import psutil
 
+from ingestlab.analysis.e2e import e2e_summary
 from ingestlab.analysis.gc import gc_latency_summary
 from ingestlab.analysis.memory import (
     HEAP_CLIMB_POINTS,
@@ -37,9 +38,9 @@ from ingestlab.results import Run, find_runs
 from ingestlab.stack import Stack
 from ingestlab.summaries import SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
-from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
+from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread, tree_cpu_s, tree_totals
 from ingestlab.units import MB, MIB
-from ingestlab.variants import program_of
+from ingestlab.variants import variant
 
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
@@ -81,9 +82,14 @@ def soak_rate(config: StudyConfig) -> tuple[float, str]:
                   f"{ceilings[slower]:,.0f} req/s (ceiling run {source.run_id}), rounded")
 
 
-def _soak_service(
-    config: StudyConfig, run: Run, service: ServiceName, *, rate_rps: float, limits: EngineLimits
+def hold_rate(
+    config: StudyConfig, run: Run, service: ServiceName, *, rate_rps: float, limits: EngineLimits,
+    label: str = "soak",
 ) -> tuple[SoakResult, dict[str, pl.DataFrame]]:
+    """Start `service` alone with the broker, hold `rate_rps` for `config.soak.duration_s`
+    with the service sampled, and measure it (`SoakResult`) and its frames (requests,
+    samples, thread_samples, and gc for a single Node process). Request ids start with
+    `<service>-<label>`."""
     log_dir = run.logs_dir / service
     with Stack(config, services=(service,), log_dir=log_dir) as stack:
         process = stack.service(service)
@@ -99,7 +105,7 @@ def _soak_service(
                 rate_rps=rate_rps,
                 step=0,
                 out_dir=run.path / "steps",
-                id_prefix=f"{service}-soak",
+                id_prefix=f"{service}-{label}",
                 duration_s=config.soak.duration_s,
                 warmup_s=config.soak.warmup_s,
                 limits=limits,
@@ -108,15 +114,14 @@ def _soak_service(
             )
         accepted = int((rows["status"] == 202).sum())
         delivered = stack.wait_for_records(before + accepted) - before
+        e2e = e2e_summary(rows, stack.read_topic())
     stats = sampler.stats
     samples = sampler.samples().with_columns(service=pl.lit(service))
     threads = sampler.thread_samples().with_columns(service=pl.lit(service))
     rows = rows.with_columns(service=pl.lit(service))
-    # the service's own process (its children, if any, are sampled too but not summed here)
-    window = samples.filter(
-        (pl.col("pid") == sampler.pid) & (pl.col("t_ns") >= rows["intended_start_ns"].min())
-    )
-    rss = memory_pattern(window, value="rss_bytes")
+    # All the service's processes (node-cluster's and python's workers), summed per tick.
+    window = samples.filter(pl.col("t_ns") >= rows["intended_start_ns"].min())
+    rss = memory_pattern(tree_totals(window), value="rss_bytes")
     measured = {
         "runtime": config.runtime,
         **_cgroup_memory(window),
@@ -133,8 +138,12 @@ def _soak_service(
         "p50_ms": result.p50_ms,
         "p95_ms": result.p95_ms,
         "p99_ms": result.p99_ms,
+        "e2e_p50_ms": e2e["e2e_p50_ms"],
+        "e2e_p99_ms": e2e["e2e_p99_ms"],
         "achieved_rps": result.achieved_rps,
         "error_rate": result.error_rate,
+        "cpu_per_request_us": tree_cpu_s(window) / accepted * 1e6 if accepted else None,
+        "processes": int(window["pid"].n_unique()),
         "accepted": accepted,
         "delivered": delivered,
         "lost": max(0, accepted - delivered),
@@ -146,7 +155,8 @@ def _soak_service(
         "cpu_by_core": cpu_by_core(threads).to_dicts(),
     }
     frames = {"requests": rows, "samples": samples, "thread_samples": threads}
-    if program_of(service) == "node":
+    if variant(service).program == "node" and variant(service).processes == "one":
+        # A cluster's workers share one log; their interleaved traces are not parsed.
         gc_fields, frames["gc"] = _node_gc(service, log_dir / f"{service}.log", rows)
         measured.update(gc_fields)
     return SoakResult(**measured), frames
@@ -211,23 +221,32 @@ def _checks(service: str, s: SoakResult) -> list[str]:
     return found
 
 
-def soak(config: StudyConfig) -> Run:
-    """Hold the soak rate (`soak_rate`) on each service; summary: `SoakSummary`."""
-    rate, rate_source = soak_rate(config)
-    limits = engine_limits(config)
-    run = Run.create(config, "soak")
-    run.update_meta(engine_limits=limits.as_dict(), soak_rate_rps=rate, soak_rate_source=rate_source)
+def hold_each_service(config: StudyConfig, run: Run, *, rate_rps: float, limits: EngineLimits,
+                      label: str) -> tuple[dict[str, SoakResult], list[str]]:
+    """`hold_rate` on each of `config.services` in turn; writes their frames into `run`.
+    Returns the results by service and what they found suspect (`_checks`)."""
     results: dict[str, SoakResult] = {}
     frames: dict[str, list[pl.DataFrame]] = {}
     found: list[str] = []
     for service in config.services:
-        results[service], service_frames = _soak_service(config, run, service, rate_rps=rate, limits=limits)
+        results[service], service_frames = hold_rate(config, run, service, rate_rps=rate_rps, limits=limits,
+                                                     label=label)
         found += _checks(service, results[service])
         for name, frame in service_frames.items():
             frames.setdefault(name, []).append(frame)
     for name, parts in frames.items():
         run.write_frame(name, pl.concat(parts, how="diagonal_relaxed"))
     shutil.rmtree(run.path / "steps", ignore_errors=True)
+    return results, found
+
+
+def soak(config: StudyConfig) -> Run:
+    """Hold the soak rate (`soak_rate`) on each service; summary: `SoakSummary`."""
+    rate, rate_source = soak_rate(config)
+    limits = engine_limits(config)
+    run = Run.create(config, "soak")
+    run.update_meta(engine_limits=limits.as_dict(), soak_rate_rps=rate, soak_rate_source=rate_source)
+    results, found = hold_each_service(config, run, rate_rps=rate, limits=limits, label="soak")
     summary = SoakSummary(services=results, rate_rps=rate, rate_source=rate_source,
                           engine_limits=limits.as_dict())
     run.write_summary(summary, warnings_found=found)

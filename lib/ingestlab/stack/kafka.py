@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from ingestlab.stack.docker_engine import DockerEngine
 
 TOPIC = "data-ingestion"
+# message.timestamp.type: each record's timestamp is when the broker appended it (ms, wall clock).
+TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 _TEMPLATE = artifacts.KAFKA_DIR / "server.properties.template"
 _LOG4J = artifacts.KAFKA_DIR / "log4j2.properties"
 # On first start a KRaft node occasionally gives up before its single-voter quorum has
@@ -215,10 +217,15 @@ class _BrokerLogic:
 
     def create_topic(self, name: str = TOPIC, partitions: int | None = None,
                      timeout_s: float = 30.0) -> None:
-        """Create `name` and wait until every partition has a leader."""
+        """Create `name` and wait until every partition has a leader.
+
+        Its records carry the broker's append time (LogAppendTime), not the producer's: the
+        end-to-end latency (`analysis.e2e`) is the time from a request's intended send to that.
+        """
         count = partitions or self.partitions
         admin = self.admin()  # must outlive the future, or librdkafka destroys the request
-        futures = admin.create_topics([NewTopic(name, num_partitions=count, replication_factor=1)])
+        futures = admin.create_topics([NewTopic(name, num_partitions=count, replication_factor=1,
+                                                config=TOPIC_CONFIG)])
         futures[name].result(timeout=timeout_s)
         self._topics[name] = count
         self._wait_for_leaders(admin, name, count, timeout_s)

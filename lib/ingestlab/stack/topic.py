@@ -19,6 +19,9 @@ RECORD_SCHEMA = {
     "partition": pl.Int32,
     "offset": pl.Int64,
     "timestamp_ms": pl.Int64,
+    # confluent_kafka's TIMESTAMP_* code: 1 the producer's create time, 2 the broker's append
+    # time (the study's topic: stack.kafka.TOPIC_CONFIG)
+    "timestamp_type": pl.Int8,
     "request_id": pl.String,
     "value_bytes": pl.Int32,
 }
@@ -163,7 +166,9 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 60.0,
                 value = msg.value() or b""
                 columns["partition"].append(p)
                 columns["offset"].append(offset)
-                columns["timestamp_ms"].append(msg.timestamp()[1])
+                timestamp_type, timestamp_ms = msg.timestamp()
+                columns["timestamp_ms"].append(timestamp_ms)
+                columns["timestamp_type"].append(timestamp_type)
                 columns["request_id"].append(request_id_of(value))
                 columns["value_bytes"].append(len(value))
                 if keep_values:

@@ -467,6 +467,23 @@ def _window_s(thread_samples: pl.DataFrame) -> float:
     return (thread_samples["t_ns"].max() - thread_samples["t_ns"].min()) / 1e9  # type: ignore[operator]
 
 
+def tree_totals(samples: pl.DataFrame) -> pl.DataFrame:
+    """One row per tick: `rss_bytes` summed over the sampled process and its descendants
+    (a service of several processes is their sum; shared pages count once per process, as
+    RSS does), `processes` sampled, and the cgroup columns as read on the main process."""
+    extra = [pl.col(c).max() for c in CGROUP_SAMPLE_SCHEMA if c in samples.columns]
+    return (samples.group_by("t_ns").agg(pl.col("rss_bytes").sum(), pl.len().alias("processes"), *extra)
+            .sort("t_ns"))
+
+
+def tree_cpu_s(samples: pl.DataFrame) -> float:
+    """CPU seconds (user + system) the sampled processes used between their first and last
+    sample, summed over the processes."""
+    per_process = samples.group_by("pid").agg(
+        (pl.col("cpu_user_s") + pl.col("cpu_system_s")).sort_by("t_ns").alias("cpu"))
+    return float(sum(cpu[-1] - cpu[0] for cpu in per_process["cpu"] if len(cpu)))
+
+
 def cpu_by_thread(thread_samples: pl.DataFrame, *, by: Literal["tid", "name"] = "tid") -> pl.DataFrame:
     """CPU used by each thread over the sampled window, busiest first.
 
