@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ServiceName = Literal["node", "rust", "node-acked", "rust-enqueue", "node-cluster", "python", "python-enqueue"]
+ServiceName = Literal["node", "rust", "node-acked", "rust-enqueue", "node-cluster", "python",
+                      "python-enqueue"]
 Program = Literal["node", "rust", "python"]
 Promise = Literal["enqueue", "acked"]
 Processes = Literal["one", "per-core"]

@@ -32,7 +32,8 @@ CONTRACT_SERVICES = ("node", "rust", "node-acked", "rust-enqueue", "node-cluster
 @pytest.fixture(scope="session")
 def stack(config, tmp_path_factory):
     """One broker and every service for the contract tests (about 5 s to start)."""
-    with Stack(config.replace(services=CONTRACT_SERVICES), log_dir=tmp_path_factory.mktemp("logs")) as running:
+    contract = config.replace(services=CONTRACT_SERVICES)
+    with Stack(contract, log_dir=tmp_path_factory.mktemp("logs")) as running:
         yield running
 
 

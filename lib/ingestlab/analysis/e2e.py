@@ -38,7 +38,8 @@ def e2e_latency(requests: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
         .join(appended, on="request_id", how="inner")
         .with_columns(
             # in integer ns first: epoch ns as a float keeps only ~0.25 us
-            e2e_ms=((pl.col("append_ms") * 1_000_000 - pl.col("intended_start_ns")) / 1e6).clip(lower_bound=0.0)
+            e2e_ms=((pl.col("append_ms") * 1_000_000 - pl.col("intended_start_ns")) / 1e6)
+            .clip(lower_bound=0.0)
         )
         .drop("append_ms")
     )

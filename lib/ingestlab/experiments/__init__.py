@@ -30,5 +30,5 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "contracts": contracts,
 }
 
-__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "contracts", "engine_capacity", "faults", "latency_accuracy", "smoke",
-           "soak", "startup"]
+__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "contracts", "engine_capacity", "faults",
+           "latency_accuracy", "smoke", "soak", "startup"]

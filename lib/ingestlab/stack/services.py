@@ -1,7 +1,8 @@
 """The ingestion services under test (the article's two and their variants, `variants`), as
 native processes (`ServiceProcess`) or in containers (`ContainerService`): the same env (PORT,
-KAFKA_BROKERS, ACK_MODE, RUST_LOG), node flags and readiness (`/healthz`) either way; only where the program comes from differs (`spec_for`:
-the host's build; `container_spec_for`: the image's layout)."""
+KAFKA_BROKERS, ACK_MODE, RUST_LOG), node flags and readiness (`/healthz`) either way; only where
+the program comes from differs (`spec_for`: the host's build; `container_spec_for`: the image's
+layout)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingestlab.config import ServiceName
-from ingestlab.variants import Program, Variant, program_of, variant
 from ingestlab.stack import artifacts
 from ingestlab.stack.component import wait_until
 from ingestlab.stack.container import ContainerProcess, container_labels
 from ingestlab.stack.ports import LOOPBACK, free_port
 from ingestlab.stack.process import NativeProcess
+from ingestlab.variants import Program, Variant, program_of, variant
 
 if TYPE_CHECKING:
     from ingestlab.stack.docker_engine import DockerEngine
@@ -62,7 +63,8 @@ _HINTS: dict[Program, str] = {
 }
 _IMAGE_HINTS: dict[Program, str] = {
     "node": "the image holds node, server.js, cluster.js and node_modules in /app",
-    "rust": "the image holds /app/ingest-rust (stack.images.ensure_image rebuilds it when the sources change)",
+    "rust": "the image holds /app/ingest-rust (stack.images.ensure_image rebuilds it when the sources "
+            "change)",
     "python": "the image holds python3, its standard library and site-packages, and /app/serve.py",
 }
 
@@ -78,11 +80,13 @@ def spec_for(name: ServiceName, *, node_flags: tuple[str, ...] = ()) -> ServiceS
     Node programs only (a cluster's workers inherit them)."""
     v = variant(name)
     if v.program == "node":
-        artifacts.require(artifacts.NODE_DIR / "node_modules" / "node-rdkafka", "the Node service's node_modules")
+        artifacts.require(artifacts.NODE_DIR / "node_modules" / "node-rdkafka",
+                          "the Node service's node_modules")
         argv: tuple[str, ...] = (shutil.which("node") or "node", *node_flags, NODE_ENTRY[v.processes])
         cwd = artifacts.NODE_DIR
     elif v.program == "rust":
-        argv = (str(artifacts.require(artifacts.rust_binary(), "the Rust service binary (for the current sources)")),)
+        binary = artifacts.require(artifacts.rust_binary(), "the Rust service binary (current sources)")
+        argv = (str(binary),)
         cwd = artifacts.RUST_DIR
     else:
         argv = (str(artifacts.python_interpreter()), PYTHON_ENTRY)
