@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 
+import polars as pl
 import pytest
 
+from ingestlab.analysis.e2e import LOG_APPEND_TIME
 from ingestlab.load.payloads import PayloadSet, invalid_bodies
 from ingestlab.stack.topic import request_id_of
-from ingestlab.variants import program_of
+from ingestlab.variants import program_of, variant
 
 BODY_LIMIT = 1_048_576  # 1 MiB, both services
 
@@ -94,3 +96,29 @@ def test_the_services_agree_on_the_articles_rules(stack, service_name, post):
     assert send(service_name, "\u00e9" * 100, 5) == 202  # 100 characters, 200 UTF-8 bytes
     assert send(service_name, "\U0001F600" * 100, 6) == 202  # 200 UTF-16 units
     assert send(service_name, "\u00e9" * 101, 7) == 400
+
+
+def test_the_202_keeps_the_services_promise(stack, service_name, post):
+    """services/README.md: an acked service answers 202 only after the broker appended the record
+    (its LogAppendTime is no later than the answer); an enqueue service answers first (the
+    producer lingers 10 ms before it sends a batch, so its records are appended after)."""
+    answered_ms: dict[str, float] = {}
+    for i in range(20):
+        payloads = PayloadSet(1, seed=i, id_prefix=f"{service_name}-promise-{i}")
+        status, _ = post(stack.service(service_name).ingest_url, payloads.body(0))
+        answered_ms[payloads.request_id(0)] = time.time() * 1000
+        assert status == 202
+    deadline = time.monotonic() + 15.0
+    while True:  # an enqueue service's last records may still be on their way
+        records = stack.read_topic().filter(pl.col("request_id").is_in(list(answered_ms)))
+        if records.height >= 20 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert records.height == 20 and set(records["timestamp_type"]) == {LOG_APPEND_TIME}
+    # appended no later than the client had the answer (1 ms: the append time's resolution)
+    before = sum(row["timestamp_ms"] <= answered_ms[row["request_id"]] + 1
+                 for row in records.iter_rows(named=True))
+    if variant(service_name).promise == "acked":
+        assert before == 20, "an acked service answered before the broker appended the record"
+    else:
+        assert before <= 5, f"{before} of 20 records were appended before an enqueue service answered"
