@@ -12,6 +12,7 @@ from ingestlab.experiments.bad_input import bad_input
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.faults import faults
+from ingestlab.experiments.overload import overload
 from ingestlab.experiments.smoke import smoke
 from ingestlab.experiments.soak import soak
 from ingestlab.experiments.startup import startup
@@ -26,7 +27,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "startup": startup,
     "bad-input": bad_input,
     "faults": faults,
+    "overload": overload,
 }
 
 __all__ = ["EXPERIMENTS", "bad_input", "ceiling", "engine_capacity", "faults", "latency_accuracy", "smoke",
-           "soak", "startup"]
+           "soak", "startup", "overload"]
