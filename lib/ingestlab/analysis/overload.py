@@ -31,8 +31,8 @@ LEG_SCHEMA: dict[str, pl.DataType] = {
     "end_ns": pl.Int64(),    # the end of its schedule
 }
 # A late send (send lag over SATURATION_LAG_P99_MS) is the generator's when fewer than this
-# share of its workers had a request outstanding: a worker was free but did not send on time.
-# Above the ceiling the pool is full and each worker sends the moment its answer arrives.
+# share of the other workers had a request outstanding: a worker was free but did not send on
+# time. Above the ceiling the pool is full and each worker sends the moment its answer arrives.
 FREE_POOL_SHARE = 0.9
 # The share of sends late with workers free beyond which the generator held the rate back.
 GENERATOR_LATE_SHARE = 0.01
@@ -96,8 +96,9 @@ def rate_stats(requests: pl.DataFrame) -> pl.DataFrame:
 def late_with_free_workers(rows: pl.DataFrame, *, max_in_flight: int,
                            lag_bound_ms: float = SATURATION_LAG_P99_MS) -> float:
     """The share of one leg's measured sends that went out over `lag_bound_ms` late while
-    fewer than `FREE_POOL_SHARE` of the `max_in_flight` workers had a request outstanding
-    (0.0 without sends): lateness of the generator, not of a full pool waiting on the service.
+    fewer than `FREE_POOL_SHARE` of the other `max_in_flight` - 1 workers had a request
+    outstanding (0.0 without sends): lateness of the generator, not of a full pool waiting on
+    the service.
 
     In flight at a send: requests sent before it (actual start) and not yet finished (end).
     """
@@ -111,7 +112,7 @@ def late_with_free_workers(rows: pl.DataFrame, *, max_in_flight: int,
     at = measured["actual_start_ns"]
     in_flight = starts.search_sorted(at, side="left") - ends.search_sorted(at, side="right")
     lag_ms = (measured["actual_start_ns"] - measured["intended_start_ns"]) / NS_PER_MS
-    late_and_free = (lag_ms > lag_bound_ms) & (in_flight < FREE_POOL_SHARE * max_in_flight)
+    late_and_free = (lag_ms > lag_bound_ms) & (in_flight < FREE_POOL_SHARE * (max_in_flight - 1))
     return float(late_and_free.sum()) / measured.height
 
 
