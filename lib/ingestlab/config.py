@@ -300,11 +300,52 @@ class BadInputConfig:
             raise ValueError("bad_input: valid_probe_every must be >= 1")
 
 
+@dataclass(frozen=True)
+class OverloadConfig:
+    """Rates held above a service's ceiling (`experiments.overload`), one fresh stack per
+    service and rate.
+
+    The rates: each of `ceiling_factors` times the service's ceiling (the study's newest
+    ceiling run for it here, measured first if there is none), and each of `absolute_rps`
+    (the article's soak held 10,000 req/s). Each is held for `duration_s`; requests
+    intended in the first `warmup_s` are recorded, kept in the ledger and left out of the
+    rates. The asyncio engine drives every rate (its request ids match each record in Kafka
+    to what its client was told) with at most `max_in_flight` requests outstanding: above the
+    ceiling the service answers slower than requests come, and a slot that finds every
+    worker busy for over a second is dropped by the client instead of joining a backlog that
+    would grow without bound. The client gives up on an answer after `request_timeout_s`.
+    A leg's requests (rate x duration) may not exceed `max_requests`: the engine keeps one row
+    per request in memory.
+    """
+
+    ceiling_factors: tuple[float, ...] = (1.5,)
+    absolute_rps: tuple[int, ...] = (10_000,)
+    duration_s: float = 120.0
+    warmup_s: float = 5.0
+    request_timeout_s: float = 2.0
+    max_in_flight: int = 1024
+    sample_interval_s: float = 0.1
+    max_requests: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        if not (self.ceiling_factors or self.absolute_rps):
+            raise ValueError("overload: needs at least one rate (ceiling_factors or absolute_rps)")
+        if any(f <= 1 for f in self.ceiling_factors):
+            raise ValueError(f"overload: ceiling_factors must be > 1 (above the ceiling), "
+                             f"got {self.ceiling_factors}")
+        if any(r <= 0 for r in self.absolute_rps):
+            raise ValueError(f"overload: absolute_rps must be > 0, got {self.absolute_rps}")
+        if not 0 <= self.warmup_s < self.duration_s:
+            raise ValueError("overload: warmup_s must be >= 0 and shorter than duration_s")
+        if self.max_in_flight < 1 or self.request_timeout_s <= 0:
+            raise ValueError("overload: max_in_flight must be >= 1 and request_timeout_s > 0")
+
+
 # Each part of a StudyConfig that is a config of its own, by field name.
 _PARTS: dict[str, type] = {
     "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
     "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig, "bad_input": BadInputConfig,
-    "faults": FaultsConfig, "contracts": ContractsConfig,
+    "faults": FaultsConfig, "contracts": ContractsConfig, "overload": OverloadConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
 PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
@@ -324,6 +365,8 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "faults": {"faults": ("pause", "slow", "shutdown"), "before_s": 2.0, "fault_s": 3.0,
                    "after_s": 5.0, "kill_down_s": 1.0},
         "contracts": {"duration_s": 6.0, "warmup_s": 2.0},
+        # the article's rate only (no ceiling to find first), 6 s: node and rust in under a minute
+        "overload": {"ceiling_factors": (), "duration_s": 6.0, "warmup_s": 1.0},
     },
 }
 
@@ -361,6 +404,7 @@ class StudyConfig:
     bad_input: BadInputConfig = field(default_factory=BadInputConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     contracts: ContractsConfig = field(default_factory=ContractsConfig)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

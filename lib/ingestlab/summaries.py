@@ -35,7 +35,8 @@ History of the summary schema (`SUMMARY_VERSION`):
    node-cluster, python, python-enqueue) may key `services`. Soak `e2e_p50_ms`, `e2e_p99_ms`
    (intended send to the record's append time in Kafka, `analysis.e2e`), `cpu_per_request_us`,
    `processes`; its RSS is now the sum over the service's processes. New summaries: the
-   `contracts` experiment's. Versions 2 and 3 are still read (the new fields take defaults).
+   `contracts` and `overload` experiments'. Versions 2 and 3 are still read (the new fields
+   take defaults).
 """
 
 from __future__ import annotations
@@ -392,6 +393,94 @@ class FaultsSummary(PerService[FaultsResult]):
     queue_full: dict[str, Any] = field(default_factory=dict)
 
 
+# --- overload -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OverloadRate:
+    """One rate held on one fresh service (`experiments.overload`).
+
+    The rate: `offered_rps` (req/s), how it was chosen (`rate_source`), its share of the
+    service's ceiling here (`share_of_ceiling`; None: no ceiling run), for `duration_s`,
+    with a client that waits `request_timeout_s` and keeps at most `max_in_flight` requests
+    outstanding. Requests of the measured phase (after the warm-up): `offered` (slots),
+    `sent`, `achieved_rps` (202s per second: what the service took), `sent_rps` (what the
+    engine sent per second), `error_rate` (sent requests answered other than 202, or refused
+    or reset), `timeout_rate` (sent requests unanswered within the timeout), `dropped_rate`
+    (slots the client dropped, every worker busy: of `offered`), `p99_ms` (answered, from the
+    intended start). Memory (MiB) of the service's own process: `rss_start_mib` (at rest once
+    ready), mean and peak over the load and `memory_pattern` ("flat", "sawtooth" or
+    "irregular", `analysis.memory.memory_pattern`; `memory_period_s` for a sawtooth); for a
+    Node program the V8 heap's (`heap_*`, from its GC trace) and GC pauses; in a container
+    its cgroup's charge (`cgroup_mem_*_mb`, 10**6 bytes). The ledger, over every request of
+    the leg, from the topic read back after the service stopped (its producer flushed):
+    `accepted`, `delivered`, `accepted_not_delivered` (202, no record),
+    `delivered_after_client_error` (no 202: an error, a timeout or no answer, yet a record),
+    `duplicated` (records beyond the first per request). `engine_saturated`/`engine_notes`:
+    the engine's own report (above the ceiling it is behind schedule by design: every
+    worker waits on the service); `generator_limited`/`generator_notes`: the engine itself
+    could not hold the rate (its CPU, or late sends while workers were free), so
+    `achieved_rps` is a bound set by the client, not the service.
+    """
+
+    offered_rps: float
+    rate_source: str
+    share_of_ceiling: float | None
+    duration_s: float
+    request_timeout_s: float
+    max_in_flight: int
+    offered: int
+    sent: int
+    achieved_rps: float | None
+    sent_rps: float | None
+    error_rate: float
+    timeout_rate: float
+    dropped_rate: float
+    p99_ms: float | None
+    rss_start_mib: float
+    rss_mean_mib: float
+    rss_peak_mib: float
+    memory_pattern: str
+    memory_period_s: float | None
+    accepted: int
+    delivered: int
+    accepted_not_delivered: int
+    delivered_after_client_error: int
+    duplicated: int
+    engine_saturated: bool
+    engine_notes: list[str]
+    generator_limited: bool
+    generator_notes: list[str]
+    runtime: str = "native"
+    heap_pattern: str | None = None
+    heap_mean_mib: float | None = None
+    heap_peak_mib: float | None = None
+    heap_period_s: float | None = None
+    gc_pause_max_ms: float | None = None
+    gc_time_share: float | None = None
+    cgroup_mem_mean_mb: float | None = None
+    cgroup_mem_peak_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class OverloadResult:
+    """One service's rates, keyed by the offered rate as a whole number of req/s ("10000"),
+    and the ceiling they were judged against (`ceiling_rps`, req/s; None: no ceiling run
+    here) with where it came from (`ceiling_source`)."""
+
+    ceiling_rps: float | None
+    ceiling_source: str
+    rates: dict[str, OverloadRate]
+
+
+@dataclass(frozen=True)
+class OverloadSummary(PerService[OverloadResult]):
+    """`ceiling_factors` and `absolute_rps`: the rates asked for (`config.OverloadConfig`)."""
+
+    EXPERIMENT: ClassVar[str] = "overload"
+    RESULT: ClassVar[type] = OverloadResult
+    ceiling_factors: list[float] = field(default_factory=list)
+    absolute_rps: list[float] = field(default_factory=list)
+
+
 # --- claims -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClaimsSummary:
@@ -404,11 +493,12 @@ class ClaimsSummary:
 
 
 Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
-           | StartupSummary | BadInputSummary | FaultsSummary | ClaimsSummary)
+           | StartupSummary | BadInputSummary | FaultsSummary | ClaimsSummary
+           | OverloadSummary)
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
-                StartupSummary, BadInputSummary, FaultsSummary, ContractsSummary,
+                StartupSummary, BadInputSummary, FaultsSummary, ContractsSummary, OverloadSummary,
                 ClaimsSummary)
 }
 

@@ -70,6 +70,13 @@ def variant(name: str) -> Variant:
         raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICES)}") from None
 
 
+def has_v8_trace(name: str) -> bool:
+    """Whether `name`'s log holds one V8 `--trace-gc` trace: a Node program in one process (a
+    cluster's workers write theirs interleaved into one log, which is not parsed)."""
+    v = variant(name)
+    return v.program == "node" and v.processes == "one"
+
+
 def program_of(name: str) -> Program:
     """The program (services/<program>/) a service name runs."""
     return variant(name).program

@@ -13,6 +13,8 @@ from ingestlab.summaries import (
     DeliveryCounts,
     FaultOutcome,
     FaultsResult,
+    OverloadRate,
+    OverloadResult,
     PerService,
     SoakResult,
     StartupResult,
@@ -52,6 +54,24 @@ def fault_outcome(**fields: Any) -> FaultOutcome:
 
 RESULT_DEFAULTS[FaultsResult] = dict(rate_rps=500.0, request_timeout_s=2.0,
                                      faults={"pause": fault_outcome()})
+OVERLOAD_RATE_DEFAULTS: dict[str, Any] = dict(
+    offered_rps=10_000.0, rate_source="10,000 req/s: set in the configuration", share_of_ceiling=2.5,
+    duration_s=6.0, request_timeout_s=2.0, max_in_flight=1024, offered=50_000, sent=20_000,
+    achieved_rps=4_000.0, sent_rps=4_200.0, error_rate=0.0, timeout_rate=0.05, dropped_rate=0.6,
+    p99_ms=2_000.0, rss_start_mib=65.0, rss_mean_mib=140.0, rss_peak_mib=170.0, memory_pattern="sawtooth",
+    memory_period_s=2.0,
+    accepted=24_000, delivered=24_000, accepted_not_delivered=0, delivered_after_client_error=1_000,
+    duplicated=0, engine_saturated=True, engine_notes=["behind schedule"], generator_limited=False,
+    generator_notes=[], heap_pattern="sawtooth", heap_mean_mib=25.0, heap_peak_mib=45.0)
+
+
+def overload_rate(**fields: Any) -> OverloadRate:
+    """An `OverloadRate` with plausible defaults and `fields` replaced."""
+    return OverloadRate(**{**OVERLOAD_RATE_DEFAULTS, **fields})
+
+
+RESULT_DEFAULTS[OverloadResult] = dict(ceiling_rps=4_000.0, ceiling_source="4,000 req/s, ceiling run r0",
+                                       rates={"10000": overload_rate()})
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],
                             engine_lag_p99_ms=1.0, engine_cpu_pct_at_max=95.0, engine_pool=32,

@@ -13,6 +13,7 @@ from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.contracts import contracts
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.faults import faults
+from ingestlab.experiments.overload import overload
 from ingestlab.experiments.smoke import smoke
 from ingestlab.experiments.soak import soak
 from ingestlab.experiments.startup import startup
@@ -28,7 +29,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "bad-input": bad_input,
     "faults": faults,
     "contracts": contracts,
+    "overload": overload,
 }
 
 __all__ = ["EXPERIMENTS", "bad_input", "ceiling", "contracts", "engine_capacity", "faults",
-           "latency_accuracy", "smoke", "soak", "startup"]
+           "latency_accuracy", "overload", "smoke", "soak", "startup"]

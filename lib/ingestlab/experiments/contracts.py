@@ -29,7 +29,8 @@ def contracts(config: StudyConfig) -> Run:
     limits = engine_limits(config)
     run = Run.create(config, "contracts")
     run.update_meta(engine_limits=limits.as_dict())
-    results, found = hold_each_service(held, run, rate_rps=c.rate_rps, limits=limits, label="contracts")
+    results, found = hold_each_service(held, run, rate_rps=c.rate_rps, limits=limits, label="contracts",
+                                       one_stack=True)
     run.write_summary(ContractsSummary(services=results, rate_rps=c.rate_rps, duration_s=c.duration_s),
                       warnings_found=found)
     return run

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import psutil
 
 from ingestlab.analysis.e2e import e2e_summary
 from ingestlab.analysis.gc import gc_latency_summary
@@ -38,9 +37,16 @@ from ingestlab.results import Run, find_runs
 from ingestlab.stack import Stack
 from ingestlab.summaries import SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
-from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread, tree_cpu_s, tree_totals
+from ingestlab.telemetry.sampler import (
+    ProcessSampler,
+    cpu_by_core,
+    cpu_by_thread,
+    tree_cpu_s,
+    tree_rss_bytes,
+    tree_totals,
+)
 from ingestlab.units import MB, MIB
-from ingestlab.variants import variant
+from ingestlab.variants import has_v8_trace
 
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
@@ -83,38 +89,36 @@ def soak_rate(config: StudyConfig) -> tuple[float, str]:
 
 
 def hold_rate(
-    config: StudyConfig, run: Run, service: ServiceName, *, rate_rps: float, limits: EngineLimits,
-    label: str = "soak",
+    config: StudyConfig, run: Run, stack: Stack, service: ServiceName, *, rate_rps: float,
+    limits: EngineLimits, label: str = "soak",
 ) -> tuple[SoakResult, dict[str, pl.DataFrame]]:
-    """Start `service` alone with the broker, hold `rate_rps` for `config.soak.duration_s`
-    with the service sampled, and measure it (`SoakResult`) and its frames (requests,
-    samples, thread_samples, and gc for a single Node process). Request ids start with
+    """Hold `rate_rps` on `service` of the running `stack` for `config.soak.duration_s` with
+    the service sampled, and measure it (`SoakResult`) and its frames (requests, samples,
+    thread_samples, and gc for a single Node process). Request ids start with
     `<service>-<label>`."""
-    log_dir = run.logs_dir / service
-    with Stack(config, services=(service,), log_dir=log_dir) as stack:
-        process = stack.service(service)
-        time.sleep(REST_S)
-        rss_start = psutil.Process(process.pid).memory_info().rss
-        before = stack.topic_size()
-        sampler = ProcessSampler(process, interval_s=config.soak.sample_interval_s, cores=config.cores.load)
-        with sampler:
-            # No repeat with another engine: the sampled run is the one measured.
-            result, rows = drive_step(
-                config,
-                url=process.ingest_url,
-                rate_rps=rate_rps,
-                step=0,
-                out_dir=run.path / "steps",
-                id_prefix=f"{service}-{label}",
-                duration_s=config.soak.duration_s,
-                warmup_s=config.soak.warmup_s,
-                limits=limits,
-                fallback=False,
-                in_flight_s=config.soak.in_flight_s,
-            )
-        accepted = int((rows["status"] == 202).sum())
-        delivered = stack.wait_for_records(before + accepted) - before
-        e2e = e2e_summary(rows, stack.read_topic())
+    process = stack.service(service)
+    time.sleep(REST_S)
+    rss_start = tree_rss_bytes(process.pid)
+    before = stack.topic_size()
+    sampler = ProcessSampler(process, interval_s=config.soak.sample_interval_s, cores=config.cores.load)
+    with sampler:
+        # No repeat with another engine: the sampled run is the one measured.
+        result, rows = drive_step(
+            config,
+            url=process.ingest_url,
+            rate_rps=rate_rps,
+            step=0,
+            out_dir=run.path / "steps",
+            id_prefix=f"{service}-{label}",
+            duration_s=config.soak.duration_s,
+            warmup_s=config.soak.warmup_s,
+            limits=limits,
+            fallback=False,
+            in_flight_s=config.soak.in_flight_s,
+        )
+    accepted = int((rows["status"] == 202).sum())
+    delivered = stack.wait_for_records(before + accepted) - before
+    e2e = e2e_summary(rows, stack.read_topic())
     stats = sampler.stats
     samples = sampler.samples().with_columns(service=pl.lit(service))
     threads = sampler.thread_samples().with_columns(service=pl.lit(service))
@@ -124,7 +128,7 @@ def hold_rate(
     rss = memory_pattern(tree_totals(window), value="rss_bytes")
     measured = {
         "runtime": config.runtime,
-        **_cgroup_memory(window),
+        **cgroup_memory(window),
         "rate_rps": rate_rps,
         "duration_s": config.soak.duration_s,
         "engine": result.engine,
@@ -155,14 +159,13 @@ def hold_rate(
         "cpu_by_core": cpu_by_core(threads).to_dicts(),
     }
     frames = {"requests": rows, "samples": samples, "thread_samples": threads}
-    if variant(service).program == "node" and variant(service).processes == "one":
-        # A cluster's workers share one log; their interleaved traces are not parsed.
-        gc_fields, frames["gc"] = _node_gc(service, log_dir / f"{service}.log", rows)
+    if has_v8_trace(service):
+        gc_fields, frames["gc"] = node_gc(service, process.log_path, rows)
         measured.update(gc_fields)
     return SoakResult(**measured), frames
 
 
-def _cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:
+def cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:
     """The container's memory as its cgroup charges it (anonymous + page cache + kernel),
     mean and peak over the measured window, in MB (10**6 bytes); {} for a native process
     (its samples have no cgroup columns)."""
@@ -174,7 +177,7 @@ def _cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:
     return {"cgroup_mem_mean_mb": float(charged.mean()) / MB, "cgroup_mem_peak_mb": float(charged.max()) / MB}
 
 
-def _node_gc(service: ServiceName, log_path: Path, rows: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
+def node_gc(service: ServiceName, log_path: Path, rows: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
     """A Node program's GC over the soak, from its `--trace-gc` log: the GC fields of `SoakResult`
     (pauses in ms, heap in MiB) and the GC events frame."""
     trace = parse_gc_log(log_path)
@@ -222,18 +225,30 @@ def _checks(service: str, s: SoakResult) -> list[str]:
 
 
 def hold_each_service(config: StudyConfig, run: Run, *, rate_rps: float, limits: EngineLimits,
-                      label: str) -> tuple[dict[str, SoakResult], list[str]]:
-    """`hold_rate` on each of `config.services` in turn; writes their frames into `run`.
-    Returns the results by service and what they found suspect (`_checks`)."""
+                      label: str, one_stack: bool = False) -> tuple[dict[str, SoakResult], list[str]]:
+    """`hold_rate` on each of `config.services` in turn, each with a broker of its own, or
+    with `one_stack` all started at once with one broker (the others idle meanwhile: a
+    broker start saved per service). Writes their frames into `run`; returns the results by
+    service and what they found suspect (`_checks`)."""
     results: dict[str, SoakResult] = {}
     frames: dict[str, list[pl.DataFrame]] = {}
     found: list[str] = []
-    for service in config.services:
-        results[service], service_frames = hold_rate(config, run, service, rate_rps=rate_rps, limits=limits,
-                                                     label=label)
-        found += _checks(service, results[service])
+
+    def hold(stack: Stack, service: ServiceName) -> None:
+        results[service], service_frames = hold_rate(config, run, stack, service, rate_rps=rate_rps,
+                                                     limits=limits, label=label)
+        found.extend(_checks(service, results[service]))
         for name, frame in service_frames.items():
             frames.setdefault(name, []).append(frame)
+
+    if one_stack:
+        with Stack(config, log_dir=run.logs_dir) as stack:
+            for service in config.services:
+                hold(stack, service)
+    else:
+        for service in config.services:
+            with Stack(config, services=(service,), log_dir=run.logs_dir / service) as stack:
+                hold(stack, service)
     for name, parts in frames.items():
         run.write_frame(name, pl.concat(parts, how="diagonal_relaxed"))
     shutil.rmtree(run.path / "steps", ignore_errors=True)

@@ -467,6 +467,12 @@ def _window_s(thread_samples: pl.DataFrame) -> float:
     return (thread_samples["t_ns"].max() - thread_samples["t_ns"].min()) / 1e9  # type: ignore[operator]
 
 
+def tree_rss_bytes(pid: int) -> int:
+    """RSS now of process `pid` and its descendants, summed (bytes)."""
+    main = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in (main, *main.children(recursive=True)))
+
+
 def tree_totals(samples: pl.DataFrame) -> pl.DataFrame:
     """One row per tick: `rss_bytes` summed over the sampled process and its descendants
     (a service of several processes is their sum; shared pages count once per process, as
