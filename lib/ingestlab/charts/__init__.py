@@ -1,8 +1,8 @@
 """Altair charts of result frames: each a pure function, polars frame in, `alt.Chart` out.
 
 The charts live in modules by topic (`ceiling`, `latency`, `delivery`, `memory`, `startup`,
-`claims`, `faults`) sharing one `style` module; every chart function is importable from here, as
-`charts.ceiling_steps(...)`.
+`claims`, `faults`, `contracts`, `overload`) sharing one `style` module; every chart function is
+importable from here, as `charts.ceiling_steps(...)`.
 
 Conventions shared by every chart:
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from ingestlab.charts.ceiling import ceiling_steps, step_latency
 from ingestlab.charts.claims import claims_ratios
+from ingestlab.charts.contracts import contract_decomposition
 from ingestlab.charts.delivery import delivery_bars
 from ingestlab.charts.faults import OUTCOME_COLORS, fault_rss, fault_timeline
 from ingestlab.charts.latency import latency_histogram, latency_over_time, latency_percentiles
@@ -46,6 +47,7 @@ from ingestlab.charts.memory import (
     heap_over_time,
     memory_over_time,
 )
+from ingestlab.charts.overload import overload_memory, overload_requests
 from ingestlab.charts.startup import FOOTPRINT_CATEGORIES, cold_start_distribution, footprint_bars, image_bars
 from ingestlab.charts.style import (
     HEIGHT,
@@ -65,6 +67,7 @@ __all__ = [
     "ceiling_steps",
     "claims_ratios",
     "cold_start_distribution",
+    "contract_decomposition",
     "cpu_by_thread_bars",
     "delivery_bars",
     "fault_rss",
@@ -77,6 +80,8 @@ __all__ = [
     "latency_over_time",
     "latency_percentiles",
     "memory_over_time",
+    "overload_memory",
+    "overload_requests",
     "step_latency",
     # rendering and files
     "save_png",

@@ -9,7 +9,10 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-SERVICE_COLORS: dict[str, str] = {"node": "#009E73", "rust": "#D55E00"}
+# A variant takes its program's hue, lighter or darker (ingestlab.variants); Python is blue.
+SERVICE_COLORS: dict[str, str] = {"node": "#009E73", "rust": "#D55E00", "node-acked": "#66C2A5",
+                                  "node-cluster": "#00573F", "rust-enqueue": "#F4A582", "python": "#0072B2",
+                                  "python-enqueue": "#56B4E9"}
 VERDICT_SHAPES: dict[str, str] = {"passed": "circle", "failed": "cross", "inconclusive": "triangle-up"}
 NEUTRAL = "#555555"
 # Okabe-Ito colors (as SERVICE_COLORS) for categories that are not services.

@@ -1,0 +1,172 @@
+"""Notebook 06: language or design? The `contracts` runs (every service at one rate) turned
+into ratios under the article's contracts and under matched ones, with 95% intervals.
+
+The article's Node answers 202 once a record is queued, its Rust once Kafka acknowledged it.
+A ratio rust/node under those contracts mixes the language with that design choice; the
+same ratio between services that keep the same promise (`variants.MATCHED_PAIRS`: both
+acked, both enqueue) leaves the language and its runtime. Each `contracts` run is one trial
+of each service; the interval is `analysis.claims.ratio_interval` over the trials (a Welch
+t-interval on log values), as in notebook 05.
+
+Pure functions of runs and frames; sentences are built from the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from ingestlab.analysis.claims import ratio_interval
+from ingestlab.notebook.article import article_claims
+from ingestlab.results import Run
+from ingestlab.variants import MATCHED_PAIRS, SERVICES, variant
+
+# What each service's summary gives per trial, in reading order: (field, label with unit).
+METRICS: dict[str, str] = {
+    "p50_ms": "HTTP p50 (ms)",
+    "p99_ms": "HTTP p99 (ms)",
+    "e2e_p50_ms": "end-to-end p50 (ms)",
+    "e2e_p99_ms": "end-to-end p99 (ms)",
+    "rss_mean_mib": "RSS mean (MiB)",
+    "cgroup_mem_mean_mb": "cgroup memory mean (MB)",
+    "cpu_per_request_us": "CPU per request (us)",
+}
+# The article's row for a metric, where it has one (data/article_claims.csv keys).
+CLAIM_OF_METRIC: dict[str, str] = {"p50_ms": "p50_latency_ms", "p99_ms": "p99_latency_ms",
+                                   "rss_mean_mib": "memory_sustained_mb",
+                                   "cgroup_mem_mean_mb": "memory_sustained_mb"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """numerator / denominator, and what the pair holds equal."""
+
+    name: str
+    numerator: str
+    denominator: str
+    holds_equal: str
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("article's contracts", "rust", "node", "nothing: Rust acked vs Node enqueue"),
+    Comparison("both acked", MATCHED_PAIRS["acked"][1], MATCHED_PAIRS["acked"][0],
+               "the promise (202 after Kafka's ack)"),
+    Comparison("both enqueue", MATCHED_PAIRS["enqueue"][1], MATCHED_PAIRS["enqueue"][0],
+               "the promise (202 once queued)"),
+    Comparison("Python / Rust, both acked", "python", "rust",
+               "the promise; Python runs a process per core"),
+    Comparison("Python / Node, both enqueue", "python-enqueue", "node",
+               "the promise; Python runs a process per core"),
+    Comparison("node-cluster / node", "node-cluster", "node", "the program; cluster adds a process per core"),
+)
+
+
+def contract_trials(runs: Sequence[Run]) -> pl.DataFrame:
+    """One row per run, service and metric with a value: run_id, service, metric, value
+    (in the metric's unit, `METRICS`), rate_rps, runtime."""
+    rows = []
+    for run in runs:
+        summary = run.summary
+        for service, result in summary.services.items():
+            for metric in METRICS:
+                value = getattr(result, metric, None)
+                if value is not None and math.isfinite(value) and value > 0:
+                    rows.append({"run_id": run.run_id, "service": service, "metric": metric,
+                                 "value": float(value), "rate_rps": summary.rate_rps,
+                                 "runtime": result.runtime})
+    schema = {"run_id": pl.String, "service": pl.String, "metric": pl.String, "value": pl.Float64,
+              "rate_rps": pl.Float64, "runtime": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def service_table(trials: pl.DataFrame) -> pl.DataFrame:
+    """Per service (in `variants.SERVICES` order): its program, promise and processes, the
+    trials, and each metric's median over the trials (one column per metric)."""
+    if trials.is_empty():
+        return pl.DataFrame()
+    medians = (trials.group_by("service", "metric").agg(pl.col("value").median())
+               .pivot("metric", index="service", values="value"))
+    counts = trials.group_by("service").agg(pl.col("run_id").n_unique().alias("trials"))
+    described = pl.DataFrame([{"service": s, "program": variant(s).program, "promise": variant(s).promise,
+                               "processes": variant(s).processes} for s in medians["service"]])
+    order = {s: i for i, s in enumerate(SERVICES)}
+    columns = [m for m in METRICS if m in medians.columns]
+    return (described.join(counts, on="service").join(medians, on="service")
+            .select("service", "program", "promise", "processes", "trials", *columns)
+            .sort(pl.col("service").replace_strict(order, return_dtype=pl.Int64)))
+
+
+def decomposition(trials: pl.DataFrame, *, level: float = 0.95) -> pl.DataFrame:
+    """Per metric and comparison (`COMPARISONS`) whose two services both have at least two
+    trials: the ratio of geometric means numerator/denominator with its `level` interval,
+    the trials, and the article's claimed ratio for that metric (null where it has none or
+    for a comparison other than its own contracts)."""
+    claims = article_claims()
+    rows = []
+    for metric in METRICS:
+        values = {s: trials.filter(service=s, metric=metric)["value"].to_list()
+                  for s in trials.filter(metric=metric)["service"].unique()}
+        for c in COMPARISONS:
+            top, bottom = values.get(c.numerator, []), values.get(c.denominator, [])
+            if len(top) < 2 or len(bottom) < 2:
+                continue
+            ratio, low, high = ratio_interval(bottom, top, level=level)
+            claim = claims.get(CLAIM_OF_METRIC.get(metric, ""))
+            rows.append({
+                "metric": metric, "label": METRICS[metric], "comparison": c.name,
+                "numerator": c.numerator, "denominator": c.denominator, "ratio": ratio,
+                "ci_low": low, "ci_high": high, "trials": min(len(top), len(bottom)),
+                "article_ratio": (float(claim["rust_value"]) / float(claim["node_value"])
+                                  if claim and c.name == COMPARISONS[0].name else None),
+            })
+    schema = {"metric": pl.String, "label": pl.String, "comparison": pl.String, "numerator": pl.String,
+              "denominator": pl.String, "ratio": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+              "trials": pl.Int64, "article_ratio": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _ratio(row: dict) -> str:
+    return f"{row['ratio']:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}]"
+
+
+def _side(low: float, high: float) -> str:
+    if high < 1:
+        return "lower"
+    if low > 1:
+        return "higher"
+    return "no different (its interval holds 1)"
+
+
+def design_share(decomp: pl.DataFrame) -> pl.DataFrame:
+    """Per metric with the article's contracts and a matched pair: how much of the article's
+    log ratio remains when the promise is matched (`language_share` = log matched / log
+    article, 1: all of it is the language, 0: none of it). Rows for both matched pairs."""
+    article = (decomp.filter(comparison=COMPARISONS[0].name)
+               .select("metric", article_log=pl.col("ratio").log()))
+    matched = decomp.filter(pl.col("comparison").is_in([c.name for c in COMPARISONS[1:3]]))
+    return (matched.join(article, on="metric")
+            .with_columns(language_share=pl.col("ratio").log() / pl.col("article_log"))
+            .select("metric", "label", "comparison", "ratio", "language_share"))
+
+
+def contract_sentences(decomp: pl.DataFrame) -> list[str]:
+    """One plain sentence per metric: the article-contract ratio and what is left of it when
+    both services keep the same promise."""
+    sentences = []
+    for metric, label in METRICS.items():
+        rows = {r["comparison"]: r for r in decomp.filter(metric=metric).iter_rows(named=True)}
+        article = rows.get(COMPARISONS[0].name)
+        if article is None:
+            continue
+        parts = [f"{label}: Rust/Node {_ratio(article)} under the article's contracts "
+                 f"(Rust {_side(article['ci_low'], article['ci_high'])})"]
+        for c in COMPARISONS[1:3]:
+            r = rows.get(c.name)
+            if r is not None:
+                parts.append(f"{_ratio(r)} when {c.name} ({r['numerator']} / {r['denominator']}: "
+                             f"Rust {_side(r['ci_low'], r['ci_high'])})")
+        sentences.append("; ".join(parts) + ".")
+    return sentences
