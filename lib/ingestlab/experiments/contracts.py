@@ -14,10 +14,12 @@ study's soak runs so the claims never mix the two.
 
 from __future__ import annotations
 
-from ingestlab.config import StudyConfig
+from collections.abc import Sequence
+
+from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.engine_bench import engine_limits
 from ingestlab.experiments.soak import hold_each_service
-from ingestlab.results import Run
+from ingestlab.results import Run, find_runs
 from ingestlab.summaries import ContractsSummary
 
 
@@ -34,3 +36,48 @@ def contracts(config: StudyConfig) -> Run:
     run.write_summary(ContractsSummary(services=results, rate_rps=c.rate_rps, duration_s=c.duration_s),
                       warnings_found=found)
     return run
+
+
+def _comparable(run: Run, config: StudyConfig) -> bool:
+    """Measured on this host and core layout, with `config`'s runtime."""
+    return (run.environment_key() == Run.environment_of(config)
+            and run.meta["config"]["runtime"] == config.runtime)
+
+
+def contract_runs(config: StudyConfig, trials: int) -> list[Run]:
+    """`trials` contracts runs of `config.services` at `config.contracts.rate_rps`: the
+    study's (profile's) own runs made here with the same runtime, newest first, then new
+    ones for the rest. The i-th new run holds the services in an order rotated by i, so that
+    no service always goes first after the broker started."""
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    found = [run for run in find_runs(config.runs_dir, "contracts", profile=config.profile,
+                                      services=config.services, study_id=config.study_id)
+             if _comparable(run, config) and run.summary.rate_rps == config.contracts.rate_rps]
+    runs = found[:trials]
+    services = list(config.services)
+    for i in range(len(runs), trials):
+        turn = i % len(services)
+        runs.append(contracts(config.replace(services=tuple(services[turn:] + services[:turn]))))
+    return runs
+
+
+def runs_by_service(config: StudyConfig, experiment: str, services: Sequence[ServiceName], *,
+                    measure: bool) -> dict[str, Run]:
+    """The newest comparable run of `experiment` (e.g. "ceiling", "startup") that measured
+    each of `services`, of `config`'s profile and study; with `measure`, one new run of the
+    services none has measured yet (without: they are left out)."""
+    found: dict[str, Run] = {}
+    for service in services:
+        for run in find_runs(config.runs_dir, experiment, profile=config.profile, services=(service,),
+                             study_id=config.study_id):
+            if _comparable(run, config):
+                found[service] = run
+                break
+    missing = tuple(s for s in services if s not in found)
+    if measure and missing:
+        from ingestlab.experiments import EXPERIMENTS  # the registry imports this module
+
+        run = EXPERIMENTS[experiment](config.replace(services=missing))
+        found |= {service: run for service in missing}
+    return found

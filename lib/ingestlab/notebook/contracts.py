@@ -14,7 +14,7 @@ Pure functions of runs and frames; sentences are built from the numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -22,7 +22,7 @@ import polars as pl
 from ingestlab.analysis.claims import ratio_interval
 from ingestlab.notebook.article import article_claims
 from ingestlab.results import Run
-from ingestlab.variants import MATCHED_PAIRS, SERVICES, variant
+from ingestlab.variants import MATCHED_PAIRS, SERVICES, VARIANTS, variant
 
 # What each service's summary gives per trial, in reading order: (field, label with unit).
 METRICS: dict[str, str] = {
@@ -64,7 +64,7 @@ COMPARISONS: tuple[Comparison, ...] = (
 )
 
 
-def contract_trials(runs: Sequence[Run]) -> pl.DataFrame:
+def trial_values(runs: Sequence[Run]) -> pl.DataFrame:
     """One row per run, service and metric with a value: run_id, service, metric, value
     (in the metric's unit, `METRICS`), rate_rps, runtime."""
     rows = []
@@ -170,3 +170,35 @@ def contract_sentences(decomp: pl.DataFrame) -> list[str]:
                              f"Rust {_side(r['ci_low'], r['ci_high'])})")
         sentences.append("; ".join(parts) + ".")
     return sentences
+
+
+def variants_table() -> pl.DataFrame:
+    """Every service name (`variants.VARIANTS`): program, promise, processes, and what it
+    changes against the article's program in its language."""
+    return pl.DataFrame([{"service": v.name, "program": v.program, "promise": v.promise,
+                          "processes": v.processes, "differs": v.differs} for v in VARIANTS.values()])
+
+
+def variants_overview(services: Sequence[str], medians: pl.DataFrame, ceilings: Mapping[str, Run],
+                      startups: Mapping[str, Run]) -> pl.DataFrame:
+    """One row per service: its ceiling (req/s; `ceiling_is_lower_bound`: the rig could not
+    drive it further), the medians at the common rate (`service_table`: HTTP p50/p99, e2e
+    p99 in ms, RSS in MiB, CPU per request in us), its median cold start (ms) and memory once
+    ready (MiB). Null where no run measured it."""
+    at_rate = {row["service"]: row for row in medians.iter_rows(named=True)} if medians.height else {}
+    rows = []
+    for service in services:
+        ceiling = ceilings[service].summary.services[service] if service in ceilings else None
+        start = startups[service].summary.services[service] if service in startups else None
+        measured = at_rate.get(service, {})
+        rows.append({
+            "service": service,
+            "ceiling_rps": ceiling.ceiling_rps if ceiling else None,
+            "ceiling_is_lower_bound": ceiling.ceiling_lower_bound if ceiling else None,
+            **{metric: measured.get(metric) for metric in ("p50_ms", "p99_ms", "e2e_p99_ms", "rss_mean_mib",
+                                                           "cpu_per_request_us")},
+            "cold_start_ms": start.cold_start_ms if start else None,
+            "rss_at_ready_mib": start.rss_at_ready_mib if start else None,
+        })
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.exclude("service", "ceiling_is_lower_bound").cast(pl.Float64))
