@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable, Iterator
@@ -134,11 +135,16 @@ class PythonDeployment:
     sources: tuple[Path, ...]
 
     def stdlib_files(self) -> Iterator[tuple[Path, int]]:
-        """(path, bytes) of each standard-library file kept, each inode once."""
+        """(path, bytes) of each standard-library file kept, each inode once (the directories
+        left out are not walked: the interpreter's own site-packages can be large)."""
         walker = DistinctFiles()
-        for path, size in walker.tree(self.stdlib):
-            if keep_in_stdlib(PurePosixPath(path.relative_to(self.stdlib).as_posix())):
-                yield path, size
+        for dirpath, dirnames, filenames in os.walk(self.stdlib):
+            here = Path(dirpath)
+            if here == self.stdlib:
+                dirnames[:] = [d for d in dirnames if keep_in_stdlib(PurePosixPath(d, "x"))]
+            relative = PurePosixPath(here.relative_to(self.stdlib).as_posix())
+            kept = (here / name for name in filenames if keep_in_stdlib(relative / name))
+            yield from walker.paths(kept)
 
     def site_package_files(self) -> tuple[Path, ...]:
         return tuple(sorted({f for files in self.distributions.values() for f in files}))
