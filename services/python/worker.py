@@ -119,6 +119,9 @@ class JsonRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if data and not self.in_handler and self.request_began is None:
             self.request_began = time.monotonic()
+            # A request has begun: the idle timer (which would close the connection silently,
+            # at the same moment) gives way to this one; aiohttp re-arms it after the answer.
+            self.keep_alive(True)
             self._head_timer = asyncio.get_running_loop().call_later(REQUEST_TIMEOUT_S, self._head_timed_out)
         super().data_received(data)
 
@@ -130,9 +133,12 @@ class JsonRequestHandler(RequestHandler):
             self._head_timer = None
         return self.request_began or time.monotonic()
 
-    def handler_done(self) -> None:
-        self.in_handler = False
-        self.request_began = None
+    def handler_done(self, body_read: bool) -> None:
+        """The answer is out. If the body was not read to its end, the connection closes after
+        aiohttp drains the rest (the answer said so): those bytes begin no request."""
+        if body_read:
+            self.in_handler = False
+            self.request_began = None
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -213,17 +219,24 @@ class Ingest:
         protocol = request.protocol
         began = protocol.head_arrived() if isinstance(protocol, JsonRequestHandler) else time.monotonic()
         try:
-            if request.path == INGEST_PATH and request.method == "POST":
-                return await self.ingest(request, began)
-            if request.path == HEALTH_PATH and request.method == "GET":
-                # every worker's, as a request may reach any of them
-                if self.ready and self.siblings_ready():
-                    return answer(200, {"status": "ok"})
-                return answer(503, {"status": "connecting"})
-            return error(404, "Not found.")
+            response = await self.route(request, began)
         finally:
+            body_read = request.content.is_eof()
             if isinstance(protocol, JsonRequestHandler):
-                protocol.handler_done()
+                protocol.handler_done(body_read)
+        if not body_read:
+            response.force_close()  # the unread rest of the body is no next request
+        return response
+
+    async def route(self, request: web.BaseRequest, began: float) -> web.StreamResponse:
+        if request.path == INGEST_PATH and request.method == "POST":
+            return await self.ingest(request, began)
+        if request.path == HEALTH_PATH and request.method == "GET":
+            # every worker's, as a request may reach any of them
+            if self.ready and self.siblings_ready():
+                return answer(200, {"status": "ok"})
+            return answer(503, {"status": "connecting"})
+        return error(404, "Not found.")
 
     async def ingest(self, request: web.BaseRequest, began: float) -> web.StreamResponse:
         try:
@@ -234,10 +247,7 @@ class Ingest:
             body = await read_body(request, deadline=began + REQUEST_TIMEOUT_S)
             record = encode_record(body)
         except Refused as refused:
-            response = error(refused.status, refused.message)
-            if not request.content.is_eof():
-                response.force_close()  # the unread rest of the body is no next request
-            return response
+            return error(refused.status, refused.message)
         try:
             if not self.acked:
                 self.producer.produce(TOPIC, record, on_delivery=_log_failed_delivery)
