@@ -15,6 +15,7 @@ producer's queue), WORKERS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import mmap
 import os
@@ -85,10 +86,8 @@ def supervise(workers: int, settings: Settings) -> int:
         nonlocal stopping
         stopping = True
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # exited, not yet waited for
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, forward)

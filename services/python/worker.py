@@ -28,7 +28,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-
 from records import (
     BODY_LIMIT_BYTES,
     BODY_TOO_LARGE,
@@ -302,7 +301,8 @@ async def read_body(request: web.BaseRequest, *, deadline: float) -> bytes:
 
 
 # --- the worker's life --------------------------------------------------------------------------
-async def serve(settings: Settings, *, on_ready: Callable[[], None], siblings_ready: Callable[[], bool]) -> int:
+async def serve(settings: Settings, *, on_ready: Callable[[], None],
+                siblings_ready: Callable[[], bool]) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit code (0: flushed). `on_ready` runs once
     the producer reached the broker; /healthz is 200 once it has and `siblings_ready()`."""
     loop = asyncio.get_running_loop()

@@ -50,7 +50,8 @@ def test_workers_share_the_port_and_each_is_ready(config: StudyConfig, tmp_path,
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
 
 
-def test_the_python_image_answers_202_and_the_records_reach_kafka(config: StudyConfig, tmp_path, post) -> None:
+def test_the_python_image_answers_202_and_the_records_reach_kafka(config: StudyConfig, tmp_path,
+                                                                  post) -> None:
     try:
         shared_engine()
     except ArtifactMissing as exc:  # dockerd not installed: no container engine on this machine

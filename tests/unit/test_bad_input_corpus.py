@@ -113,7 +113,8 @@ def test_only_the_documented_difference_is_per_program_and_variants_inherit_it()
     assert differing == {c.case_id for c in CASES if c.category == "prototype"}
     proto = BY_ID["proto-proto-data"]
     expected = {service: proto.expected_for(service) for service in SERVICES}
-    assert expected == {service: "reject" if program_of(service) == "node" else "accept" for service in SERVICES}
+    assert expected == {service: "reject" if program_of(service) == "node" else "accept"
+                        for service in SERVICES}
 
 
 def test_a_request_has_its_head_framing_and_body():

@@ -90,8 +90,8 @@ PYTHON_SOURCES = ("serve.py", "worker.py", "records.py")
 # extension modules would bring Tk/X11, ncurses, gdbm or SQLite into a deployment.
 _STDLIB_UNUSED = frozenset({"test", "idlelib", "tkinter", "turtledemo", "turtle.py", "ensurepip", "lib2to3",
                             "distutils", "site-packages", "curses", "dbm", "sqlite3"})
-_DYNLOAD_UNUSED = re.compile(r"^(_tkinter|_test\w*|_ctypes_test|_xxtestfuzz|xxlimited\w*|_curses\w*|_dbm|_gdbm"
-                             r"|_sqlite3|readline|nis)\.")
+_DYNLOAD_UNUSED = re.compile(r"^(_tkinter|_test\w*|_ctypes_test|_xxtestfuzz|xxlimited\w*|_curses\w*"
+                             r"|_dbm|_gdbm|_sqlite3|readline|nis)\.")
 # Byte code for -O and -OO: the service runs without them.
 _OPTIMISED_PYC = re.compile(r"\.opt-[12]\.pyc$")
 # Asked of the interpreter itself: its standard library, site-packages, and the files of each
@@ -151,7 +151,8 @@ class PythonDeployment:
 
     def keep_in_site_packages(self) -> Callable[[PurePosixPath], bool]:
         """A filter over paths relative to site-packages: the imported distributions' files."""
-        wanted = {PurePosixPath(f.relative_to(self.site_packages).as_posix()) for f in self.site_package_files()}
+        wanted = {PurePosixPath(f.relative_to(self.site_packages).as_posix())
+                  for f in self.site_package_files()}
         return wanted.__contains__
 
     def elf_files(self) -> list[Path]:
@@ -171,7 +172,8 @@ def python_deployment() -> PythonDeployment:
     return PythonDeployment(
         executable=interpreter.resolve(strict=True),
         stdlib=Path(found["stdlib"]), site_packages=Path(found["purelib"]).resolve(),
-        distributions={name: tuple(Path(f).resolve() for f in files) for name, files in found["files"].items()},
+        distributions={name: tuple(Path(f).resolve() for f in files)
+                       for name, files in found["files"].items()},
         sources=tuple(artifacts.PYTHON_DIR / name for name in PYTHON_SOURCES))
 
 
