@@ -26,7 +26,7 @@ def config(tmp_path_factory) -> StudyConfig:
 
 
 # The contract holds for every service name (variants.SERVICES, services/README.md).
-CONTRACT_SERVICES = ("node", "rust", "node-acked", "rust-enqueue", "node-cluster")
+CONTRACT_SERVICES = ("node", "rust", "node-acked", "rust-enqueue", "node-cluster", "python", "python-enqueue")
 
 
 @pytest.fixture(scope="session")

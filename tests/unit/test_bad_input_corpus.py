@@ -21,6 +21,7 @@ from ingestlab.load.bad_input import (
 )
 from ingestlab.stack.services import BODY_LIMIT_BYTES
 from ingestlab.stack.topic import request_id_of
+from ingestlab.variants import SERVICES, program_of
 
 PREFIX = "bi-node-abc123"
 CASES = corpus(PREFIX)
@@ -48,7 +49,7 @@ def test_request_ids_are_unique_and_what_the_read_back_finds():
     for case in CASES:
         if case.request_id is not None:
             assert case.request_id.startswith(PREFIX) and len(case.request_id) <= 64
-        if case.expected == "accept" or dict(case.expected_by_service).get("rust") == "accept":
+        if case.expected == "accept" or dict(case.expected_by_program).get("rust") == "accept":
             assert case.request_id is not None, case.case_id
             # the service republishes the document compact; the first request_id is the case's
             record = json.dumps(_strict_json(case.body_bytes()), separators=(",", ":")).encode()
@@ -107,11 +108,13 @@ def test_nesting_depths_count_the_top_level_object_as_one():
     assert depth(BY_ID["nesting-100000-arrays"].body_bytes()) == 100_000
 
 
-def test_only_the_documented_difference_is_per_service():
-    differing = {c.case_id for c in CASES if c.expected_by_service}
+def test_only_the_documented_difference_is_per_program_and_variants_inherit_it():
+    differing = {c.case_id for c in CASES if c.expected_by_program}
     assert differing == {c.case_id for c in CASES if c.category == "prototype"}
     proto = BY_ID["proto-proto-data"]
-    assert (proto.expected_for("node"), proto.expected_for("rust")) == ("reject", "accept")
+    expected = {service: proto.expected_for(service) for service in SERVICES}
+    assert expected == {service: "reject" if program_of(service) == "node" else "accept"
+                        for service in SERVICES}
 
 
 def test_a_request_has_its_head_framing_and_body():

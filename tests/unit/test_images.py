@@ -31,7 +31,7 @@ def test_tag_says_component_flavour_and_key():
     assert tag == "ingestlab/rust:minimal-0123456789abcdef"
     assert images.format_tag("node", "conventional", "ab") == "ingestlab/node:conventional-ab"
     with pytest.raises(ValueError, match="unknown component"):
-        images.format_tag("python", "minimal", "ab")
+        images.format_tag("go", "minimal", "ab")
     with pytest.raises(ValueError, match="unknown flavour"):
         images.format_tag("rust", "fat", "ab")  # type: ignore[arg-type]
 

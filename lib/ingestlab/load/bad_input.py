@@ -3,8 +3,9 @@
 Each case is data (`BadInputCase`): the bytes and headers of one request, how they are framed
 and paced, and the class of answer both services promise (services/README.md, "Promises"):
 "accept" (202, and the record in Kafka) or "reject" (a 4xx with a JSON error naming the
-problem). Where the article's two programs keep a deliberate difference (only Node refuses
-`__proto__`/`constructor`/`prototype` keys) a case names it per service.
+problem). Where the programs keep a deliberate difference (only Node refuses
+`__proto__`/`constructor`/`prototype` keys) a case names it per program
+(`ingestlab.variants.program_of`), so every variant of a program expects what it does.
 
 The malformed-JSON cases are our own, modelled on the categories of a JSON parsing conformance
 suite (its n_ cases must be refused, its y_ cases accepted). Every case that may be accepted,
@@ -28,6 +29,7 @@ from typing import Literal
 from ingestlab.config import ServiceName
 from ingestlab.load.raw_http import RawRequest, request_head
 from ingestlab.stack.services import BODY_LIMIT_BYTES, INGEST_PATH
+from ingestlab.variants import Program, program_of
 
 Expected = Literal["accept", "reject"]
 Framing = Literal["length", "chunked", "chunked-raw", "none"]
@@ -77,11 +79,12 @@ class BadInputCase:
     pieces: int = 1
     upload_s: float = 0.0
     stall_after_bytes: int | None = None
-    expected_by_service: tuple[tuple[ServiceName, Expected], ...] = ()
+    expected_by_program: tuple[tuple[Program, Expected], ...] = ()
 
     def expected_for(self, service: ServiceName) -> Expected:
-        """The answer class `service` promises (a documented difference, else `expected`)."""
-        return dict(self.expected_by_service).get(service, self.expected)
+        """The answer class `service` promises: its program's documented difference, else
+        `expected`."""
+        return dict(self.expected_by_program).get(program_of(service), self.expected)
 
     def body_bytes(self) -> bytes:
         return self.body() if callable(self.body) else self.body
@@ -486,7 +489,8 @@ def _cases(id_prefix: str) -> Iterator[BadInputCase]:
     yield case("dup-in-data", "duplicate-keys", "accept", "a key twice inside data",
                lambda r: _data_text(r, '"k":1,"k":2'))
 
-    # --- prototype keys: Node refuses them anywhere (the article), Rust has no prototype ----
+    # --- prototype keys: Node refuses them anywhere (the article); Rust and Python have no
+    # prototype to pollute and accept them ------------------------------------------------
     positions = [
         ("top", lambda r, key: _dumps({**_doc(r), key: {"admin": True}})),
         ("data", lambda r, key: _dumps(_doc(r, data={"request_id": r, key: {"admin": True}}))),
@@ -496,8 +500,9 @@ def _cases(id_prefix: str) -> Iterator[BadInputCase]:
     for key in ("__proto__", "constructor", "prototype"):
         for where, make_key in positions:
             yield case(f"proto-{key.strip('_')}-{where}", "prototype", "reject",
-                       f"a {key} key ({where}): Node refuses it, Rust accepts (services/README.md)",
-                       lambda r, m=make_key, k=key: m(r, k), expected_by_service=(("rust", "accept"),))
+                       f"a {key} key ({where}): Node refuses it, Rust and Python accept (services/README.md)",
+                       lambda r, m=make_key, k=key: m(r, k),
+                       expected_by_program=(("rust", "accept"), ("python", "accept")))
 
     # --- unicode: invalid UTF-8 and lone surrogates must be refused ------------------------
     bad_utf8 = [

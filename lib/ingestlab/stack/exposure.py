@@ -12,10 +12,19 @@ import psutil
 
 
 def listening_addresses(pid: int) -> list[str]:
-    """Every `ip:port` on which process `pid` holds a TCP socket in LISTEN state, sorted
-    (IPv6 as `[ip]:port`). Its threads share the table; child processes are not included."""
-    sockets = psutil.Process(pid).net_connections(kind="tcp")
+    """Every `ip:port` on which process `pid` or one of its descendants holds a TCP socket in
+    LISTEN state, sorted (IPv6 as `[ip]:port`). Descendants count: a per-core service's
+    workers listen, not its supervisor (Python's)."""
+    process = psutil.Process(pid)
+    sockets = [s for p in (process, *process.children(recursive=True)) for s in _tcp_sockets(p)]
     return sorted({_address(s.laddr.ip, s.laddr.port) for s in sockets if s.status == psutil.CONN_LISTEN})
+
+
+def _tcp_sockets(process: psutil.Process) -> list:
+    try:
+        return process.net_connections(kind="tcp")
+    except psutil.NoSuchProcess:  # a descendant that exited meanwhile
+        return []
 
 
 def _address(ip: str, port: int) -> str:

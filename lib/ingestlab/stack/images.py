@@ -19,6 +19,12 @@ the runtime passes the command, env and bind mounts):
 - rust: `/app/ingest-rust`, WORKDIR /app, CMD ["/app/ingest-rust"] (PORT, KAFKA_BROKERS, RUST_LOG).
 - node: `/usr/local/bin/node`, `/app/server.js`, `/app/cluster.js`, `/app/package.json`, `/app/node_modules`,
   WORKDIR /app, CMD ["/usr/local/bin/node", "server.js"].
+- python: `/usr/local/bin/python3` (the host's interpreter, which finds its standard library
+  at `/usr/local/lib/python3.X` from its own path), that standard library less what the service
+  never imports (`footprint.keep_in_stdlib`), the files of the distributions the service
+  imports in its `site-packages` (aiohttp and its dependencies, confluent_kafka with its
+  bundled librdkafka), `/app/serve.py` and its modules; WORKDIR /app,
+  CMD ["/usr/local/bin/python3", "serve.py"] (PORT, KAFKA_BROKERS, ACK_MODE).
 - kafka: `/opt/java/bin/java` (JAVA_HOME=/opt/java, on PATH), jars in `/opt/kafka/libs/`, the
   broker's log4j2 config at `/opt/kafka/config/<its name>`, `/bin/sh`; WORKDIR /opt/kafka.
 
@@ -52,7 +58,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ingestlab.files import DistinctFiles
 from ingestlab.stack import artifacts
-from ingestlab.stack.footprint import shared_libraries
+from ingestlab.stack.footprint import keep_in_stdlib, python_deployment, shared_libraries
 from ingestlab.units import MB
 
 if TYPE_CHECKING:
@@ -60,7 +66,7 @@ if TYPE_CHECKING:
 
 Flavour = Literal["minimal", "conventional"]
 FLAVOURS: tuple[Flavour, ...] = ("minimal", "conventional")
-COMPONENTS = ("kafka", "node", "rust")
+COMPONENTS = ("kafka", "node", "rust", "python")
 
 # Raise when what goes into an image changes in a way the inputs' digests do not show (the
 # layout, the trimming rules, the Dockerfile): every tag changes with it.
@@ -76,11 +82,13 @@ LABEL_BASE = "org.ingestlab.base"
 BASE_PART = "base root"
 
 # Parts, in the order of their layers.
-PART_ORDER = ("skeleton", "shared-libraries", "shell", "jre", "executable", "node_modules", "jars",
-              "config", "sources")
+PART_ORDER = ("skeleton", "shared-libraries", "shell", "jre", "executable", "stdlib", "site-packages",
+              "node_modules", "jars", "config", "sources")
 
 RUST_BINARY = "/app/ingest-rust"
 NODE_BINARY = "/usr/local/bin/node"
+PYTHON_BINARY = "/usr/local/bin/python3"
+PYTHON_LIB = "/usr/local/lib"
 JAVA_HOME = "/opt/java"
 KAFKA_HOME = "/opt/kafka"
 PATH_ENV = "/opt/java/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -391,6 +399,33 @@ def node_recipe() -> Recipe:
     return Recipe("node", tuple(entries), workdir="/app", cmd=(NODE_BINARY, "server.js"))
 
 
+def listing_key(root: Path, files: Iterable[Path]) -> str:
+    """16 hex digits naming the files of a host tree that is no keyed cache (the interpreter's
+    standard library, site-packages) by their paths under `root`, sizes and modification times:
+    a reinstall or an upgrade changes it, without reading every byte on each `ensure_image`."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        st = path.stat()
+        h.update(f"{path.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def python_recipe() -> Recipe:
+    deployment = python_deployment()
+    stdlib = f"{PYTHON_LIB}/{deployment.stdlib.name}"
+    entries = [
+        *library_entries(deployment.elf_files(), inside=deployment.site_packages),
+        _file(PYTHON_BINARY, "executable", deployment.executable, strip=True),
+        Entry(stdlib, "stdlib", kind="tree", source=deployment.stdlib, keep=keep_in_stdlib, mode=0o755,
+              tree_key=listing_key(deployment.stdlib, (p for p, _size in deployment.stdlib_files()))),
+        Entry(f"{stdlib}/site-packages", "site-packages", kind="tree", source=deployment.site_packages,
+              keep=deployment.keep_in_site_packages(), mode=0o755,
+              tree_key=listing_key(deployment.site_packages, deployment.site_package_files())),
+        *(_file(f"/app/{path.name}", "sources", path) for path in deployment.sources),
+    ]
+    return Recipe("python", tuple(entries), workdir="/app", cmd=(PYTHON_BINARY, "serve.py"))
+
+
 def kafka_log4j_config() -> Path:
     """The log4j2 config the native broker uses (the image keeps its file name)."""
     from ingestlab.stack.kafka import _LOG4J
@@ -414,7 +449,8 @@ def kafka_recipe() -> Recipe:
                   env=(("JAVA_HOME", JAVA_HOME), ("PATH", PATH_ENV)))
 
 
-RECIPES: dict[str, Callable[[], Recipe]] = {"kafka": kafka_recipe, "node": node_recipe, "rust": rust_recipe}
+RECIPES: dict[str, Callable[[], Recipe]] = {"kafka": kafka_recipe, "node": node_recipe, "rust": rust_recipe,
+                                             "python": python_recipe}
 
 
 def recipe(component: str) -> Recipe:
@@ -598,7 +634,7 @@ def _ensure(engine: DockerEngine, rec: Recipe, flavour: Flavour) -> str:
 
 def build_images(engine: DockerEngine | None = None,
                  flavours: Iterable[Flavour] = FLAVOURS) -> dict[str, str]:
-    """Every component's image in each flavour (six by default), built where missing;
+    """Every component's image in each flavour (eight by default), built where missing;
     returns {"<component>:<flavour>": tag}. Without `engine`, the shared engine."""
     if engine is None:
         from ingestlab.stack.docker_engine import shared_engine
