@@ -7,33 +7,37 @@ import polars as pl
 
 from ingestlab.analysis.ceiling import with_verdict
 from ingestlab.charts.style import (
-    SERVICE_COLORS,
     data_chart,
     service_color,
+    services_of,
     tip,
     titled,
     tooltips,
     verdict_shape,
 )
 
-# In the ceiling chart both services' points coincide wherever both kept up (on y = x): node
-# is drawn first and wider, so its color shows as a ring around rust's instead of vanishing.
-_SERVICE_POINT_SIZES = [180, 70]
-_SERVICE_LINE_WIDTHS = [5, 2]
+# In the ceiling chart the services' points coincide wherever they kept up (on y = x): the
+# first (node) is drawn first and widest, each next one narrower, so every color shows as a
+# ring around the next instead of vanishing. Sizes and widths from the first to the last.
+_SERVICE_POINT_SIZES = (180, 70)
+_SERVICE_LINE_WIDTHS = (5, 2)
 _X_TITLE = "offered rate (req/s)"
 _Y_TITLE = "achieved rate (req/s)"
 
 
-def _service_size() -> alt.Size:
-    return alt.Size(
-        "service:N", scale=alt.Scale(domain=list(SERVICE_COLORS), range=_SERVICE_POINT_SIZES), legend=None
-    )
+def _by_service(data: pl.DataFrame, widest: float, narrowest: float) -> alt.Scale:
+    """A scale from `widest` (the first service in `data`) down to `narrowest` (the last)."""
+    services = services_of(data)
+    step = (widest - narrowest) / max(1, len(services) - 1)
+    return alt.Scale(domain=services, range=[widest - i * step for i in range(len(services))])
 
 
-def _service_stroke_width() -> alt.StrokeWidth:
-    return alt.StrokeWidth(
-        "service:N", scale=alt.Scale(domain=list(SERVICE_COLORS), range=_SERVICE_LINE_WIDTHS), legend=None
-    )
+def _service_size(data: pl.DataFrame) -> alt.Size:
+    return alt.Size("service:N", scale=_by_service(data, *_SERVICE_POINT_SIZES), legend=None)
+
+
+def _service_stroke_width(data: pl.DataFrame) -> alt.StrokeWidth:
+    return alt.StrokeWidth("service:N", scale=_by_service(data, *_SERVICE_LINE_WIDTHS), legend=None)
 
 
 def _diagonal_layers(top_rps: float) -> list[alt.Chart]:
@@ -78,12 +82,12 @@ def ceiling_steps(steps: pl.DataFrame) -> alt.LayerChart:
     base = data_chart(data).encode(
         x=alt.X("offered_rps:Q", title=_X_TITLE),
         y=alt.Y("achieved_rps:Q", title=_Y_TITLE),
-        color=service_color(),
+        color=service_color(data),
     )
-    lines = base.mark_line().encode(strokeWidth=_service_stroke_width())
+    lines = base.mark_line().encode(strokeWidth=_service_stroke_width(data))
     points = base.mark_point(filled=True, opacity=1).encode(
         shape=verdict_shape(),
-        size=_service_size(),
+        size=_service_size(data),
         tooltip=tooltips(
             "service",
             "step",
@@ -136,12 +140,13 @@ def step_latency(steps: pl.DataFrame, *, p99_bound_ms: float | None = None) -> a
     `steps` as for `ceiling_steps` (needs p50_ms, p99_ms). Latency is from the intended send
     time (coordinated-omission corrected). `p99_bound_ms`, if given, is drawn as the pass line.
     """
-    base = data_chart(_step_percentiles(steps)).encode(
+    percentiles = _step_percentiles(steps)
+    base = data_chart(percentiles).encode(
         x=alt.X("offered_rps:Q", title=_X_TITLE),
         y=alt.Y(
             "latency_ms:Q", title="latency from intended send (ms, log scale)", scale=alt.Scale(type="log")
         ),
-        color=service_color(),
+        color=service_color(percentiles),
     )
     # The dash only on the lines: on the points too, the legend would show dots for it.
     lines = base.mark_line(strokeWidth=2).encode(

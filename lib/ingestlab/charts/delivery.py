@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from ingestlab.charts.style import SERVICE_COLORS, data_chart, service_color, tip, titled, tooltips
+from ingestlab.charts.style import data_chart, service_color, services_of, tip, titled, tooltips
 
 
 def delivery_bars(table: pl.DataFrame) -> alt.LayerChart:
@@ -20,11 +20,11 @@ def delivery_bars(table: pl.DataFrame) -> alt.LayerChart:
     )
     base = data_chart(data).encode(
         x=alt.X("outcome:N", title=None, sort=measures, axis=alt.Axis(labelAngle=0)),
-        xOffset=alt.XOffset("service:N", scale=alt.Scale(domain=list(SERVICE_COLORS))),
+        xOffset=alt.XOffset("service:N", scale=alt.Scale(domain=services_of(data))),
         y=alt.Y("requests:Q", title="requests"),
     )
     bars = base.mark_bar().encode(
-        color=service_color(), tooltip=tooltips("service", "outcome:N", tip("requests:Q", fmt=","))
+        color=service_color(data), tooltip=tooltips("service", "outcome:N", tip("requests:Q", fmt=","))
     )
     labels = base.mark_text(dy=-6, fontSize=11).encode(text=alt.Text("requests:Q", format=","))
     return titled(

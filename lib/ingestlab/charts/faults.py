@@ -101,11 +101,11 @@ def fault_rss(rss: pl.DataFrame, windows: pl.DataFrame) -> alt.FacetChart:
         .transform_filter(alt.datum.kind == "rss")
         .mark_line(strokeWidth=1.5)
         .encode(x=alt.X("t_s:Q", title=_TIME_AXIS), y=alt.Y("rss_mib:Q", title="RSS (MiB)"),
-                color=service_color(),
+                color=service_color(frame),
                 tooltip=tooltips("service", "fault:N", time_tip(), tip("rss_mib:Q", "RSS (MiB)", ",.1f")))
     )
     return (
-        alt.layer(_shade(service_color(legend=False)), line, data=frame)
+        alt.layer(_shade(service_color(frame, legend=False)), line, data=frame)
         .properties(width=2 * _PANEL_WIDTH, height=_PANEL_HEIGHT)
         .facet(row=alt.Row("fault:N", title=None, sort=list(dict.fromkeys(windows["fault"]))))
         .resolve_scale(x="independent", y="independent")

@@ -67,7 +67,7 @@ def latency_percentiles(hdr: pl.DataFrame) -> alt.Chart | alt.FacetChart:
         .encode(
             x=_percentile_axis(float(data["one_over_one_minus_p"].max() or 1.0)),
             y=alt.Y("latency_ms:Q", title="latency (ms, log scale)", scale=alt.Scale(type="log")),
-            color=series_color(keys),
+            color=series_color(keys, data),
             tooltip=tooltips(
                 *_key_tips(keys),
                 tip("percentile:Q", "percentile (%)", ".3~f"),
@@ -134,8 +134,9 @@ def latency_histogram(
     warm-up requests are left out unless `include_warmup`.
     """
     keys = [by] if by else []
+    bins = _latency_bins(rows, keys, bins_per_decade, include_warmup)
     chart = (
-        data_chart(_latency_bins(rows, keys, bins_per_decade, include_warmup))
+        data_chart(bins)
         .mark_line(point=alt.OverlayMarkDef(size=20), strokeWidth=2)
         .encode(
             x=alt.X(
@@ -144,7 +145,7 @@ def latency_histogram(
                 scale=alt.Scale(type="log"),
             ),
             y=alt.Y("share_pct:Q", title="share of requests (%)"),
-            color=series_color(keys) if by in (None, "service") else alt.Color(f"{by}:N"),
+            color=series_color(keys, bins) if by in (None, "service") else alt.Color(f"{by}:N"),
             tooltip=tooltips(
                 *(f"{k}:N" for k in keys),
                 "low_ms",
@@ -193,7 +194,7 @@ def _p99_panel(data: pl.DataFrame, keys: list[str], x: alt.X) -> alt.Chart:
         .encode(
             x=x,
             y=alt.Y("p99_ms:Q", title="p99 latency (ms, log scale)", scale=alt.Scale(type="log")),
-            color=series_color(keys),
+            color=series_color(keys, data),
             detail="__line:N",
             tooltip=tooltips(*_key_tips(keys), time_tip(), tip("p99_ms:Q", "p99 (ms)", ",.2f")),
         )
@@ -217,7 +218,7 @@ def _rates_panel(data: pl.DataFrame, keys: list[str], x: alt.X) -> alt.Chart:
         .encode(
             x=x,
             y=alt.Y("rps:Q", title="rate (req/s)"),
-            color=series_color(keys, legend=False),
+            color=series_color(keys, rates, legend=False),
             detail="__line:N",
             strokeDash=alt.StrokeDash(
                 "rate:N",

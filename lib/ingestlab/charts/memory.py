@@ -164,7 +164,7 @@ def memory_over_time(samples: pl.DataFrame, gc: pl.DataFrame | None = None) -> a
         .encode(
             x=x,
             y=alt.Y("rss_mib:Q", title="resident memory, RSS (MiB)"),
-            color=service_color(),
+            color=service_color(data),
             tooltip=tooltips("service", time_tip(), tip("rss_mib:Q", "RSS (MiB)", ",.1f")),
         )
         .properties(width=WIDTH, height=HEIGHT)
@@ -513,7 +513,7 @@ def cpu_by_thread_bars(cpu: pl.DataFrame, *, top: int = 8, min_core_pct: float =
         .encode(
             x=x,
             y=y,
-            color=service_color(),
+            color=service_color(data),
             tooltip=tooltips(
                 "service",
                 tip("label:N", "thread"),

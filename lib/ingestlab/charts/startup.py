@@ -47,7 +47,7 @@ def cold_start_distribution(runs: pl.DataFrame) -> alt.LayerChart:
             scale=alt.Scale(type="log"),
         ),
         y=alt.Y("service:N", title=None, sort=list(SERVICE_COLORS)),
-        color=service_color(),
+        color=service_color(runs),
     )
     box = base.mark_boxplot(extent="min-max", size=24, opacity=0.35)
     ticks = base.mark_tick(thickness=2, size=30).encode(

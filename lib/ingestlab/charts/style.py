@@ -97,19 +97,28 @@ def listed_order(column: str, names: list[str] | dict[str, str]) -> pl.Expr:
 # --- encodings -----------------------------------------------------------------------------
 
 
-def service_color(*, legend: bool = True) -> alt.Color:
-    """One color per service in every chart (`SERVICE_COLORS`)."""
+def services_of(data: pl.DataFrame) -> list[str]:
+    """The services in `data["service"]`, in `SERVICE_COLORS` order (unknown names last)."""
+    present = set(data["service"].unique()) if "service" in data.columns else set()
+    return [s for s in SERVICE_COLORS if s in present] + sorted(present - set(SERVICE_COLORS))
+
+
+def service_color(data: pl.DataFrame, *, legend: bool = True) -> alt.Color:
+    """One color per service in every chart (`SERVICE_COLORS`); the scale and legend hold the
+    services in `data` only, so a node/rust chart does not list every variant."""
+    services = services_of(data)
     return alt.Color(
         "service:N",
         title="service",
-        scale=alt.Scale(domain=list(SERVICE_COLORS), range=list(SERVICE_COLORS.values())),
+        scale=alt.Scale(domain=services, range=[SERVICE_COLORS.get(s, NEUTRAL) for s in services]),
         legend=alt.Legend() if legend else None,
     )
 
 
-def series_color(keys: list[str], *, legend: bool = True) -> alt.Color | alt.ValueChannelMixin:
+def series_color(keys: list[str], data: pl.DataFrame, *,
+                 legend: bool = True) -> alt.Color | alt.ValueChannelMixin:
     """The service color if `service` is among `keys`, else one neutral color."""
-    return service_color(legend=legend) if "service" in keys else alt.value(NEUTRAL)
+    return service_color(data, legend=legend) if "service" in keys else alt.value(NEUTRAL)
 
 
 def verdict_shape() -> alt.Shape:
