@@ -1,6 +1,6 @@
 """What the experiments' summaries must hold, checked on the runs the notebooks make (01: the
-rig's calibration and the ceiling, 03: soak, 04: startup) in the study's runtime (the default:
-containers)."""
+rig's calibration and the ceiling, 03: soak, 04: startup, 06: contracts and overload) in the
+study's runtime (the default: containers)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from ingestlab.results import Run
+from ingestlab.variants import variant
 
 SERVICES = ("node", "rust")
 
@@ -99,9 +100,47 @@ def check_startup(runs_dir: Path) -> None:
     assert run.read_frame("cold_starts").height == 6
 
 
+def check_contracts(runs_dir: Path) -> None:
+    """06: every service held at the common rate kept its promise, and its end-to-end
+    latency is measured: an acked service's data is safe before its client hears back."""
+    runs = sorted(runs_dir.glob("*-contracts-*"))
+    assert len(runs) >= 2, "notebook 06 needs two contracts runs for an interval"
+    for path in runs:
+        run = Run.open(path)
+        for service, s in run.summary.services.items():
+            assert s.accepted > 0 and s.lost == 0, (service, s.accepted, s.lost)
+            assert s.e2e_p50_ms is not None and 0 <= s.e2e_p50_ms <= s.e2e_p99_ms, service
+            assert s.cpu_per_request_us and s.cpu_per_request_us > 0 and s.processes >= 1
+            if variant(service).promise == "acked":
+                assert s.e2e_p50_ms <= s.p50_ms + 1, (service, s.e2e_p50_ms, s.p50_ms)
+
+
+def check_overload(runs_dir: Path) -> None:
+    """06: the article's 10,000 req/s, above Node's ceiling here: nothing Node or Rust
+    accepted is missing from Kafka, and the summary a notebook reads is filled in."""
+    check_contracts(runs_dir)
+    run = _first(runs_dir, "overload")
+    for service in SERVICES:
+        leg = run.summary.services[service].rates["10000"]
+        assert leg.accepted > 0 and leg.delivered == leg.accepted
+        assert leg.accepted_not_delivered == 0, f"{service}: {leg.accepted_not_delivered} 202s not in Kafka"
+        assert 0 < leg.sent <= leg.offered and leg.achieved_rps and leg.achieved_rps > 0
+        for rate in (leg.error_rate, leg.timeout_rate, leg.dropped_rate):
+            assert 0.0 <= rate <= 1.0
+        assert 0 < leg.rss_start_mib <= leg.rss_peak_mib and leg.rss_mean_mib <= leg.rss_peak_mib
+        assert leg.memory_pattern in {"flat", "sawtooth", "irregular"}
+        assert leg.delivered_after_client_error >= 0 and leg.duplicated >= 0
+        assert leg.share_of_ceiling and leg.share_of_ceiling > 0  # notebook 01's ceiling run
+    node = run.summary.services["node"].rates["10000"]
+    assert node.heap_pattern in {"flat", "sawtooth", "irregular"} and node.heap_peak_mib
+    assert node.share_of_ceiling > 1, "10,000 req/s is above Node's ceiling on this machine"
+    assert run.read_frame("gc").height > 0 and run.read_frame("samples").height > 0
+
+
 # notebook stem -> the check of the run it makes
 CHECKS = {
     "01_throughput_ceiling": check_ceiling,
     "03_memory_and_gc": check_soak,
     "04_startup_and_footprint": check_startup,
+    "06_language_or_design": check_overload,
 }

@@ -93,6 +93,11 @@ def _parameters(notebook: Path, study: dict[str, Path]) -> dict[str, object]:
     parameters: dict[str, object] = {"profile": "quick", "runs_dir": str(study["runs"])}
     if notebook.stem == "05_claims_vs_measured":
         parameters |= {"trials": 3, "reports_dir": str(study["reports"])}
+    if notebook.stem == "06_language_or_design":
+        # the article's two and the promise-matched pair, two trials; the variants' ceilings and
+        # cold starts are left to the study (each a search of its own)
+        parameters |= {"services": ["node", "rust", "node-acked", "rust-enqueue"], "trials": 2,
+                       "measure_ceilings": False, "measure_startup": False}
     return parameters
 
 
