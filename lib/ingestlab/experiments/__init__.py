@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ingestlab.config import StudyConfig
 from ingestlab.experiments.bad_input import bad_input
 from ingestlab.experiments.ceiling import ceiling
+from ingestlab.experiments.cpu_cores import cpu_cores
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.faults import faults
 from ingestlab.experiments.smoke import smoke
@@ -26,7 +27,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "startup": startup,
     "bad-input": bad_input,
     "faults": faults,
+    "cpu-cores": cpu_cores,
 }
 
-__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "engine_capacity", "faults", "latency_accuracy", "smoke",
-           "soak", "startup"]
+__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "cpu_cores", "engine_capacity", "faults",
+           "latency_accuracy", "smoke", "soak", "startup"]
