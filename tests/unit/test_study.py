@@ -51,8 +51,9 @@ def _cpu_cores(config: StudyConfig, *, node: list[float] | None = None) -> Run:
                        "other_core_pct_per_trial": [10.0, 12.0, 14.0]},
               "rust": {"busiest_core_pct_per_trial": [43.0, 44.0, 45.0],
                        "other_core_pct_per_trial": [40.0, 41.0, 42.0]}}
-    return _run(layout, summary("cpu-cores", {s: values[s] for s in config.services}, layout="service-both-cores",
-                                layout_cores=layout.cores.as_dict(), rate_rps=1_000.0, rate_source="set"))
+    made = summary("cpu-cores", {s: values[s] for s in config.services}, layout="service-both-cores",
+                   layout_cores=layout.cores.as_dict(), rate_rps=1_000.0, rate_source="set")
+    return _run(layout, made)
 
 
 def _startup(config: StudyConfig, *, cgroup_mb: list[float] | None = None) -> Run:

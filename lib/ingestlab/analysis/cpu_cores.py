@@ -7,6 +7,10 @@ Every `*_pct` is % of one core over the window (100 = the core busy the whole wi
   interval's CPU time of a thread is put on the core it last ran on (`cpu_by_core`), so with
   a service free to move between cores it is approximate; the finer the sampling, the closer.
 - A core's busy time comes from /proc/stat (`telemetry.core_times`): everything that ran on it.
+  The two sources are counted differently (per thread: scheduler time; per core: timer ticks
+  and idle periods): over the quick profile's 3 s windows they disagreed by up to 10-25 points
+  of a core here, so the service's share may exceed its core's busy time; the full profile's
+  windows are ten times longer.
 - What the broker used comes from its own thread samples, the load engine's from its own
   account of its CPU; the rest (`rest_pct`) is the core's busy time that none of those
   explains: the measuring process, the kernel's interrupt work for loopback traffic, other
@@ -98,14 +102,17 @@ def process_core_pct(thread_samples: pl.DataFrame, *, start_ns: int, end_ns: int
 
 def core_busy(core_times: pl.DataFrame, *, start_ns: int, end_ns: int) -> pl.DataFrame:
     """Each core's busy and stolen time over the ticks of `core_times`
-    (`telemetry.core_times.CORE_TIMES_SCHEMA`) within [start_ns, end_ns]: `core`,
-    `busy_pct`, `steal_pct`."""
+    (`telemetry.core_times.CORE_TIMES_SCHEMA`) within [start_ns, end_ns]: `core`, `busy_pct`,
+    `steal_pct`, in % of the time the kernel accounted to the core (busy + idle + steal), as
+    top and mpstat count: over a few seconds that sum is not the wall time (a tickless kernel
+    books an idle period when it ends), and dividing by the wall time gave a core 143%."""
     window = _within(core_times, start_ns, end_ns).sort("t_ns")
-    window_s = _span_s(window)
+    _span_s(window)  # at least two ticks
+    delta = {c: pl.col(c).last() - pl.col(c).first() for c in ("busy_s", "idle_s", "steal_s")}
+    accounted = delta["busy_s"] + delta["idle_s"] + delta["steal_s"]
     return (
         window.group_by("core")
-        .agg(busy_pct=(pl.col("busy_s").last() - pl.col("busy_s").first()) / window_s * 100.0,
-             steal_pct=(pl.col("steal_s").last() - pl.col("steal_s").first()) / window_s * 100.0)
+        .agg(busy_pct=delta["busy_s"] / accounted * 100.0, steal_pct=delta["steal_s"] / accounted * 100.0)
         .sort("core")
     )
 
