@@ -42,8 +42,8 @@ from ingestlab.analysis.cpu_cores import (
     with_roles,
 )
 from ingestlab.config import CORE_LAYOUTS, ServiceName, StudyConfig
-from ingestlab.experiments.soak import first_ceiling_run, rate_below_ceilings, sampled_load
-from ingestlab.experiments.steps import MAX_ERROR_RATE, EngineLimits
+from ingestlab.experiments.soak import first_ceiling_run, load_checks, rate_below_ceilings, sampled_load
+from ingestlab.experiments.steps import EngineLimits
 from ingestlab.results import Run
 from ingestlab.stack import Stack
 from ingestlab.summaries import CoreShare, CpuCoresResult, CpuCoresSummary, GroupShare
@@ -149,19 +149,11 @@ def _result(config: StudyConfig, rate_rps: float, trials: list[dict], cores: pl.
 
 
 def _checks(config: StudyConfig, service: str, s: CpuCoresResult, cores: pl.DataFrame) -> list[str]:
-    found = []
-    if s.lost:
-        found.append(f"{service}: {s.lost} accepted requests missing from Kafka")
-    if s.engine_saturated:
-        found.append(f"{service}: load generator saturated: {'; '.join(s.engine_notes)}")
-    if s.error_rate >= MAX_ERROR_RATE:
-        found.append(f"{service}: error rate {100 * s.error_rate:.2f}% at {s.rate_rps:,.0f} req/s")
+    found = load_checks(service, s)
     bound = config.ceiling.p99_bound_ms
     if s.p99_ms is not None and s.p99_ms > bound:
         found.append(f"{service}: p99 {s.p99_ms:.0f} ms > {bound:g} ms: the rate was not held as a ceiling "
                      "step must hold it")
-    if s.sampler_overhead_core_pct >= 1.0:
-        found.append(f"{service}: sampler used {s.sampler_overhead_core_pct:.2f}% of a core (budget 1%)")
     for row in cores.filter(pl.col("rest_pct") > REST_WARNING_PCT).iter_rows(named=True):
         found.append(f"{service}, trial {row['trial']}: {row['rest_pct']:.0f}% of core {row['core']} went to "
                      "none of the service, the broker and the load engine (another user of the machine?)")

@@ -36,7 +36,7 @@ from ingestlab.experiments.search import nice_rate
 from ingestlab.experiments.steps import MAX_ERROR_RATE, Engine, EngineLimits, StepResult, drive_step
 from ingestlab.results import Run, find_runs
 from ingestlab.stack import Stack
-from ingestlab.summaries import SoakResult, SoakSummary
+from ingestlab.summaries import CpuCoresResult, SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_core, cpu_by_thread
 from ingestlab.units import MB, MIB
@@ -241,7 +241,9 @@ def _node_gc(service: ServiceName, log_path: Path, rows: pl.DataFrame) -> tuple[
     return fields, gc
 
 
-def _checks(service: str, s: SoakResult) -> list[str]:
+def load_checks(service: str, s: SoakResult | CpuCoresResult) -> list[str]:
+    """What a sampled constant-rate load found suspect about itself: records lost, the
+    generator saturated, errors, the sampler over its budget."""
     found = []
     if s.lost:
         found.append(f"{service}: {s.lost} accepted requests missing from Kafka")
@@ -251,6 +253,11 @@ def _checks(service: str, s: SoakResult) -> list[str]:
         found.append(f"{service}: error rate {100 * s.error_rate:.2f}% at {s.rate_rps} req/s")
     if s.sampler_overhead_core_pct >= 1.0:
         found.append(f"{service}: sampler used {s.sampler_overhead_core_pct:.2f}% of a core (budget 1%)")
+    return found
+
+
+def _checks(service: str, s: SoakResult) -> list[str]:
+    found = load_checks(service, s)
     if s.gc_unparsed_lines:
         found.append(f"{service}: {s.gc_unparsed_lines} GC trace lines could not be parsed")
     found += [f"{service}: {w}" for w in s.gc_warnings or []]
