@@ -133,10 +133,12 @@ def cpu_note(run: Run) -> str:
         f"{name}: " + ", ".join(f"{c.broker_pct + c.load_pct + c.rest_pct:.0f}% of its {c.role} core"
                                 for c in result.by_role)
         for name, result in s.services.items())
+    allowed = ", ".join(f"{name} {result.allowed_cores}" for name, result in s.services.items())
     return (f"the service's own share of each core (its threads' CPU put on the core each last ran on), "
             f"layout {s.layout} (service on cores {cores.get('service')}, broker {cores.get('broker')}, "
-            f"load engine {cores.get('load')}), {s.rate_rps:,.0f} req/s ({s.rate_source}); the broker, the "
-            f"load engine and the rest took {others} (run {run.run_id})")
+            f"load engine {cores.get('load')}; the services could run on: {allowed}), {s.rate_rps:,.0f} "
+            f"req/s ({s.rate_source}); the broker, the load engine and the rest took {others} "
+            f"(run {run.run_id})")
 
 
 def check_same_machine(runs: list[Run]) -> None:

@@ -403,8 +403,10 @@ class CpuCoresResult:
     `duration_s` (s) each on a fresh process: its busiest and other core (% of that core;
     mean, and per trial with the busiest core's number), its CPU in all (% of one core), per
     core role what else used the core (`by_role`) and its threads by group (`by_group`); the
-    load held (answers, latency in ms, delivery by count, summed or worst over the trials)
-    and the sampler's own cost (% of one core, the highest of the trials)."""
+    load held (answers, latency in ms, delivery by count, summed or worst over the trials),
+    the sampler's own cost (% of one core, the highest of the trials), and the cores the
+    service's processes were allowed to run on (their CPU affinity, over all trials: a
+    container inherits its engine's, which may be narrower than the layout)."""
 
     rate_rps: float
     duration_s: float
@@ -427,6 +429,7 @@ class CpuCoresResult:
     engine_saturated: bool
     engine_notes: list[str]
     sampler_overhead_core_pct: float
+    allowed_cores: list[int]
     runtime: str = "native"
 
 

@@ -35,6 +35,7 @@ def test_cpu_cores_quick(capsys, tmp_path: Path) -> None:
         assert 0 < r.busiest_core_pct <= 100 + ATTRIBUTION_SLACK_PCT
         assert 0 <= r.other_core_pct <= r.busiest_core_pct
         assert r.accepted > 0 and r.lost == 0
+        assert r.allowed_cores == [0, 1]  # natively taskset gives the service both cores
         assert {share.role for share in r.by_role} == {"busiest", "other"}
         assert {g.group for g in r.by_group} & {"event loop", "actix workers"}
     cores = run.read_frame("cores")

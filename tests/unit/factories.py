@@ -63,7 +63,8 @@ RESULT_DEFAULTS[CpuCoresResult] = dict(
                        busy_pct=50.0, steal_pct=0.0)],
     by_group=[GroupShare(role="busiest", group="event loop", core_pct=35.0)],
     achieved_rps=1_000.0, error_rate=0.0, p99_ms=20.0, accepted=9_000, delivered=9_000, lost=0,
-    engine="asyncio", engine_saturated=False, engine_notes=[], sampler_overhead_core_pct=0.5)
+    engine="asyncio", engine_saturated=False, engine_notes=[], sampler_overhead_core_pct=0.5,
+    allowed_cores=[0, 1])
 RESULT_DEFAULTS[FaultsResult] = dict(rate_rps=500.0, request_timeout_s=2.0,
                                      faults={"pause": fault_outcome()})
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {

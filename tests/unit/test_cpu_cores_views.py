@@ -50,3 +50,18 @@ def test_bars_stack_the_service_below_the_others_and_mark_the_article() -> None:
     assert len(spec["hconcat"]) == 1 and spec["title"]["text"] == "CPU per core"
     marks = [layer["mark"]["type"] for layer in spec["hconcat"][0]["layer"]]
     assert marks == ["bar", "tick"]
+
+
+def test_checks_warn_of_a_service_narrower_than_the_layout_and_of_others_on_its_cores() -> None:
+    from ingestlab.config import CORE_LAYOUTS, StudyConfig
+    from ingestlab.experiments.cpu_cores import _checks
+
+    config = StudyConfig.for_profile("quick", cores=CORE_LAYOUTS["service-both-cores"])
+    cores, _ = _trials()
+    fine = summary("cpu-cores", {"node": {}}).services["node"]
+    assert _checks(config, "node", fine, cores) == [
+        "node, trial 1: 30% of core 1 went to none of the service, the broker and the load engine "
+        "(another user of the machine?)"]
+    pinned = summary("cpu-cores", {"node": {"allowed_cores": [0]}}).services["node"]
+    found = _checks(config, "node", pinned, cores)
+    assert "could run on cores [0] only, not on the layout's [0, 1]" in found[0]

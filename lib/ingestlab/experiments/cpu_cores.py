@@ -25,6 +25,7 @@ Frames (each with `service` and `trial`): `requests`, `thread_samples`,
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 
@@ -102,7 +103,11 @@ def _trial(config: StudyConfig, run: Run, stack: Stack, service: ServiceName, *,
         "core_groups": groups.join(cores.select("core", "role"), on="core", how="left"),
     }
     result = load.result
-    numbers = {"achieved_rps": result.achieved_rps, "error_rate": result.error_rate, "p99_ms": result.p99_ms,
+    # The affinity the service really had: a container's processes inherit the engine's, and a
+    # cpuset does not widen it (a dockerd started from a process pinned to core 0 keeps them there).
+    pids = threads["pid"].unique().to_list()
+    numbers = {"allowed_cores": sorted(set().union(*(os.sched_getaffinity(pid) for pid in pids))),
+               "achieved_rps": result.achieved_rps, "error_rate": result.error_rate, "p99_ms": result.p99_ms,
                "accepted": load.accepted, "delivered": load.delivered, "engine": result.engine,
                "engine_saturated": result.engine_saturated, "engine_notes": list(result.engine_notes),
                "sampler_overhead_core_pct": load.sampler.stats.overhead_core_pct}
@@ -144,12 +149,17 @@ def _result(config: StudyConfig, rate_rps: float, trials: list[dict], cores: pl.
         engine_saturated=any(t["engine_saturated"] for t in trials),
         engine_notes=[note for t in trials for note in t["engine_notes"]],
         sampler_overhead_core_pct=max(t["sampler_overhead_core_pct"] for t in trials),
+        allowed_cores=sorted(set().union(*(t["allowed_cores"] for t in trials))),
         runtime=config.runtime,
     )
 
 
 def _checks(config: StudyConfig, service: str, s: CpuCoresResult, cores: pl.DataFrame) -> list[str]:
     found = load_checks(service, s)
+    if set(s.allowed_cores) != set(config.cores.service):
+        found.append(f"{service}: its processes could run on cores {s.allowed_cores} only, not on the "
+                     f"layout's {list(config.cores.service)} (their CPU affinity; a container inherits its "
+                     "engine's)")
     bound = config.ceiling.p99_bound_ms
     if s.p99_ms is not None and s.p99_ms > bound:
         found.append(f"{service}: p99 {s.p99_ms:.0f} ms > {bound:g} ms: the rate was not held as a ceiling "
