@@ -69,6 +69,20 @@ class CoreLayout:
                 for role, value in dataclasses.asdict(self).items()}
 
 
+# Core layouts by name; a run made in a named layout records the name (`core_layout` in its
+# meta) beside the cores, which every run records.
+# "service-both-cores": the service may run on either core (the article's 2-core row); the
+# broker and the load engine stay on core 0 as in the default layout. So the one thing that
+# changes is the service's freedom: whatever competes with it does so on core 0 only, where it
+# is measured, and core 1 holds nothing else of the study's. Giving the broker both cores too
+# would put its JVM's threads beside the service on core 1 and leave no core the service has
+# to itself; moving the engine there would cost its schedule (see `load_nice`).
+CORE_LAYOUTS: dict[str, CoreLayout] = {
+    "default": CoreLayout(),
+    "service-both-cores": CoreLayout(service=(0, 1), broker=(0,), load=(0,)),
+}
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """The broker and the services as the stack starts them."""
@@ -212,6 +226,43 @@ class ContractsConfig:
     warmup_s: float = 3.0
 
 
+@dataclass(frozen=True)
+class CpuCoresConfig:
+    """CPU per core with the service free to use both cores (`experiments.cpu_cores`).
+
+    The article's row ("CPU Core Distribution (2 Cores)": Node 100% / 12%, Rust 44% / 41% at a
+    sustained 10,000 req/s) needs a service that may use both cores: the run uses
+    `CORE_LAYOUTS[layout]`, whatever the study's own layout. 10,000 req/s is beyond Node on
+    this machine, so the rate is one both services hold: `rate_fraction` of the slower
+    service's ceiling in the study's first ceiling run (as the soak's; high, because the
+    article's Node row is a saturated event loop), `rate_rps` if set, or `fallback_rps` when
+    there is no ceiling run (below every ceiling of Node measured natively here, 1,500-4,000
+    req/s). Per service one broker, then `trials` trials, each on a freshly started service:
+    `warmup_s` of load left out, then `duration_s` measured, with the service's threads
+    sampled every `sample_interval_s` (CPU time and the core each last ran on), the broker's
+    every `broker_interval_s` (pinned to one core, it needs no finer sampling), and every
+    core's busy time (/proc/stat) every `sample_interval_s`.
+    """
+
+    layout: str = "service-both-cores"
+    rate_rps: int | None = None
+    rate_fraction: float = 0.8
+    fallback_rps: int = 1_000
+    trials: int = 5
+    duration_s: float = 30.0
+    warmup_s: float = 5.0
+    sample_interval_s: float = 0.1
+    broker_interval_s: float = 0.5
+    # requests in flight, as the soak's (`SoakConfig.in_flight_s`)
+    in_flight_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.layout not in CORE_LAYOUTS:
+            raise ValueError(f"cpu_cores: layout must be one of {sorted(CORE_LAYOUTS)}, got {self.layout!r}")
+        if self.trials < 1:
+            raise ValueError("cpu_cores: trials must be >= 1")
+
+
 # The faults of `experiments.faults`, in the order they are injected into each service's stack
 # (shutdown last: it ends the service).
 FaultName = Literal["pause", "kill", "slow", "queue_full", "shutdown"]
@@ -346,6 +397,7 @@ _PARTS: dict[str, type] = {
     "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
     "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig, "bad_input": BadInputConfig,
     "faults": FaultsConfig, "contracts": ContractsConfig, "overload": OverloadConfig,
+    "cpu_cores": CpuCoresConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
 PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
@@ -367,6 +419,8 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "contracts": {"duration_s": 6.0, "warmup_s": 2.0},
         # the article's rate only (no ceiling to find first), 6 s: node and rust in under a minute
         "overload": {"ceiling_factors": (), "duration_s": 6.0, "warmup_s": 1.0},
+        # 3 trials: what a claim's interval needs (analysis.claims.MIN_TRIALS)
+        "cpu_cores": {"trials": 3, "duration_s": 3.0, "warmup_s": 1.0},
     },
 }
 
@@ -405,6 +459,7 @@ class StudyConfig:
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     contracts: ContractsConfig = field(default_factory=ContractsConfig)
     overload: OverloadConfig = field(default_factory=OverloadConfig)
+    cpu_cores: CpuCoresConfig = field(default_factory=CpuCoresConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

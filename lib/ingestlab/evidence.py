@@ -1,18 +1,20 @@
 """Which saved runs supply each of the article's claims, as repeated trials per service.
 
 Maps the claims in data/article_claims.csv to summary numbers of saved runs (one trial per
-run, or per cold start), in the claim's unit, and says why a claim cannot be measured here.
+run, or per cold start, or per trial inside a cpu-cores run), in the claim's unit, and says
+why a claim cannot be measured here.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
 from ingestlab.config import StudyConfig
-from ingestlab.results import Run, check_comparable, find_runs
+from ingestlab.results import Run, RunFormatError, check_comparable, find_runs
 from ingestlab.units import MB, MS_PER_S
 from ingestlab.variants import ARTICLE_SERVICES
 
@@ -51,10 +53,23 @@ FROM_COLD_STARTS: dict[str, tuple[tuple[str, ...], float]] = {
     "cold_start_s": (("cold_start_ms",), 1 / MS_PER_S),
 }
 
+# claim key -> (experiment, the values of one service's summary, one per trial): experiments
+# whose one run holds every trial (the newest run is read, as startup's)
+FROM_TRIAL_LISTS: dict[str, tuple[str, Callable[[Any], list[float]]]] = {
+    "cpu_busiest_core_pct": ("cpu-cores", lambda s: s.busiest_core_pct_per_trial),  # CpuCoresResult
+    "cpu_other_core_pct": ("cpu-cores", lambda s: s.other_core_pct_per_trial),
+}
+# Experiments of which the newest run is the evidence (its trials are inside it).
+ONE_RUN = frozenset({"startup", "cpu-cores"})
+# Experiments run in a core layout of their own on purpose (the CPU rows need the service on
+# both cores): compared with each other, and with the rest by machine only; their notes say so.
+OWN_LAYOUT = frozenset({"cpu-cores"})
+
 NOT_MEASURABLE = {
-    "cpu_busiest_core_pct": "the study layout pins each service to one core (CoreLayout.service=(1,)); the "
-    "article's 2-core split needs a layout giving the service both cores",
-    "cpu_other_core_pct": "as the busiest-core row: one core per service in this layout",
+    "cpu_busiest_core_pct": "no cpu-cores run: the study's layout pins each service to one core "
+    "(CoreLayout.service=(1,)); `ingestlab run cpu-cores` measures the row in a layout giving the service "
+    "both cores",
+    "cpu_other_core_pct": "as the busiest-core row: no cpu-cores run",
 }
 NOTES = {
     "image_size_mb": "with the container runtime: the image's size as the engine reports it (the study's "
@@ -100,6 +115,41 @@ def _bounded_counts(runs: list[Run], value: Reader, bounded: Callable[[Any], boo
             for service in SERVICES}
 
 
+def _list_trials(runs: list[Run], values: Callable[[Any], list[float]]) -> dict[str, list[float]]:
+    """The trials inside the newest run with values for every service of SERVICES."""
+    for run in runs:
+        found = {s: values(run.summary.services[s]) if s in run.summary.services else [] for s in SERVICES}
+        if all(found.values()):
+            return {s: [float(v) for v in found[s]] for s in SERVICES}
+    return {s: [] for s in SERVICES}
+
+
+def cpu_note(run: Run) -> str:
+    """What the CPU rows' values are, from the cpu-cores run `run`: the layout, the rate, and
+    per service what the others took of its busiest and other core (% of that core)."""
+    s = run.summary
+    cores = s.layout_cores
+    others = "; ".join(
+        f"{name}: " + ", ".join(f"{c.broker_pct + c.load_pct + c.rest_pct:.0f}% of its {c.role} core"
+                                for c in result.by_role)
+        for name, result in s.services.items())
+    allowed = ", ".join(f"{name} {result.allowed_cores}" for name, result in s.services.items())
+    return (f"the service's own share of each core (its threads' CPU put on the core each last ran on), "
+            f"layout {s.layout} (service on cores {cores.get('service')}, broker {cores.get('broker')}, "
+            f"load engine {cores.get('load')}; the services could run on: {allowed}), {s.rate_rps:,.0f} "
+            f"req/s ({s.rate_source}); the broker, the load engine and the rest took {others} "
+            f"(run {run.run_id})")
+
+
+def check_same_machine(runs: list[Run]) -> None:
+    """Raise if `runs` were measured on different machines (host, CPU), whatever their layouts."""
+    machines = {json.dumps({k: v for k, v in r.environment_key().items() if k != "cores"}, sort_keys=True):
+                r.run_id for r in runs}
+    if len(machines) > 1:
+        raise RunFormatError("runs measured on different machines cannot be merged: "
+                             + "; ".join(f"{rid}: {k}" for k, rid in machines.items()))
+
+
 EXACT = frozenset({"image_size_mb"})  # bytes on disk: one count, no sampling error
 
 
@@ -110,17 +160,21 @@ def collect_trials(
     and service how many trials are only lower bounds (LOWER_BOUNDS)).
 
     Reads `config.runs_dir`: the `trials` newest soak and ceiling runs and the newest startup
-    run of `config.profile` that measured both services (SERVICES) and, when
+    and cpu-cores runs of `config.profile` that measured both services (SERVICES) and, when
     `config.study_id` is set, were made for that study (otherwise of any study). Raises if
-    they were measured in different environments (host, CPU, core layout).
+    they were measured in different environments (host, CPU, core layout; the cpu-cores run
+    has a layout of its own, `OWN_LAYOUT`, and must share only the machine). The CPU rows'
+    note (`cpu_note`) replaces their `NOT_MEASURABLE` reason when a cpu-cores run supplied
+    them.
     """
     found: Trials = {}
     bounded: dict[str, dict[str, int]] = {}
     used: list[Run] = []
 
     def runs_of(name: str) -> list[Run]:
-        # each cold start of the newest startup run is a trial; of the others, each run
-        limit = 1 if name == "startup" else trials
+        # each cold start of the newest startup run is a trial, so is each trial of the newest
+        # cpu-cores run; of the others, each run
+        limit = 1 if name in ONE_RUN else trials
         return find_runs(config.runs_dir, name, profile=config.profile, services=SERVICES,
                          study_id=config.study_id, limit=limit)
 
@@ -134,7 +188,16 @@ def collect_trials(
         starts = run.read_frame("cold_starts")
         for key, (columns, factor) in FROM_COLD_STARTS.items():
             found[key] = {s: _first_measured(starts.filter(service=s), columns, factor) for s in SERVICES}
+    notes = dict(NOTES)
+    for key, (experiment, values) in FROM_TRIAL_LISTS.items():
+        runs = runs_of(experiment)
+        found[key] = _list_trials(runs, values)
+        if any(found[key].values()):
+            used.append(runs[0])
+            notes[key] = cpu_note(runs[0])
     unique = list({run.run_id: run for run in used}.values())
-    check_comparable(unique)
-    reasons = {**NOTES, **NOT_MEASURABLE}
+    for own in (False, True):
+        check_comparable([run for run in unique if (run.meta["experiment"] in OWN_LAYOUT) == own])
+    check_same_machine(unique)
+    reasons = {**NOT_MEASURABLE, **notes}
     return found, reasons, [run.run_id for run in unique], bounded

@@ -3,7 +3,7 @@ keep the result as a run of its own.
 
 ```
 config = StudyConfig.for_profile("quick", runs_dir=Path("data/runs"), study_id=new_study_id())
-runs = ensure_evidence(config, trials=3)            # ceiling x3, soak x3, startup x1
+runs = ensure_evidence(config, trials=3)            # ceiling x3, soak x3, startup x1, cpu-cores x1
 table, used = claims_report(config, trials=3)       # evidence.collect_trials + claims_table
 write_claims_csv(table, Path("reports/claims.csv"))
 claims = record_claims(config, table, used)         # data/runs/<id>-claims-<x>/
@@ -39,10 +39,11 @@ from ingestlab.results import Run, find_runs
 from ingestlab.summaries import ClaimsSummary
 
 CLAIMS_EXPERIMENT = "claims"
-# What the claims table needs: repeated ceiling and soak runs (one trial each) and one
-# startup run (each of its cold starts is a trial; its footprint is an exact count). Made in
-# this order: ceiling before soak (the soak's rate comes from the study's first ceiling run).
-EVIDENCE: dict[str, str] = {"ceiling": "trials", "soak": "trials", "startup": "one"}
+# What the claims table needs: repeated ceiling and soak runs (one trial each), one startup
+# run (each of its cold starts is a trial; its footprint is an exact count) and one cpu-cores
+# run (its trials inside; config.CpuCoresConfig.trials). Made in this order: ceiling before
+# soak and cpu-cores (their rate comes from the study's first ceiling run).
+EVIDENCE: dict[str, str] = {"ceiling": "trials", "soak": "trials", "startup": "one", "cpu-cores": "one"}
 
 
 def ensure_runs(config: StudyConfig, experiment: str, count: int, *, measure: bool = True) -> list[Run]:
@@ -77,8 +78,8 @@ def ensure_runs(config: StudyConfig, experiment: str, count: int, *, measure: bo
 
 def ensure_evidence(config: StudyConfig, *, trials: int, measure: bool = True) -> dict[str, list[Run]]:
     """The runs the claims table reads (see `EVIDENCE`, in its order), made if missing and
-    `measure`: `trials` ceiling and soak runs and one startup run, per experiment newest
-    first, of `config.study_id`'s study when it is set (see `ensure_runs`)."""
+    `measure`: `trials` ceiling and soak runs and one startup and one cpu-cores run, per
+    experiment newest first, of `config.study_id`'s study when it is set (see `ensure_runs`)."""
     return {
         experiment: ensure_runs(config, experiment, trials if need == "trials" else 1, measure=measure)
         for experiment, need in EVIDENCE.items()
@@ -177,8 +178,8 @@ def explain_reasons(
 ) -> dict[str, str]:
     """The reason given for each claim key: `notes[key]` where the key has enough trials
     (`claims_table` appends it to the verdict's reason); where it has not, why not: the
-    reason of `evidence.NOT_MEASURABLE`, or how many trials of each service were found
-    against the number needed, followed by the note. `dropped` (key -> service -> count,
+    reason of `evidence.NOT_MEASURABLE` (when nothing was found), or how many trials of each
+    service were found against the number needed, followed by the note. `dropped` (key -> service -> count,
     from `usable_trials`) adds how many trials were left out as not positive.
 
     `claims_table` alone would give a key with a note but too few trials its note as the
@@ -197,7 +198,7 @@ def explain_reasons(
         if min(node, rust) >= needed:
             if note:
                 reasons[key] = note
-        elif key in evidence.NOT_MEASURABLE:
+        elif key in evidence.NOT_MEASURABLE and not (node or rust or left_out):
             reasons[key] = evidence.NOT_MEASURABLE[key]
         else:
             why = f"{node} trial(s) of node and {rust} of rust found, {needed} of each needed"

@@ -35,7 +35,7 @@ History of the summary schema (`SUMMARY_VERSION`):
    node-cluster, python, python-enqueue) may key `services`. Soak `e2e_p50_ms`, `e2e_p99_ms`
    (intended send to the record's append time in Kafka, `analysis.e2e`), `cpu_per_request_us`,
    `processes`; its RSS is now the sum over the service's processes. New summaries: the
-   `contracts` and `overload` experiments'. Versions 2 and 3 are still read (the new fields
+   `contracts`, `overload` and `cpu-cores` experiments'. Versions 2 and 3 are still read (the new fields
    take defaults).
 """
 
@@ -479,6 +479,82 @@ class OverloadSummary(PerService[OverloadResult]):
     RESULT: ClassVar[type] = OverloadResult
     ceiling_factors: list[float] = field(default_factory=list)
     absolute_rps: list[float] = field(default_factory=list)
+# --- cpu-cores ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoreShare:
+    """One of the service's cores by `role` ("busiest", "other": ranked in each trial by the
+    service's share), means over the trials, in % of that core: the service's share, what the
+    broker, the load engine and the rest (the measuring process, interrupts, other users)
+    used on it, its busy time in all (/proc/stat), and the time the hypervisor took (steal)."""
+
+    role: str
+    service_pct: float
+    broker_pct: float
+    load_pct: float
+    rest_pct: float
+    busy_pct: float
+    steal_pct: float
+
+
+@dataclass(frozen=True)
+class GroupShare:
+    """The service's threads of one group (`analysis.cpu_cores.thread_groups`) on the core of
+    `role`: % of that core, the mean over the trials."""
+
+    role: str
+    group: str
+    core_pct: float
+
+
+@dataclass(frozen=True)
+class CpuCoresResult:
+    """One service free to use both cores at `rate_rps` (req/s), `trials` trials of
+    `duration_s` (s) each on a fresh process: its busiest and other core (% of that core;
+    mean, and per trial with the busiest core's number), its CPU in all (% of one core), per
+    core role what else used the core (`by_role`) and its threads by group (`by_group`); the
+    load held (answers, latency in ms, delivery by count, summed or worst over the trials),
+    the sampler's own cost (% of one core, the highest of the trials), and the cores the
+    service's processes were allowed to run on (their CPU affinity, over all trials: a
+    container inherits its engine's, which may be narrower than the layout)."""
+
+    rate_rps: float
+    duration_s: float
+    trials: int
+    busiest_core_pct: float
+    other_core_pct: float | None
+    busiest_core_pct_per_trial: list[float]
+    other_core_pct_per_trial: list[float]
+    busiest_core_per_trial: list[int]
+    service_total_pct: float
+    by_role: list[CoreShare]
+    by_group: list[GroupShare]
+    achieved_rps: float | None
+    error_rate: float
+    p99_ms: float | None
+    accepted: int
+    delivered: int
+    lost: int
+    engine: str
+    engine_saturated: bool
+    engine_notes: list[str]
+    sampler_overhead_core_pct: float
+    allowed_cores: list[int]
+    runtime: str = "native"
+
+
+@dataclass(frozen=True)
+class CpuCoresSummary(PerService[CpuCoresResult]):
+    """Per service a `CpuCoresResult`; the rate (req/s) and how it was chosen; the core layout
+    by name (`config.CORE_LAYOUTS`) and its cores; the engine limits used, if any."""
+
+    EXPERIMENT: ClassVar[str] = "cpu-cores"
+    RESULT: ClassVar[type] = CpuCoresResult
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("busiest_core_pct", "other_core_pct", "service_total_pct")
+    rate_rps: float = 0.0
+    rate_source: str = ""
+    layout: str = ""
+    layout_cores: dict[str, Any] = field(default_factory=dict)
+    engine_limits: dict[str, Any] = field(default_factory=dict)
 
 
 # --- claims -------------------------------------------------------------------------------------
@@ -494,11 +570,12 @@ class ClaimsSummary:
 
 Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
            | StartupSummary | BadInputSummary | FaultsSummary | ClaimsSummary
-           | OverloadSummary)
+           | OverloadSummary | CpuCoresSummary)
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
                 StartupSummary, BadInputSummary, FaultsSummary, ContractsSummary, OverloadSummary,
+                CpuCoresSummary,
                 ClaimsSummary)
 }
 

@@ -10,9 +10,12 @@ from ingestlab.summaries import (
     SUMMARY_TYPES,
     BadInputResult,
     CeilingResult,
+    CoreShare,
+    CpuCoresResult,
     DeliveryCounts,
     FaultOutcome,
     FaultsResult,
+    GroupShare,
     OverloadRate,
     OverloadResult,
     PerService,
@@ -52,6 +55,18 @@ def fault_outcome(**fields: Any) -> FaultOutcome:
     return FaultOutcome(**{**FAULT_OUTCOME_DEFAULTS, **fields})
 
 
+RESULT_DEFAULTS[CpuCoresResult] = dict(
+    rate_rps=1_000.0, duration_s=3.0, trials=3, busiest_core_pct=40.0, other_core_pct=10.0,
+    busiest_core_pct_per_trial=[38.0, 40.0, 42.0], other_core_pct_per_trial=[9.0, 10.0, 11.0],
+    busiest_core_per_trial=[1, 1, 1], service_total_pct=50.0,
+    by_role=[CoreShare(role="busiest", service_pct=40.0, broker_pct=0.0, load_pct=0.0, rest_pct=5.0,
+                       busy_pct=45.0, steal_pct=0.0),
+             CoreShare(role="other", service_pct=10.0, broker_pct=20.0, load_pct=15.0, rest_pct=5.0,
+                       busy_pct=50.0, steal_pct=0.0)],
+    by_group=[GroupShare(role="busiest", group="event loop", core_pct=35.0)],
+    achieved_rps=1_000.0, error_rate=0.0, p99_ms=20.0, accepted=9_000, delivered=9_000, lost=0,
+    engine="asyncio", engine_saturated=False, engine_notes=[], sampler_overhead_core_pct=0.5,
+    allowed_cores=[0, 1])
 RESULT_DEFAULTS[FaultsResult] = dict(rate_rps=500.0, request_timeout_s=2.0,
                                      faults={"pause": fault_outcome()})
 OVERLOAD_RATE_DEFAULTS: dict[str, Any] = dict(

@@ -3,6 +3,7 @@ the recorded numbers and the claims run."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -13,8 +14,8 @@ from factories import summary
 
 from ingestlab import evidence, study
 from ingestlab.analysis.claims import CLAIMS_COLUMNS, load_claims
-from ingestlab.config import StudyConfig
-from ingestlab.results import Run, find_runs
+from ingestlab.config import CORE_LAYOUTS, StudyConfig
+from ingestlab.results import Run, RunFormatError, find_runs
 from ingestlab.summaries import Summary
 
 
@@ -40,6 +41,19 @@ def _soak(config: StudyConfig, *, node_rss: float = 120.0, rust_rss: float = 40.
 
 def _ceiling(config: StudyConfig, *, node: float = 6000, rust: float = 16000) -> Run:
     return _run(config, summary("ceiling", {"node": {"ceiling_rps": node}, "rust": {"ceiling_rps": rust}}))
+
+
+def _cpu_cores(config: StudyConfig, *, node: list[float] | None = None) -> Run:
+    """A cpu-cores run of `config.services` in its own layout (as the experiment makes it):
+    3 trials each, node's busiest-core shares `node` if given."""
+    layout = config.replace(cores=CORE_LAYOUTS["service-both-cores"])
+    values = {"node": {"busiest_core_pct_per_trial": node or [98.0, 99.0, 100.0],
+                       "other_core_pct_per_trial": [10.0, 12.0, 14.0]},
+              "rust": {"busiest_core_pct_per_trial": [43.0, 44.0, 45.0],
+                       "other_core_pct_per_trial": [40.0, 41.0, 42.0]}}
+    made = summary("cpu-cores", {s: values[s] for s in config.services}, layout="service-both-cores",
+                   layout_cores=layout.cores.as_dict(), rate_rps=1_000.0, rate_source="set")
+    return _run(layout, made)
 
 
 def _startup(config: StudyConfig, *, cgroup_mb: list[float] | None = None) -> Run:
@@ -95,8 +109,9 @@ def test_ensure_runs_reuses_and_makes_only_the_missing(config: StudyConfig, monk
 def test_ensure_evidence_without_measuring(config: StudyConfig) -> None:
     _soak(config), _soak(config), _ceiling(config), _startup(config), _startup(config)
     found = study.ensure_evidence(config, trials=3, measure=False)
-    assert list(found) == ["ceiling", "soak", "startup"]  # ceiling first: the soak rate follows it
-    assert {k: len(v) for k, v in found.items()} == {"soak": 2, "ceiling": 1, "startup": 1}
+    # ceiling first: the soak's and cpu-cores' rate follows it
+    assert list(found) == ["ceiling", "soak", "startup", "cpu-cores"]
+    assert {k: len(v) for k, v in found.items()} == {"soak": 2, "ceiling": 1, "startup": 1, "cpu-cores": 0}
     overview = study.runs_overview(found)
     assert overview["experiment"].to_list() == ["ceiling", "soak", "soak", "startup"]
     assert overview["warnings"].to_list() == [0, 0, 0, 0]
@@ -108,7 +123,7 @@ def test_ensure_evidence_of_a_study_makes_the_missing_runs_for_that_study(
 ) -> None:
     from ingestlab import experiments
 
-    makers = {"soak": _soak, "ceiling": _ceiling, "startup": _startup}
+    makers = {"soak": _soak, "ceiling": _ceiling, "startup": _startup, "cpu-cores": _cpu_cores}
     made: list[tuple[str, str | None, tuple[str, ...]]] = []
 
     def fake(experiment: str):
@@ -127,14 +142,15 @@ def test_ensure_evidence_of_a_study_makes_the_missing_runs_for_that_study(
     _soak(mine)  # made by an earlier, interrupted run of the study: reused
     found = study.ensure_evidence(mine, trials=2)
     both = ("node", "rust")
-    assert made == [("ceiling", "S1", both)] * 2 + [("soak", "S1", both), ("startup", "S1", both)]
-    assert {k: len(v) for k, v in found.items()} == {"ceiling": 2, "soak": 2, "startup": 1}
+    assert made == [("ceiling", "S1", both)] * 2 + [("soak", "S1", both), ("startup", "S1", both),
+                                                    ("cpu-cores", "S1", both)]
+    assert {k: len(v) for k, v in found.items()} == {"ceiling": 2, "soak": 2, "startup": 1, "cpu-cores": 1}
     for runs in found.values():
         assert all(run.meta["config"]["study_id"] == "S1" for run in runs)
     assert len(find_runs(config.runs_dir, "soak", study_id="S1")) == 2
     # the study complete: nothing more is made
     study.ensure_evidence(mine, trials=2)
-    assert len(made) == 4
+    assert len(made) == 5
 
 
 # --- judging claims ------------------------------------------------------------------------
@@ -195,6 +211,36 @@ def test_claims_report_from_saved_runs(config: StudyConfig) -> None:
     assert "left out (1 of node)" in throughput["reason"]
     assert rows["cpu_busiest_core_pct"]["reason"] == evidence.NOT_MEASURABLE["cpu_busiest_core_pct"]
     assert len(used) == 3 + 3 + 1
+
+
+def test_cpu_rows_come_from_the_newest_cpu_cores_run_in_its_own_layout(config: StudyConfig) -> None:
+    for _ in range(3):
+        _soak(config), _ceiling(config)
+    _startup(config)
+    _cpu_cores(config, node=[1.0, 2.0, 3.0])  # older: not read
+    newest = _cpu_cores(config)
+    table, used = study.claims_report(config, 3)
+    rows = {row["key"]: row for row in table.iter_rows(named=True)}
+    busiest, other = rows["cpu_busiest_core_pct"], rows["cpu_other_core_pct"]
+    assert busiest["trials"] == 3 and busiest["node_measured"] == pytest.approx(99.0)
+    assert busiest["verdict"] == "reproduced"  # 44 / 99 against the claimed 0.44
+    assert other["rust_measured"] == pytest.approx(41.0) and other["verdict"] != study.NOT_MEASURABLE
+    # the note replaces "not measurable here": the layout, the rate and what others took of each core
+    assert "service-both-cores" in busiest["reason"] and newest.run_id in busiest["reason"]
+    # factories' defaults: broker + load + rest = 0 + 0 + 5 on the busiest core, 20 + 15 + 5 on the other
+    assert "node: 5% of its busiest core, 40% of its other core" in busiest["reason"]
+    assert newest.run_id in used and len(used) == 3 + 3 + 1 + 1
+
+
+def test_a_cpu_cores_run_of_another_machine_is_refused(config: StudyConfig) -> None:
+    for _ in range(3):
+        _soak(config), _ceiling(config)
+    run = _cpu_cores(config)
+    meta = run.meta
+    meta["environment"]["hostname"] = "elsewhere"
+    (run.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(RunFormatError, match="different machines"):
+        study.claims_report(config, 3)
 
 
 def test_claims_of_a_study_use_its_runs_not_a_newer_one_service_run(config: StudyConfig) -> None:

@@ -1,8 +1,8 @@
 """Altair charts of result frames: each a pure function, polars frame in, `alt.Chart` out.
 
 The charts live in modules by topic (`ceiling`, `latency`, `delivery`, `memory`, `startup`,
-`claims`, `faults`, `contracts`, `overload`) sharing one `style` module; every chart function is
-importable from here, as `charts.ceiling_steps(...)`.
+`claims`, `faults`, `contracts`, `overload`, `cpu_cores`) sharing one `style` module; every chart
+function is importable from here, as `charts.ceiling_steps(...)`.
 
 Conventions shared by every chart:
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 from ingestlab.charts.ceiling import ceiling_steps, step_latency
 from ingestlab.charts.claims import claims_ratios
 from ingestlab.charts.contracts import contract_decomposition
+from ingestlab.charts.cpu_cores import cpu_cores_bars
 from ingestlab.charts.delivery import delivery_bars
 from ingestlab.charts.faults import OUTCOME_COLORS, fault_rss, fault_timeline
 from ingestlab.charts.latency import latency_histogram, latency_over_time, latency_percentiles
@@ -69,6 +70,7 @@ __all__ = [
     "cold_start_distribution",
     "contract_decomposition",
     "cpu_by_thread_bars",
+    "cpu_cores_bars",
     "delivery_bars",
     "fault_rss",
     "fault_timeline",

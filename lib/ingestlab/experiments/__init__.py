@@ -11,6 +11,7 @@ from ingestlab.config import StudyConfig
 from ingestlab.experiments.bad_input import bad_input
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.contracts import contracts
+from ingestlab.experiments.cpu_cores import cpu_cores
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.faults import faults
 from ingestlab.experiments.overload import overload
@@ -30,7 +31,8 @@ EXPERIMENTS: dict[str, Callable[[StudyConfig], Run]] = {
     "faults": faults,
     "contracts": contracts,
     "overload": overload,
+    "cpu-cores": cpu_cores,
 }
 
-__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "contracts", "engine_capacity", "faults",
+__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "contracts", "cpu_cores", "engine_capacity", "faults",
            "latency_accuracy", "overload", "smoke", "soak", "startup"]

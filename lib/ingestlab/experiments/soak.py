@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,10 @@ from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.engine_bench import engine_limits
 from ingestlab.experiments.search import nice_rate
-from ingestlab.experiments.steps import MAX_ERROR_RATE, EngineLimits, drive_step
+from ingestlab.experiments.steps import MAX_ERROR_RATE, Engine, EngineLimits, StepResult, drive_step
 from ingestlab.results import Run, find_runs
 from ingestlab.stack import Stack
-from ingestlab.summaries import SoakResult, SoakSummary
+from ingestlab.summaries import CpuCoresResult, SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import (
     ProcessSampler,
@@ -64,6 +65,29 @@ def ceiling_runs_here(config: StudyConfig) -> list[Run]:
     ]
 
 
+def first_ceiling_run(config: StudyConfig) -> Run | None:
+    """The ceiling run a rate derived from the ceilings comes from (`ceiling_runs_here`): the
+    study's first, so that all of a study's runs hold the same rate; outside a study the
+    newest. None: there is none."""
+    usable = ceiling_runs_here(config)
+    if not usable:
+        return None
+    return usable[-1] if config.study_id else usable[0]
+
+
+def rate_below_ceilings(source: Run, fraction: float) -> tuple[float, str]:
+    """`fraction` of the slower service's ceiling in the ceiling run `source` (req/s, rounded
+    to two significant digits) and a sentence saying so."""
+    ceilings = {s: source.summary.services[s].ceiling_rps for s in ("node", "rust")}
+    if not all(ceilings.values()):
+        raise RuntimeError(f"ceiling run {source.run_id} measured no ceiling for every service "
+                           f"({ceilings}): {source.warnings}")
+    slower = min(ceilings, key=ceilings.get)
+    rate = nice_rate(fraction * ceilings[slower])
+    return rate, (f"{rate:,.0f} req/s = {fraction:g} x {slower}'s ceiling "
+                  f"{ceilings[slower]:,.0f} req/s (ceiling run {source.run_id}), rounded")
+
+
 def soak_rate(config: StudyConfig) -> tuple[float, str]:
     """The soak's rate (req/s) and a sentence saying how it was chosen (see the module doc).
 
@@ -72,20 +96,55 @@ def soak_rate(config: StudyConfig) -> tuple[float, str]:
     """
     if config.soak.rate_rps:
         return float(config.soak.rate_rps), f"{config.soak.rate_rps:,} req/s, set in the configuration"
-    usable = ceiling_runs_here(config)
-    if usable:
-        # A study's first ceiling run, so that all of its soak trials hold the same rate.
-        source = usable[-1] if config.study_id else usable[0]
-    else:
-        source = ceiling(config.replace(services=("node", "rust")))
-    ceilings = {s: source.summary.services[s].ceiling_rps for s in ("node", "rust")}
-    if not all(ceilings.values()):
-        raise RuntimeError(f"ceiling run {source.run_id} measured no ceiling for every service "
-                           f"({ceilings}): {source.warnings}")
-    slower = min(ceilings, key=ceilings.get)
-    rate = nice_rate(config.soak.rate_fraction * ceilings[slower])
-    return rate, (f"{rate:,.0f} req/s = {config.soak.rate_fraction:g} x {slower}'s ceiling "
-                  f"{ceilings[slower]:,.0f} req/s (ceiling run {source.run_id}), rounded")
+    source = first_ceiling_run(config) or ceiling(config.replace(services=("node", "rust")))
+    return rate_below_ceilings(source, config.soak.rate_fraction)
+
+
+@dataclass(frozen=True)
+class SampledLoad:
+    """One constant-rate load on a service of a running stack (`sampled_load`): the step's
+    result and request rows, the service's sampler (stopped: its frames and stats), and the
+    delivery by count."""
+
+    result: StepResult
+    rows: pl.DataFrame
+    sampler: ProcessSampler
+    accepted: int
+    delivered: int
+
+
+def sampled_load(
+    config: StudyConfig, stack: Stack, service: ServiceName, *, rate_rps: float, out_dir: Path,
+    id_prefix: str, duration_s: float, warmup_s: float, in_flight_s: float, interval_s: float,
+    limits: EngineLimits | None = None, engine: Engine | None = None, step: int = 0,
+) -> SampledLoad:
+    """Offer `rate_rps` to `service` of `stack` for `duration_s` (s; requests intended in the
+    first `warmup_s` left out of the numbers; `in_flight_s` of the rate in flight), the engine
+    `engine` or the one `limits` choose, with a `ProcessSampler` on the service every
+    `interval_s` (its thread on the load cores); then wait until its accepted requests are in
+    Kafka (by count)."""
+    process = stack.service(service)
+    before = stack.topic_size()
+    sampler = ProcessSampler(process, interval_s=interval_s, cores=config.cores.load)
+    with sampler:
+        # No repeat with another engine: the sampled run is the one measured.
+        result, rows = drive_step(
+            config,
+            url=process.ingest_url,
+            rate_rps=rate_rps,
+            step=step,
+            out_dir=out_dir,
+            id_prefix=id_prefix,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            limits=limits,
+            engine=engine,
+            fallback=False,
+            in_flight_s=in_flight_s,
+        )
+    accepted = int((rows["status"] == 202).sum())
+    delivered = stack.wait_for_records(before + accepted) - before
+    return SampledLoad(result=result, rows=rows, sampler=sampler, accepted=accepted, delivered=delivered)
 
 
 def hold_rate(
@@ -99,25 +158,12 @@ def hold_rate(
     process = stack.service(service)
     time.sleep(REST_S)
     rss_start = tree_rss_bytes(process.pid)
-    before = stack.topic_size()
-    sampler = ProcessSampler(process, interval_s=config.soak.sample_interval_s, cores=config.cores.load)
-    with sampler:
-        # No repeat with another engine: the sampled run is the one measured.
-        result, rows = drive_step(
-            config,
-            url=process.ingest_url,
-            rate_rps=rate_rps,
-            step=0,
-            out_dir=run.path / "steps",
-            id_prefix=f"{service}-{label}",
-            duration_s=config.soak.duration_s,
-            warmup_s=config.soak.warmup_s,
-            limits=limits,
-            fallback=False,
-            in_flight_s=config.soak.in_flight_s,
-        )
-    accepted = int((rows["status"] == 202).sum())
-    delivered = stack.wait_for_records(before + accepted) - before
+    load = sampled_load(config, stack, service, rate_rps=rate_rps, out_dir=run.path / "steps",
+                        id_prefix=f"{service}-{label}", duration_s=config.soak.duration_s,
+                        warmup_s=config.soak.warmup_s, in_flight_s=config.soak.in_flight_s,
+                        interval_s=config.soak.sample_interval_s, limits=limits)
+    result, rows, sampler, accepted, delivered = (load.result, load.rows, load.sampler, load.accepted,
+                                                  load.delivered)
     # as the HTTP percentiles: requests intended in the warm-up are left out
     e2e = e2e_summary(rows.filter(pl.col("phase") == "measure"), stack.read_topic())
     stats = sampler.stats
@@ -209,7 +255,9 @@ def node_gc(service: ServiceName, log_path: Path, rows: pl.DataFrame) -> tuple[d
     return fields, gc
 
 
-def _checks(service: str, s: SoakResult) -> list[str]:
+def load_checks(service: str, s: SoakResult | CpuCoresResult) -> list[str]:
+    """What a sampled constant-rate load found suspect about itself: records lost, the
+    generator saturated, errors, the sampler over its budget."""
     found = []
     if s.lost:
         found.append(f"{service}: {s.lost} accepted requests missing from Kafka")
@@ -219,6 +267,11 @@ def _checks(service: str, s: SoakResult) -> list[str]:
         found.append(f"{service}: error rate {100 * s.error_rate:.2f}% at {s.rate_rps} req/s")
     if s.sampler_overhead_core_pct >= 1.0:
         found.append(f"{service}: sampler used {s.sampler_overhead_core_pct:.2f}% of a core (budget 1%)")
+    return found
+
+
+def _checks(service: str, s: SoakResult) -> list[str]:
+    found = load_checks(service, s)
     if s.gc_unparsed_lines:
         found.append(f"{service}: {s.gc_unparsed_lines} GC trace lines could not be parsed")
     found += [f"{service}: {w}" for w in s.gc_warnings or []]
