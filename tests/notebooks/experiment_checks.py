@@ -1,5 +1,5 @@
 """What the experiments' summaries must hold, checked on the runs the notebooks make (01: the
-rig's calibration and the ceiling, 03: soak, 04: startup, 06: contracts and overload) in the
+rig's calibration and the ceiling, 03: soak, 04: startup, 05: cpu-cores, 06: contracts and overload) in the
 study's runtime (the default: containers)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ingestlab.config import CORE_LAYOUTS
 from ingestlab.results import Run
 from ingestlab.variants import variant
 
@@ -137,10 +138,48 @@ def check_overload(runs_dir: Path) -> None:
     assert run.read_frame("gc").height > 0 and run.read_frame("samples").height > 0
 
 
+# The service's share of a core is put on the core each thread last ran on (analysis.cpu_cores):
+# a little over 100 is possible when threads moved; a core's busy time (/proc/stat) is not.
+ATTRIBUTION_SLACK_PCT = 10.0
+
+
+def check_cpu_cores(runs_dir: Path) -> None:
+    """05 (its claims' CPU rows): the layout giving the service both cores, the summary filled
+    and plausible, the contention measured."""
+    run = _first(runs_dir, "cpu-cores")
+    meta, s = run.meta, run.summary
+    assert meta["core_layout"] == s.layout == "service-both-cores"
+    assert meta["cores"] == CORE_LAYOUTS["service-both-cores"].as_dict() == s.layout_cores
+    assert _first(runs_dir, "ceiling").run_id in s.rate_source
+    for service in SERVICES:
+        r = s.services[service]
+        assert r.trials == 3 and len(r.busiest_core_pct_per_trial) == len(r.other_core_pct_per_trial) == 3
+        assert set(r.busiest_core_per_trial) <= {0, 1}
+        assert 0 < r.busiest_core_pct <= 100 + ATTRIBUTION_SLACK_PCT
+        assert 0 <= r.other_core_pct <= r.busiest_core_pct
+        assert r.accepted > 0 and r.lost == 0
+        # a container's process starts with its engine's affinity: the engine must not be pinned
+        assert r.allowed_cores == [0, 1], (service, r.allowed_cores)
+        assert {share.role for share in r.by_role} == {"busiest", "other"}
+        assert {g.group for g in r.by_group} & {"event loop", "actix workers"}
+    cores = run.read_frame("cores")
+    per_trial = cores.group_by("service", "trial").agg(pl.col("core").sort(), pl.col("role").sort()).to_dict(
+        as_series=False)
+    assert len(per_trial["trial"]) == 2 * 3
+    assert all(c == [0, 1] for c in per_trial["core"])
+    assert all(r == ["busiest", "other"] for r in per_trial["role"])
+    assert cores["busy_pct"].is_between(0, 100.5).all() and cores["steal_pct"].is_between(0, 100.5).all()
+    # the contention: the broker and the load engine are pinned to core 0 and measured there only
+    on_core = cores.group_by("core").agg(pl.col("broker_pct", "load_pct").mean()).sort("core")
+    broker, load = on_core["broker_pct"].to_list(), on_core["load_pct"].to_list()
+    assert broker[0] > 0 and load[0] > 0 and broker[1] == load[1] == 0
+
+
 # notebook stem -> the check of the run it makes
 CHECKS = {
     "01_throughput_ceiling": check_ceiling,
     "03_memory_and_gc": check_soak,
     "04_startup_and_footprint": check_startup,
+    "05_claims_vs_measured": check_cpu_cores,
     "06_language_or_design": check_overload,
 }

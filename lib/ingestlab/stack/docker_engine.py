@@ -32,6 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
+from ingestlab.config import machine_cores
 from ingestlab.stack import artifacts
 from ingestlab.stack.component import StartupError
 
@@ -175,6 +178,7 @@ class DockerEngine:
         self._join()
         with self._exclusive(_START_LOCK):
             if self.answers():
+                self._free_affinity()
                 return self  # ours, or started by another process of the workbook: shared
             self._launch(timeout_s)
         return self
@@ -194,9 +198,13 @@ class DockerEngine:
             log.flush()
             # Its own session: Ctrl-C in a notebook or a terminal does not reach the daemon,
             # and it outlives this process while another process still uses it.
+            # Every core: a container's process starts with its engine's CPU affinity, which a
+            # cpuset does not widen, and a study pins its own process to the load core (a
+            # service given both cores ran on core 0 alone under a daemon started from it).
             self._process = subprocess.Popen(
                 self.dockerd_argv(dockerd), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=lambda: os.sched_setaffinity(0, machine_cores()))
         deadline = begin + timeout_s
         while not self.answers():
             if self._process.poll() is not None:
@@ -295,6 +303,21 @@ class DockerEngine:
             yield
         finally:
             os.close(fd)
+
+    def _free_affinity(self) -> None:
+        """Let our running daemon and its children (containerd, the shims) use every core, as
+        `_launch` starts it: one started by an older version may have kept a pinned parent's."""
+        pid = self._daemon_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(psutil.Error):
+            daemon = psutil.Process(pid)
+            # the engine's own processes only: a container's keeps its cpuset
+            engine = [p for p in (daemon, *daemon.children(recursive=True))
+                      if p.name().startswith(("dockerd", "containerd"))]
+            for process in engine:
+                if set(process.cpu_affinity()) != machine_cores():
+                    process.cpu_affinity(sorted(machine_cores()))
 
     def _daemon_pid(self) -> int | None:
         """The pid in our pidfile if that process is a dockerd on our data root (so a reused
