@@ -202,3 +202,25 @@ def variants_overview(services: Sequence[str], medians: pl.DataFrame, ceilings: 
         })
     return pl.DataFrame(rows, infer_schema_length=None).with_columns(
         pl.exclude("service", "ceiling_is_lower_bound").cast(pl.Float64))
+
+
+# The article's rows its two programs' promises enter (Rust holds each request until Kafka
+# acknowledged it, Node answers once it is queued): latency, and so the throughput and the
+# memory of held requests.
+CONTRACT_ROWS: tuple[str, ...] = ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
+                                  "throughput_limit_rps", "memory_sustained_mb")
+NOTEBOOK_06 = "06_language_or_design"
+
+
+def contract_links(claims: pl.DataFrame, *, link: str = f"{NOTEBOOK_06}.html") -> str:
+    """Markdown for notebook 05: the rows of `claims` (its table: key, metric, verdict) in
+    `CONTRACT_ROWS` that were not reproduced, each linked to notebook 06 (`link`, its
+    rendered report), which measures them under matched promises; "" when there are none."""
+    rows = claims.filter(pl.col("key").is_in(CONTRACT_ROWS) & (pl.col("verdict") == "not reproduced"))
+    if rows.is_empty():
+        return ""
+    listed = "\n".join(f"- {row['metric']}" for row in rows.iter_rows(named=True))
+    return (f"Not reproduced, and measured by different promises (Node answers 202 once the record is "
+            f"queued, Rust once Kafka acknowledged it):\n\n{listed}\n\n[Notebook 06, language or "
+            f"design]({link}) holds these with the promise matched (`node-acked` against `rust`, "
+            f"`node` against `rust-enqueue`) and says how much of each ratio is the promise.")
