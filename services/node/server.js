@@ -175,6 +175,17 @@ function verifyBytes(req, res, buf) {
 }
 
 const app = express();
+let shuttingDown = false;
+/** Once shutting down, each answer ends its keep-alive connection: server.close() waits for
+ * every connection, and a client that keeps one busy (an acked answer takes milliseconds, so it
+ * is never idle when closeIdleConnections() runs) would otherwise keep it, and the process, open. */
+function closeAfter(res) {
+  if (shuttingDown) res.set('Connection', 'close');
+}
+app.use((req, res, next) => {
+  closeAfter(res);
+  next();
+});
 app.disable('x-powered-by');
 // inflate: false: a compressed body is refused (415), as the Rust service does; its limit
 // would otherwise apply to the inflated bytes.
@@ -195,6 +206,7 @@ app.post('/api/ingest', requireJsonType, parseJson, validatePayload, (req, res) 
       return res.status(202).json({ status: 'Accepted' });
     }
     producer.produce(TOPIC, null, value, null, Date.now(), (deliveryErr) => {
+      closeAfter(res);
       if (deliveryErr) return res.status(500).json({ error: 'Internal pipeline error' });
       return res.status(202).json({ status: 'Accepted' });
     });
@@ -265,6 +277,7 @@ if (cluster.isWorker) producer.once('ready', listen);
 else listen();
 
 function shutdown(signal) {
+  shuttingDown = true;
   console.log(`${signal} received. Shutting down microservice...`);
   // close() stops accepting; idle keep-alive sockets are closed so it can complete.
   server.close(() => {
