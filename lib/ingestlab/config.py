@@ -408,7 +408,7 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "load": {"warmup_s": 0.5},
         "calibration": {"accuracy_duration_s": 5.0, "step_s": 2.0, "resolution": 1.3, "repeats": 1},
         "ceiling": {"resolution": 1.5, "step_s": 2.0, "warmup_s": 2.0},
-        "soak": {"duration_s": 25.0},
+        "soak": {"duration_s": 15.0},
         "startup": {"runs": 3},
         "bad_input": {"valid_probe_every": 10},
         # queue_full is left out: its fill alone took 45-80 s per service here (see FaultsConfig);
@@ -416,7 +416,7 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         # integration tests kill and restart a broker under load)
         "faults": {"faults": ("pause", "slow", "shutdown"), "before_s": 2.0, "fault_s": 3.0,
                    "after_s": 5.0, "kill_down_s": 1.0},
-        "contracts": {"duration_s": 6.0, "warmup_s": 2.0},
+        "contracts": {"duration_s": 5.0, "warmup_s": 2.0},
         # the article's rate only (no ceiling to find first), 6 s: node and rust in under a minute
         "overload": {"ceiling_factors": (), "duration_s": 6.0, "warmup_s": 1.0},
         # 3 trials: what a claim's interval needs (analysis.claims.MIN_TRIALS)

@@ -1,6 +1,7 @@
-"""The bad-input corpus against the real services, on the session's stack: every case
-keeps the promises (services/README.md), every 202 is in Kafka, and the services listen on
-loopback only."""
+"""The bad-input corpus against the Python programs, on the session's stack: every case keeps
+the promises (services/README.md), every 202 is in Kafka, and the services listen on loopback
+only. The article's two are checked on notebook 07's run (tests/notebooks/experiment_checks.py);
+the other variants share their programs' input handling."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ingestlab.stack.topic import BROKER_MESSAGE_MAX_BYTES
 
 
 def test_every_case_keeps_the_promises_and_every_202_is_in_kafka(stack, config):
-    services = ("node", "rust", "python", "python-enqueue")
+    services = ("python", "python-enqueue")
     summary, matrix = run_corpus(stack, config.replace(services=services), tag="itest").judged()
     cases = len(corpus("x"))
     assert matrix.height == len(services) * cases

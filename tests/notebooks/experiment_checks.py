@@ -11,6 +11,7 @@ import pytest
 
 from ingestlab.config import CORE_LAYOUTS
 from ingestlab.results import Run
+from ingestlab.stack.exposure import off_loopback
 from ingestlab.variants import variant
 
 SERVICES = ("node", "rust")
@@ -121,7 +122,7 @@ def check_overload(runs_dir: Path) -> None:
     accepted is missing from Kafka, and the summary a notebook reads is filled in."""
     check_contracts(runs_dir)
     run = _first(runs_dir, "overload")
-    for service in SERVICES:
+    for service in run.summary.services:
         leg = run.summary.services[service].rates["10000"]
         assert leg.accepted > 0 and leg.delivered == leg.accepted
         assert leg.accepted_not_delivered == 0, f"{service}: {leg.accepted_not_delivered} 202s not in Kafka"
@@ -176,6 +177,21 @@ def check_cpu_cores(runs_dir: Path) -> None:
     assert broker[0] > 0 and load[0] > 0 and broker[1] == load[1] == 0
 
 
+def check_bad_input(runs_dir: Path) -> None:
+    """07: the bad-input corpus against the article's two in their containers: every case
+    keeps the promises, every 202 is in Kafka, loopback only (the Python programs' are
+    tests/integration/test_bad_input.py's)."""
+    run = _first(runs_dir, "bad-input")
+    summary = run.summary
+    for service in SERVICES:
+        result = summary.services[service]
+        assert (result.violations, result.crashes) == (0, 0) and result.cases > 200, service
+        assert result.accepted > 40 and result.delivered == result.accepted
+        assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0)
+        assert result.boundary_delivered
+        assert result.listen_addresses and off_loopback(result.listen_addresses) == []
+
+
 # notebook stem -> the check of the run it makes
 CHECKS = {
     "01_throughput_ceiling": check_ceiling,
@@ -183,4 +199,5 @@ CHECKS = {
     "04_startup_and_footprint": check_startup,
     "05_claims_vs_measured": check_cpu_cores,
     "06_language_or_design": check_overload,
+    "07_faults_and_bad_input": check_bad_input,
 }

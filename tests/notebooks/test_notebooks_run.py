@@ -6,7 +6,7 @@ made, 05 adds soak and ceiling runs to those of 01 and 03 until it has `trials` 
 Each notebook must finish without an error, record its numbers into a run, and leave no
 process behind: every process a notebook's kernel starts inherits a token in its environment
 (the kernel gets this process's environment), and after each notebook no live process may
-carry it. About 13 minutes in all with containers here (05: 5 min for its extra trials, 07: 3 min).
+carry it. About 13 minutes in all with containers here (05: 5.5 min for its extra trials and cpu-cores, 06: 2 min).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _parameters(notebook: Path, study: dict[str, Path]) -> dict[str, object]:
         # the article's two and the promise-matched pair, two trials; the variants' ceilings and
         # cold starts are left to the study (each a search of its own)
         parameters |= {"services": ["node", "rust", "node-acked", "rust-enqueue"], "trials": 2,
-                       "measure_ceilings": False, "measure_startup": False}
+                       "measure_ceilings": False, "measure_startup": False, "overload_services": ["node"]}
     return parameters
 
 
