@@ -177,6 +177,37 @@ def check_cpu_cores(runs_dir: Path) -> None:
     assert broker[0] > 0 and load[0] > 0 and broker[1] == load[1] == 0
 
 
+def check_faults(runs_dir: Path) -> None:
+    """07: what each service promised, checked in Kafka: over a broker pause nothing answered
+    202 is lost (Node's 202 means "in librdkafka's queue", which outlives a paused broker;
+    Rust's means "acknowledged", so it holds the requests of the pause); SIGTERM under load
+    ends the service with 0 in time, nothing accepted lost, no 5xx."""
+    run = _first(runs_dir, "faults")
+    config = run.meta["config"]["faults"]
+    for service in SERVICES:
+        found = run.summary.services[service].faults
+        pause = found["pause"]
+        assert pause.duration_s == pytest.approx(config["fault_s"], abs=0.3)
+        assert pause.accepted > 0 and pause.lost == 0, f"{service}: {pause.lost} 202s not in Kafka"
+        assert pause.duplicated == 0
+        shutdown = found["shutdown"]
+        assert shutdown.exit_code == 0
+        assert shutdown.exit_s is not None and shutdown.exit_s < config["shutdown_bound_s"]
+        assert shutdown.accepted > 0 and shutdown.no_answer > 0, "SIGTERM should land within the load"
+        assert shutdown.lost == 0 and shutdown.errors_5xx == 0
+    # fire-and-forget: Node's queue takes every record while the broker is away
+    node = run.summary.services["node"].faults["pause"]
+    assert node.accepted == node.sent
+    # Rust answers only once the broker acknowledged: it held the requests of the pause
+    requests = run.read_frame("requests").filter(service="rust", fault="pause", status=202)
+    assert ((requests["end_ns"] - requests["intended_start_ns"]) / 1e6).max() > 1_000
+
+
+def check_faults_and_bad_input(runs_dir: Path) -> None:
+    check_faults(runs_dir)
+    check_bad_input(runs_dir)
+
+
 def check_bad_input(runs_dir: Path) -> None:
     """07: the bad-input corpus against the article's two in their containers: every case
     keeps the promises, every 202 is in Kafka, loopback only (the Python programs' are
@@ -199,5 +230,5 @@ CHECKS = {
     "04_startup_and_footprint": check_startup,
     "05_claims_vs_measured": check_cpu_cores,
     "06_language_or_design": check_overload,
-    "07_faults_and_bad_input": check_bad_input,
+    "07_faults_and_bad_input": check_faults_and_bad_input,
 }
