@@ -216,9 +216,10 @@ class SoakConfig:
 class ContractsConfig:
     """Every service held at one rate (`experiments.contracts`), to compare promises.
 
-    1,000 req/s is under every service's ceiling measured here (the slowest, single-process
-    Python acked, held it), so each answers at its own pace rather than queueing; requests
-    intended in the first `warmup_s` are left out, as in the soak.
+    1,000 req/s is under every service's ceiling measured here (quick ceilings in containers,
+    one core each: node-cluster 2,000 req/s the lowest, node and node-acked 3,000, python and
+    python-enqueue 4,000, rust at least 16,000), so each answers at its own pace rather than
+    queueing; requests intended in the first `warmup_s` are left out, as in the soak.
     """
 
     rate_rps: int = 1000

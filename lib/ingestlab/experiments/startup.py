@@ -34,6 +34,7 @@ from ingestlab.summaries import StartupResult, StartupSummary
 from ingestlab.telemetry.cgroup import Cgroup
 from ingestlab.telemetry.sampler import ProcMemory
 from ingestlab.units import MB, MIB, NS_PER_MS, NS_PER_S
+from ingestlab.variants import program_of
 
 # Between attempts while nothing listens yet: the resolution of both start-up times.
 POLL_INTERVAL_S = 0.002
@@ -187,7 +188,7 @@ def _images(runtime: object, service: ServiceName) -> dict[str, dict[str, object
     engine = runtime.engine
     found = {}
     for flavour in FLAVOURS:
-        tag = ensure_image(engine, service, flavour)
+        tag = ensure_image(engine, program_of(service), flavour)  # a variant runs its program's image
         found[flavour] = {"tag": tag, "bytes": image_bytes(engine, tag), "parts": image_parts(engine, tag)}
     return found
 
