@@ -18,6 +18,7 @@ import http.client
 import time
 
 import polars as pl
+import psutil
 
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.load.payloads import PayloadSet
@@ -51,7 +52,7 @@ COLD_START_SCHEMA: dict[str, pl.DataType] = {
     "port_open_ms": pl.Float64(),      # spawn -> first TCP connection accepted
     "cold_start_ms": pl.Float64(),     # spawn -> first 202 to POST /api/ingest
     "posts": pl.Int32(),               # POSTs answered until the first 202 (the 202 included)
-    "rss_at_ready_mib": pl.Float64(),  # SETTLE_S after the first 202
+    "rss_at_ready_mib": pl.Float64(),  # SETTLE_S after the first 202, summed over its processes
     "uss_at_ready_mib": pl.Float64(),  # private memory at the same moment
     # the container's memory as its cgroup charges it, same moment (10**6 bytes; null natively)
     "cgroup_mem_at_ready_mb": pl.Float64(),
@@ -121,14 +122,18 @@ def _one_cold_start(service: RunningService, run: int, payload: PayloadSet, *,
         pid = service.pid
         if pid is None:
             raise StartupError(service.name, "exited right after its first 202", logs=service.logs())
-        memory = ProcMemory().read(pid)  # a fresh source reads smaps_rollup on its first call
+        # the service's every process (a cluster's or Python's workers): a fresh source reads
+        # smaps_rollup on its first call
+        tree = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+        readings = [ProcMemory().read(p) for p in tree]
+        uss = [r.uss_bytes for r in readings]
         charged = (Cgroup.of_pid(pid).read().memory_bytes / MB
                    if getattr(service, "runtime", "native") == "container" else None)
         return {
             "service": service.name, "run": run, "pid": pid, "spawned_ns": spawned_ns,
             "port_open_ms": (port_ns - t0_ns) / NS_PER_MS, "cold_start_ms": (ready_ns - t0_ns) / NS_PER_MS,
-            "posts": posts, "rss_at_ready_mib": memory.rss_bytes / MIB,
-            "uss_at_ready_mib": memory.uss_bytes / MIB if memory.uss_bytes is not None else None,
+            "posts": posts, "rss_at_ready_mib": sum(r.rss_bytes for r in readings) / MIB,
+            "uss_at_ready_mib": sum(uss) / MIB if None not in uss else None,
             "cgroup_mem_at_ready_mb": charged,
         }
     finally:
