@@ -15,8 +15,9 @@ from dataclasses import dataclass
 # Sizes named in the study: the article's ~10 KB documents, plus a small and a large one.
 SIZES_BYTES = {"1kb": 1_000, "10kb": 10_000, "100kb": 100_000}
 EVENT_TYPES = ("sensor.reading", "device.heartbeat", "app.click", "app.error", "battery.level")
-# Every request id is exactly this long: "<prefix>-<zero-padded index>".
-ID_WIDTH = 28
+# Every request id is exactly this long: "<prefix>-<zero-padded index>"; room for the longest
+# service name and an experiment's label ("python-enqueue-overload-10000-" and 2M indices).
+ID_WIDTH = 40
 _ID_PLACEHOLDER = "#" * ID_WIDTH
 # The largest template without padding is about 600 bytes; below this a template may not fit.
 MIN_SIZE_BYTES = 700
