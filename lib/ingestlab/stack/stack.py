@@ -358,7 +358,11 @@ class Stack:
                                          timeout_s=timeout_s or self.config.stack.readback_timeout_s)
 
     def read_topic(self, *, keep_values: bool = False) -> pl.DataFrame:
-        return topic_io.read_topic(self.bootstrap, self.topic, keep_values=keep_values)
+        """Every record now in the topic (`stack.topic.read_topic`), given as long as its size
+        needs: 60 s plus 1 s per 10,000 records (a 60 s overload of Rust left 900,000 records
+        of 10 KB, more than 60 s of reading)."""
+        timeout_s = 60.0 + self.topic_size() / 10_000
+        return topic_io.read_topic(self.bootstrap, self.topic, keep_values=keep_values, timeout_s=timeout_s)
 
     def describe(self) -> dict[str, object]:
         """What a run records about its stack (meta.json)."""
