@@ -198,13 +198,15 @@ class DockerEngine:
             log.flush()
             # Its own session: Ctrl-C in a notebook or a terminal does not reach the daemon,
             # and it outlives this process while another process still uses it.
-            # Every core: a container's process starts with its engine's CPU affinity, which a
-            # cpuset does not widen, and a study pins its own process to the load core (a
-            # service given both cores ran on core 0 alone under a daemon started from it).
+            # On every core (taskset exec's into dockerd, as stack.process pins children; no
+            # preexec_fn while other threads run): a container's process starts with its
+            # engine's CPU affinity, which a cpuset does not widen, and a study pins its own
+            # process to the load core (a service given both cores ran on core 0 alone under a
+            # daemon started from it).
+            every_core = ",".join(str(core) for core in sorted(machine_cores()))
             self._process = subprocess.Popen(
-                self.dockerd_argv(dockerd), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=lambda: os.sched_setaffinity(0, machine_cores()))
+                ["taskset", "-c", every_core, *self.dockerd_argv(dockerd)], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = begin + timeout_s
         while not self.answers():
             if self._process.poll() is not None:
