@@ -133,7 +133,7 @@ class Leg:
     gc_fields: dict[str, Any]
 
 
-def hold_rate(config: StudyConfig, service: ServiceName, rate_rps: float, *, log_dir: Path,
+def hold_leg(config: StudyConfig, service: ServiceName, rate_rps: float, *, log_dir: Path,
               out_dir: Path) -> Leg:
     """Start a broker and `service`, let it rest, hold `rate_rps` for `overload.duration_s`
     while sampling it, stop it (its producer flushes) and read the topic back."""
@@ -257,7 +257,7 @@ def overload(config: StudyConfig) -> Run:
     for service in config.services:
         measured: dict[str, OverloadRate] = {}
         for rate, source in rates[service].items():
-            leg = hold_rate(config, service, rate, log_dir=run.logs_dir / f"{service}-{rate:.0f}",
+            leg = hold_leg(config, service, rate, log_dir=run.logs_dir / f"{service}-{rate:.0f}",
                             out_dir=run.path / "loads")
             measured[f"{rate:.0f}"] = result = rate_result(config, leg, rate_source=source,
                                                            known=ceilings[service])

@@ -18,7 +18,6 @@ import http.client
 import time
 
 import polars as pl
-import psutil
 
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.load.payloads import PayloadSet
@@ -29,6 +28,7 @@ from ingestlab.stack.component import StartupError
 from ingestlab.stack.footprint import footprint
 from ingestlab.stack.images import FLAVOURS, ensure_image, image_bytes, image_parts
 from ingestlab.stack.ports import LOOPBACK
+from ingestlab.stack.process import process_tree
 from ingestlab.stack.services import INGEST_PATH, RunningService
 from ingestlab.stack.stack import ContainerRuntime
 from ingestlab.summaries import StartupResult, StartupSummary
@@ -124,8 +124,7 @@ def _one_cold_start(service: RunningService, run: int, payload: PayloadSet, *,
             raise StartupError(service.name, "exited right after its first 202", logs=service.logs())
         # the service's every process (a cluster's or Python's workers): a fresh source reads
         # smaps_rollup on its first call
-        tree = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
-        readings = [ProcMemory().read(p) for p in tree]
+        readings = [ProcMemory().read(p.pid) for p in process_tree(pid)]
         uss = [r.uss_bytes for r in readings]
         charged = (Cgroup.of_pid(pid).read().memory_bytes / MB
                    if getattr(service, "runtime", "native") == "container" else None)

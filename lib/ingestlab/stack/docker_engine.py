@@ -37,6 +37,7 @@ import psutil
 from ingestlab.config import machine_cores
 from ingestlab.stack import artifacts
 from ingestlab.stack.component import StartupError
+from ingestlab.stack.process import process_tree
 
 if TYPE_CHECKING:  # importing docker costs ~0.2 s; only the methods that talk to it need it
     import docker
@@ -313,10 +314,8 @@ class DockerEngine:
         if pid is None:
             return
         with contextlib.suppress(psutil.Error):
-            daemon = psutil.Process(pid)
             # the engine's own processes only: a container's keeps its cpuset
-            engine = [p for p in (daemon, *daemon.children(recursive=True))
-                      if p.name().startswith(("dockerd", "containerd"))]
+            engine = [p for p in process_tree(pid) if p.name().startswith(("dockerd", "containerd"))]
             for process in engine:
                 if set(process.cpu_affinity()) != machine_cores():
                     process.cpu_affinity(sorted(machine_cores()))

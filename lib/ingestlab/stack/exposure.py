@@ -10,13 +10,14 @@ import ipaddress
 
 import psutil
 
+from ingestlab.stack.process import process_tree
+
 
 def listening_addresses(pid: int) -> list[str]:
     """Every `ip:port` on which process `pid` or one of its descendants holds a TCP socket in
     LISTEN state, sorted (IPv6 as `[ip]:port`). Descendants count: a per-core service's
     workers listen, not its supervisor (Python's)."""
-    process = psutil.Process(pid)
-    sockets = [s for p in (process, *process.children(recursive=True)) for s in _tcp_sockets(p)]
+    sockets = [s for p in process_tree(pid) for s in _tcp_sockets(p)]
     return sorted({_address(s.laddr.ip, s.laddr.port) for s in sockets if s.status == psutil.CONN_LISTEN})
 
 

@@ -179,3 +179,10 @@ class NativeProcess:
 
     def __repr__(self) -> str:
         return f"NativeProcess({self.name!r}, pid={self.pid}, endpoint={self.endpoint!r})"
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """Process `pid` and its descendants, `pid` first: what a service of several processes
+    (a cluster's or Python's workers) is. Raises psutil.NoSuchProcess if `pid` is gone."""
+    main = psutil.Process(pid)
+    return [main, *main.children(recursive=True)]

@@ -42,6 +42,7 @@ from typing import Literal, NamedTuple, Protocol
 import polars as pl
 import psutil
 
+from ingestlab.stack.process import process_tree
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA, Cgroup, CgroupGone, CgroupReading
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # units of the utime/stime fields of /proc/.../stat
@@ -469,8 +470,7 @@ def _window_s(thread_samples: pl.DataFrame) -> float:
 
 def tree_rss_bytes(pid: int) -> int:
     """RSS now of process `pid` and its descendants, summed (bytes)."""
-    main = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in (main, *main.children(recursive=True)))
+    return sum(p.memory_info().rss for p in process_tree(pid))
 
 
 def tree_totals(samples: pl.DataFrame) -> pl.DataFrame:
