@@ -3,7 +3,7 @@ and services. The pause and the SIGTERM under load are checked on notebook 07's 
 (tests/notebooks/experiment_checks.py), which the quick profile runs without the kill.
 
 The kill is not run under load here: a Node 202 given while the broker is dead is only as safe
-as librdkafka's retries (`ingestlab run faults` measures it; the README's known limits say
+as librdkafka's retries (`ingestlab run faults` measures it; docs/limits.md, "Faults", says
 what it found).
 """
 
