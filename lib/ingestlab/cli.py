@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingestlab import report
+from ingestlab import inputs, report
 from ingestlab.config import PROFILES, RUNTIMES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
 from ingestlab.results import Run, RunWarning, new_study_id
@@ -75,7 +75,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     _keep_off_the_service_cores(config)
-    run = EXPERIMENTS[args.experiment](config)
+    run = inputs.run_experiment(config, args.experiment)
     summary = run.summary
     for key, value in dataclasses.asdict(summary).items():
         print(f"{key}: {value}")
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # the CLI prints a run's warnings itself, once, after its table
             warnings.simplefilter("ignore", RunWarning)
             return int(args.func(args))
-    except (StartupError, ArtifactMissing, report.NotebookError) as exc:
+    except (StartupError, ArtifactMissing, report.NotebookError, inputs.InputsError) as exc:
         print(f"ingestlab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

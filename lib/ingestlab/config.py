@@ -98,6 +98,10 @@ class StackConfig:
     readback_timeout_s: float = 30.0
     # The images the container runtime runs (ignored by the native runtime).
     image_flavour: ImageFlavour = "minimal"
+    # > 0: every service prints its memory parts (librdkafka's queue, Node's V8 heap) every
+    # this many ms (INGESTLAB_MEMORY_REPORT_MS, services/README.md "Memory reports");
+    # 0 = off, the article's programs unchanged.
+    memory_report_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
@@ -176,7 +180,12 @@ class CeilingConfig:
     """A rate search per service: start, doubling until a step fails, halving when the first
     fails, then bisection until the limit is known within `resolution`; each step `step_s`
     long. Before the search each fresh service is loaded at half the start rate for
-    `warmup_s`, unjudged (start-up transients are not the service's limit)."""
+    `warmup_s`, unjudged (start-up transients are not the service's limit).
+
+    No single step decides: a step that failed or was inconclusive with a sign of a stall of
+    the machine (`analysis.stalls`) is repeated up to `stall_repeats` times; a search that
+    still ends on an inconclusive step below `rig_bound_share` of the most any engine drives
+    here (a stall, not the rig's reach) is run again up to `search_repeats` times."""
 
     start_rps: int = 1_000
     floor_rps: int = 50
@@ -185,6 +194,9 @@ class CeilingConfig:
     p99_bound_ms: float = 100.0
     warmup_s: float = 5.0
     step_s: float = 10.0
+    stall_repeats: int = 2
+    search_repeats: int = 1
+    rig_bound_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -193,9 +205,10 @@ class SoakConfig:
 
     The article held 10,000 req/s for 72 h, above what Node holds on one core here; with
     `rate_rps` None the soak runs at `rate_fraction` of the slower service's ceiling measured
-    on this machine (the study's first ceiling run), so latency and memory are compared at a
-    rate both hold. A fresh broker answers its first produce requests slowly (Rust, which
-    waits for the acknowledgement, took 0.5 s per request for the first 2 s of a quick soak):
+    on this machine (chosen once per study from its conclusive ceilings,
+    `inputs.comparison_rates`), so latency and memory are compared at a rate both hold. A
+    fresh broker answers its first produce requests slowly (Rust, which waits for the
+    acknowledgement, took 0.5 s per request for the first 2 s of a quick soak):
     requests intended in the first `warmup_s` are recorded but left out of the numbers. The
     service is sampled every `sample_interval_s` (RSS, PSS/USS, CPU per thread).
     """
@@ -205,6 +218,8 @@ class SoakConfig:
     duration_s: float = 120.0
     warmup_s: float = 5.0
     sample_interval_s: float = 0.1
+    # A hold whose load generator saturated is held again, at most this many times.
+    saturation_repeats: int = 2
     # Connections = requests the engine keeps in flight: enough for `in_flight_s` of the rate,
     # so that a pause of the service (a GC, a broker hiccup) shorter than that queues at the
     # service, not in the generator. With the ceiling's 100 ms a 133 ms pause of Node at
@@ -235,21 +250,21 @@ class CpuCoresConfig:
     sustained 10,000 req/s) needs a service that may use both cores: the run uses
     `CORE_LAYOUTS[layout]`, whatever the study's own layout. 10,000 req/s is beyond Node on
     this machine, so the rate is one both services hold: `rate_fraction` of the slower
-    service's ceiling in the study's first ceiling run (as the soak's; high, because the
-    article's Node row is a saturated event loop), `rate_rps` if set, or `fallback_rps` when
-    there is no ceiling run (below every ceiling of Node measured natively here, 1,500-4,000
-    req/s). Per service one broker, then `trials` trials, each on a freshly started service:
-    `warmup_s` of load left out, then `duration_s` measured, with the service's threads
-    sampled every `sample_interval_s` (CPU time and the core each last ran on), the broker's
-    every `broker_interval_s` (pinned to one core, it needs no finer sampling), and every
-    core's busy time (/proc/stat) every `sample_interval_s`.
+    service's ceiling, chosen once per study from its conclusive ceilings as the soak's
+    (`inputs.comparison_rates`; high, because the article's Node row is a saturated event
+    loop), or `rate_rps` if set. Per service one broker, then `trials` trials, each on a
+    freshly started service: `warmup_s` of load left out, then `duration_s` measured, with
+    the service's threads sampled every `sample_interval_s` (CPU time and the core each last
+    ran on), the broker's every `broker_interval_s` (pinned to one core, it needs no finer
+    sampling), and every core's busy time (/proc/stat) every `sample_interval_s`.
     """
 
     layout: str = "service-both-cores"
     rate_rps: int | None = None
     rate_fraction: float = 0.8
-    fallback_rps: int = 1_000
     trials: int = 5
+    # A trial whose load generator saturated is run again, at most this many times per trial.
+    saturation_repeats: int = 2
     duration_s: float = 30.0
     warmup_s: float = 5.0
     sample_interval_s: float = 0.1

@@ -86,6 +86,35 @@ NOTES = {
 }
 
 
+def left_out_because(run: Run) -> str | None:
+    """Why a run of the study may not feed any row (None: it may): a soak whose load generator
+    saturated for a service (it measured the rig, not the service), a ceiling run in which a
+    service's trial ended on a stall of the machine (no ceiling, only the hiccup)."""
+    experiment = run.meta["experiment"]
+    found = []
+    for service in SERVICES:
+        result = run.summary.services.get(service) if hasattr(run.summary, "services") else None
+        if result is None:
+            continue
+        if experiment == "soak" and result.engine_saturated:
+            found.append(f"{service}'s load generator saturated ({'; '.join(result.engine_notes)})")
+        if experiment == "ceiling" and result.stalled:
+            found.append(f"{service}'s search ended on a stall of the machine ({result.search})")
+    return f"run {run.run_id} left out: " + "; ".join(found) if found else None
+
+
+def usable_runs(runs: list[Run]) -> tuple[list[Run], list[str]]:
+    """(the runs that may feed a row, why each other one may not: `left_out_because`)."""
+    usable, reasons = [], []
+    for run in runs:
+        why = left_out_because(run)
+        if why is None:
+            usable.append(run)
+        else:
+            reasons.append(why)
+    return usable, reasons
+
+
 def _supplying(runs: list[Run], value: Reader) -> list[Run]:
     """The runs with a value for every service of SERVICES: a partial run never fills a
     two-service row, and both services' trials come from the same runs."""
@@ -161,7 +190,8 @@ def collect_trials(
 
     Reads `config.runs_dir`: the `trials` newest soak and ceiling runs and the newest startup
     and cpu-cores runs of `config.profile` that measured both services (SERVICES) and, when
-    `config.study_id` is set, were made for that study (otherwise of any study). Raises if
+    `config.study_id` is set, were made for that study (otherwise of any study), leaving out
+    those that may feed no row (`left_out_because`; the rows' notes say which and why). Raises if
     they were measured in different environments (host, CPU, core layout; the cpu-cores run
     has a layout of its own, `OWN_LAYOUT`, and must share only the machine). The CPU rows'
     note (`cpu_note`) replaces their `NOT_MEASURABLE` reason when a cpu-cores run supplied
@@ -170,13 +200,17 @@ def collect_trials(
     found: Trials = {}
     bounded: dict[str, dict[str, int]] = {}
     used: list[Run] = []
+    left_out: dict[str, list[str]] = {}
 
     def runs_of(name: str) -> list[Run]:
         # each cold start of the newest startup run is a trial, so is each trial of the newest
-        # cpu-cores run; of the others, each run
+        # cpu-cores run; of the others, each run. Runs that may feed no row are left out, and
+        # why is kept for the rows they would have fed.
+        usable, reasons = usable_runs(find_runs(config.runs_dir, name, profile=config.profile,
+                                                services=SERVICES, study_id=config.study_id))
         limit = 1 if name in ONE_RUN else trials
-        return find_runs(config.runs_dir, name, profile=config.profile, services=SERVICES,
-                         study_id=config.study_id, limit=limit)
+        left_out[name] = reasons
+        return usable[:limit]
 
     for key, (experiment, value) in FROM_SUMMARIES.items():
         runs = runs_of(experiment)
@@ -189,6 +223,9 @@ def collect_trials(
         for key, (columns, factor) in FROM_COLD_STARTS.items():
             found[key] = {s: _first_measured(starts.filter(service=s), columns, factor) for s in SERVICES}
     notes = dict(NOTES)
+    for key, (experiment, _) in FROM_SUMMARIES.items():
+        if left_out.get(experiment):
+            notes[key] = "; ".join(filter(None, [notes.get(key), *left_out[experiment]]))
     for key, (experiment, values) in FROM_TRIAL_LISTS.items():
         runs = runs_of(experiment)
         found[key] = _list_trials(runs, values)

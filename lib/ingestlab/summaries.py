@@ -37,6 +37,11 @@ History of the summary schema (`SUMMARY_VERSION`):
    `processes`; its RSS is now the sum over the service's processes. New summaries: the
    `contracts`, `overload` and `cpu-cores` experiments'. Versions 2 and 3 are still read (the new fields
    take defaults).
+5. No single step decides a trial: ceiling `bound_by` ("rig" | "stall" | None), `searches`,
+   `repeated_steps` (and per step `search`, `repeated`, `stall_signs`); soak `attempts`,
+   `repeated_because`; cpu-cores `repeated_trials`. A new derived summary, `rates` (the
+   study's comparison rates, chosen once). Versions 2-4 are still read (a lower bound there has
+   `bound_by` None: `CeilingResult.is_ceiling` is False for it all the same).
 """
 
 from __future__ import annotations
@@ -44,13 +49,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import dacite
 
-SUMMARY_VERSION = 4
+SUMMARY_VERSION = 5
 # Versions this code reads: each newer one only added fields with defaults.
-READABLE_VERSIONS = frozenset({2, 3, 4})
+READABLE_VERSIONS = frozenset({2, 3, 4, 5})
 _DACITE = dacite.Config(strict=True, cast=[float])
 
 
@@ -150,11 +155,17 @@ class EngineCapacitySummary:
 
 
 # --- ceiling ------------------------------------------------------------------------------------
+# What ended a search that found only a lower bound: the rig's reach, or a stall of the machine
+# below it (`experiments.ceiling.bound_kind`).
+BoundKind = Literal["rig", "stall"]
+
+
 @dataclass(frozen=True)
 class CeilingResult:
     """One service's rate search: its ceiling (req/s; None: no rate held), whether that is
-    only a lower bound (the search ended on a step the rig could not drive), and wrk's
-    closed-loop cross-check."""
+    only a lower bound (the search ended on a step the rig could not drive) and what bound it
+    (`bound_by`), how many searches and repeated steps it took, and wrk's closed-loop
+    cross-check."""
 
     ceiling_rps: float | None
     ceiling_lower_bound: bool
@@ -168,6 +179,20 @@ class CeilingResult:
     wrk_p99_ms: float | None
     wrk_lost: int
     steps: list[dict[str, Any]]
+    # None: the limit was found (or, in a run before schema 5, not recorded; see `is_ceiling`)
+    bound_by: BoundKind | None = None
+    searches: int = 1
+    repeated_steps: int = 0
+
+    @property
+    def is_ceiling(self) -> bool:
+        """A limit the search found: a rate held, and no bound of the rig or a stall."""
+        return bool(self.ceiling_rps) and not self.ceiling_lower_bound
+
+    @property
+    def stalled(self) -> bool:
+        """The trial ended on a stall of the machine: no ceiling, no bound, left out."""
+        return self.bound_by == "stall"
 
 
 @dataclass(frozen=True)
@@ -232,6 +257,9 @@ class SoakResult:
     # CPU time of all the service's processes per accepted request (us); processes sampled.
     cpu_per_request_us: float | None = None
     processes: int = 1
+    # Holds made (> 1: the load generator saturated in the earlier ones, each said why).
+    attempts: int = 1
+    repeated_because: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -540,6 +568,9 @@ class CpuCoresResult:
     sampler_overhead_core_pct: float
     allowed_cores: list[int]
     runtime: str = "native"
+    # Trials run again because their load generator saturated (each with why); the flagged
+    # ones are not among the per-trial values.
+    repeated_trials: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -557,6 +588,29 @@ class CpuCoresSummary(PerService[CpuCoresResult]):
     engine_limits: dict[str, Any] = field(default_factory=dict)
 
 
+# --- rates --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComparisonRate:
+    """One rate (req/s) for every trial of a comparison, chosen once per study, a sentence
+    saying how, and the ceiling runs it was derived from (none when set in the configuration)."""
+
+    rate_rps: float
+    source: str
+    ceiling_runs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RatesSummary:
+    """The study's comparison rates (`inputs.comparison_rates`), by experiment ("soak",
+    "cpu-cores"), and per service the ceiling they rest on: `ceiling_rps` (the median of the
+    conclusive ceilings found; for a service whose every trial was bound by the rig, the
+    lowest bound), `kind` ("ceiling" | "rig bound"), and the trials left out with why."""
+
+    EXPERIMENT: ClassVar[str] = "rates"
+    rates: dict[str, ComparisonRate]
+    ceilings: dict[str, dict[str, Any]]
+
+
 # --- claims -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClaimsSummary:
@@ -570,12 +624,12 @@ class ClaimsSummary:
 
 Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
            | StartupSummary | BadInputSummary | FaultsSummary | ClaimsSummary
-           | OverloadSummary | CpuCoresSummary)
+           | OverloadSummary | CpuCoresSummary | RatesSummary)
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
                 StartupSummary, BadInputSummary, FaultsSummary, ContractsSummary, OverloadSummary,
-                CpuCoresSummary,
+                CpuCoresSummary, RatesSummary,
                 ClaimsSummary)
 }
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ingestlab.analysis.ceiling import decisive_steps
 from ingestlab.config import CORE_LAYOUTS
 from ingestlab.results import Run
 from ingestlab.stack.exposure import off_loopback
@@ -58,8 +59,10 @@ def check_ceiling(runs_dir: Path) -> None:
                 assert step["engine"] == "asyncio" or "repeated with oha" in step["engine_notes"]
             else:
                 assert step["engine"] in ("oha", None)
-        held = [step["offered_rps"] for step in steps if step["outcome"] == "pass"]
-        assert s.ceiling_rps == max(held)
+        decisive = decisive_steps(pl.DataFrame(steps))
+        assert s.ceiling_rps == decisive.filter(pl.col("outcome") == "pass")["offered_rps"].max()
+        assert s.repeated_steps == sum(step["repeated"] for step in steps)
+        assert s.bound_by != "stall", s.search  # the study leaves such a trial out; 01's must not be one
         assert (run.path / "logs" / service / "kafka.log").exists()
 
 

@@ -26,7 +26,7 @@ from experiment_checks import CHECKS
 
 from ingestlab import report
 from ingestlab.analysis.claims import CLAIMS_COLUMNS, load_claims
-from ingestlab.results import Run
+from ingestlab.results import Run, new_study_id
 from ingestlab.study import NOT_MEASURABLE, missing_claims
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.integration]
@@ -37,6 +37,7 @@ TOKEN_VARIABLE = "INGESTLAB_NOTEBOOK_TEST_TOKEN"
 # A cell may run a whole quick experiment (05: a soak or a ceiling run, ~1 min each).
 CELL_TIMEOUT_S = 900
 VERDICTS = {"reproduced", "direction only", "not reproduced"}
+STUDY_ID = new_study_id()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,9 @@ def _assert_nothing_left(token: str, *, grace_s: float = 15.0) -> None:
 
 
 def _parameters(notebook: Path, study: dict[str, Path]) -> dict[str, object]:
-    parameters: dict[str, object] = {"profile": "quick", "runs_dir": str(study["runs"])}
+    # one study id for all of them, as `make study` gives: they share its runs and its rates
+    parameters: dict[str, object] = {"profile": "quick", "runs_dir": str(study["runs"]),
+                                     "study_id": STUDY_ID}
     if notebook.stem == "05_claims_vs_measured":
         parameters |= {"trials": 3, "reports_dir": str(study["reports"])}
     if notebook.stem == "06_language_or_design":

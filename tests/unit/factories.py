@@ -10,6 +10,7 @@ from ingestlab.summaries import (
     SUMMARY_TYPES,
     BadInputResult,
     CeilingResult,
+    ComparisonRate,
     CoreShare,
     CpuCoresResult,
     DeliveryCounts,
@@ -97,6 +98,10 @@ SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "latency-accuracy": dict(target_ms=5.0, p50_ms=5.1, p99_ms=5.9, max_ms=7.0, rate_rps=1_000.0,
                              body_bytes=10_000, goal={}, step={}),
     "claims": dict(claims={}, runs_used=[]),
+    "rates": dict(rates={"soak": ComparisonRate(rate_rps=1_500.0, source="0.5 x node's ceiling",
+                                                ceiling_runs=["c1"])},
+                  ceilings={"node": {"ceiling_rps": 3_000.0, "kind": "ceiling", "runs": ["c1"],
+                                     "left_out": []}}),
 }
 
 

@@ -8,7 +8,13 @@ import polars as pl
 from factories import summary
 
 from ingestlab.config import StudyConfig
-from ingestlab.notebook.ceiling import ceiling_numbers, common_passed_rates, comparison_rate, steps_table
+from ingestlab.notebook.ceiling import (
+    ceiling_numbers,
+    common_passed_rates,
+    comparison_rate,
+    rates_table,
+    steps_table,
+)
 from ingestlab.results import Run
 
 
@@ -66,7 +72,8 @@ def test_ceiling_numbers_per_service_and_the_ratios(tmp_path: Path) -> None:
         summary(
             "ceiling",
             {"node": {"ceiling_rps": 2_000.0, "wrk_rps": 4_000.0},
-             "rust": {"ceiling_rps": 6_000.0, "wrk_rps": 10_000.0, "ceiling_lower_bound": True}},
+             "rust": {"ceiling_rps": 6_000.0, "wrk_rps": 10_000.0, "ceiling_lower_bound": True,
+                      "bound_by": "rig", "searches": 1, "repeated_steps": 2}},
         )
     )
     numbers = ceiling_numbers(run)
@@ -74,6 +81,9 @@ def test_ceiling_numbers_per_service_and_the_ratios(tmp_path: Path) -> None:
         "ceiling_rps": 6_000.0,
         "ceiling_engine": "asyncio",
         "lower_bound": True,
+        "bound_by": "rig",
+        "searches": 1,
+        "repeated_steps": 2,
         "search": "held 1,000 req/s, not 1,100",
         "wrk_rps": 10_000.0,
         "wrk_p99_ms": 50.0,
@@ -82,3 +92,26 @@ def test_ceiling_numbers_per_service_and_the_ratios(tmp_path: Path) -> None:
     alone = Run.create(StudyConfig.for_profile("quick", runs_dir=tmp_path, services=("rust",)), "ceiling")
     alone.write_summary(summary("ceiling", {"rust": {}}))
     assert set(ceiling_numbers(alone)) == {"rust"}  # no ratio without both services
+
+
+def test_only_the_deciding_attempts_set_the_common_rates() -> None:
+    steps = pl.DataFrame({
+        "service": ["node", "node", "node", "rust", "rust"],
+        "offered_rps": [1_000.0, 2_000.0, 2_000.0, 1_000.0, 2_000.0],
+        "passed": [True, False, True, True, True],
+        "search": [0, 0, 0, 0, 0],
+        # node's first try at 2,000 failed in a stall and was repeated: the repeat decides
+        "repeated": [False, True, False, False, False],
+    })
+    assert common_passed_rates(steps) == [1_000.0, 2_000.0]
+    searched_again = steps.with_columns(search=pl.Series([0, 1, 1, 0, 0]))
+    # node's last search holds 2,000 only; its earlier search no longer counts
+    assert common_passed_rates(searched_again) == [2_000.0]
+
+
+def test_rates_table_says_how_each_rate_was_chosen() -> None:
+    rates = summary("rates")
+    table = rates_table(rates)
+    assert table["experiment"].to_list() == ["soak", "ceiling of node"]
+    assert table["rate_rps"].to_list() == [1_500.0, 3_000.0]
+    assert "node's ceiling" in table["how"][0] and "ceiling from 1 trial" in table["how"][1]

@@ -14,7 +14,6 @@ from ingestlab.config import StudyConfig
 from ingestlab.notebook.display import (
     RUN_MIMETYPE,
     Table,
-    latest_or_new_run,
     record_notebook_summary,
     show_run,
 )
@@ -64,38 +63,3 @@ def test_table_shows_every_row_and_whole_strings() -> None:
     assert "│ 29 " in shown and "x" * 120 in shown and "…" not in shown
 
 
-def test_latest_or_new_run_reuses_a_matching_complete_run(tmp_path: Path) -> None:
-    quick = StudyConfig.for_profile("quick", runs_dir=tmp_path)
-    older = Run.create(quick, "ceiling")
-    older.write_summary(summary("ceiling"))
-    other_services = Run.create(quick.replace(services=("rust",)), "ceiling")
-    other_services.write_summary(summary("ceiling"))
-    Run.create(quick, "ceiling")  # newest, but incomplete: no summary.json
-    assert latest_or_new_run(quick, "ceiling") == older
-
-
-def test_latest_or_new_run_of_a_study_takes_only_that_studys_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ingestlab import experiments
-
-    quick = StudyConfig.for_profile("quick", runs_dir=tmp_path)
-    mine = quick.replace(study_id="S1")
-    studys = Run.create(mine, "ceiling")
-    studys.write_summary(summary("ceiling"))
-    newer = Run.create(quick, "ceiling")  # of no study
-    newer.write_summary(summary("ceiling"))
-    assert latest_or_new_run(mine, "ceiling") == studys
-    assert latest_or_new_run(quick, "ceiling") == newer  # no study id: any study
-    made: list[StudyConfig] = []
-
-    def fake_ceiling(cfg: StudyConfig) -> Run:
-        made.append(cfg)
-        run = Run.create(cfg, "ceiling")
-        run.write_summary(summary("ceiling"))
-        return run
-
-    monkeypatch.setitem(experiments.EXPERIMENTS, "ceiling", fake_ceiling)
-    other = quick.replace(study_id="S2")
-    new = latest_or_new_run(other, "ceiling")  # S2 has none yet: measured for S2
-    assert made == [other] and new.meta["config"]["study_id"] == "S2"

@@ -87,15 +87,13 @@ def test_ensure_runs_uses_finished_two_service_runs_of_the_profile_newest_first(
 
 
 def test_ensure_runs_reuses_and_makes_only_the_missing(config: StudyConfig, monkeypatch) -> None:
-    from ingestlab import experiments
-
     made: list[str] = []
 
-    def fake_soak(cfg: StudyConfig) -> Run:
-        made.append("soak")
+    def fake_run(cfg: StudyConfig, experiment: str) -> Run:
+        made.append(experiment)
         return _soak(cfg)
 
-    monkeypatch.setitem(experiments.EXPERIMENTS, "soak", fake_soak)
+    monkeypatch.setattr(study.inputs, "run_experiment", fake_run)
     existing = _soak(config)
     runs = study.ensure_runs(config, "soak", 3)
     assert made == ["soak", "soak"] and len(runs) == 3
@@ -104,6 +102,19 @@ def test_ensure_runs_reuses_and_makes_only_the_missing(config: StudyConfig, monk
     assert len(study.ensure_runs(config, "soak", 5, measure=False)) == 3 and len(made) == 2
     with pytest.raises(ValueError):
         study.ensure_runs(config, "soak", -1)
+
+
+def test_ensure_runs_replaces_flagged_runs_within_a_bound(config: StudyConfig, monkeypatch) -> None:
+    made: list[str] = []
+
+    def saturated_soak(cfg: StudyConfig, experiment: str) -> Run:
+        made.append(experiment)
+        return _run(cfg, summary("soak", {"node": {"engine_saturated": True, "engine_notes": ["lag"]},
+                                          "rust": {}}))
+
+    monkeypatch.setattr(study.inputs, "run_experiment", saturated_soak)
+    # every new run is flagged: two are needed, at most two more are tried, then it stops
+    assert study.ensure_runs(config, "soak", 2) == [] and len(made) == 2 + study.MAX_EXTRA_RUNS
 
 
 def test_ensure_evidence_without_measuring(config: StudyConfig) -> None:
@@ -121,20 +132,14 @@ def test_ensure_evidence_without_measuring(config: StudyConfig) -> None:
 def test_ensure_evidence_of_a_study_makes_the_missing_runs_for_that_study(
     config: StudyConfig, monkeypatch
 ) -> None:
-    from ingestlab import experiments
-
     makers = {"soak": _soak, "ceiling": _ceiling, "startup": _startup, "cpu-cores": _cpu_cores}
     made: list[tuple[str, str | None, tuple[str, ...]]] = []
 
-    def fake(experiment: str):
-        def run(cfg: StudyConfig) -> Run:
-            made.append((experiment, cfg.study_id, cfg.services))
-            return makers[experiment](cfg)
+    def fake_run(cfg: StudyConfig, experiment: str) -> Run:
+        made.append((experiment, cfg.study_id, cfg.services))
+        return makers[experiment](cfg)
 
-        return run
-
-    for name in makers:
-        monkeypatch.setitem(experiments.EXPERIMENTS, name, fake(name))
+    monkeypatch.setattr(study.inputs, "run_experiment", fake_run)
     # runs of no study and of another study: not this study's evidence
     _soak(config), _soak(config), _ceiling(config), _startup(config)
     _ceiling(config.replace(study_id="other")), _startup(config.replace(study_id="other"))
@@ -358,3 +363,27 @@ def test_record_claims_keeps_the_table_and_its_provenance(config: StudyConfig) -
     # a claims run is not mistaken for an experiment's run
     assert [r.run_id for r in find_runs(config.runs_dir, "soak")] == [warned.run_id]
     assert [r.run_id for r in find_runs(config.runs_dir, "claims")] == [run.run_id]
+
+
+def test_stalled_and_saturated_trials_never_feed_a_row(config: StudyConfig) -> None:
+    for node in (5_000.0, 6_000.0, 5_500.0):
+        _ceiling(config, node=node)
+    # newest: Rust's search ended on a stall at 380 req/s; it must not be averaged in
+    _run(config, summary("ceiling", {"node": {"ceiling_rps": 6_000.0},
+                                     "rust": {"ceiling_rps": 380.0, "ceiling_lower_bound": True,
+                                              "bound_by": "stall", "search": "stalled at 500 req/s"}}))
+    for rss in (120.0, 125.0, 130.0):
+        _soak(config, node_rss=rss)
+    flagged = _run(config, summary("soak", {"node": {"rss_mean_mib": 900.0, "engine_saturated": True,
+                                                     "engine_notes": ["schedule lag p99 5.2 ms"]},
+                                            "rust": {"rss_mean_mib": 40.0}}))
+    _startup(config)
+    table, used = study.claims_report(config, 3)
+    rows = {row["key"]: row for row in table.iter_rows(named=True)}
+    throughput = rows["throughput_limit_rps"]
+    assert throughput["trials"] == 3 and throughput["rust_measured"] == pytest.approx(16_000.0)
+    assert "rust's search ended on a stall" in throughput["reason"]
+    memory = rows["memory_sustained_mb"]
+    assert memory["node_measured"] == pytest.approx(125.0)  # the flagged soak's 900 MiB is not in it
+    assert f"run {flagged.run_id} left out" in memory["reason"] and "schedule lag" in memory["reason"]
+    assert flagged.run_id not in used

@@ -18,6 +18,7 @@ NESTED = {
     "OverloadRate": "`overload`: `services[name].rates[rate]`",
     "CoreShare": "`cpu-cores`: `services[name].by_role[i]`",
     "GroupShare": "`cpu-cores`: `services[name].by_group[i]`",
+    "ComparisonRate": "`rates`: `rates[experiment]`",
 }
 
 

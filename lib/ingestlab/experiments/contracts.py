@@ -14,21 +14,20 @@ study's soak runs so the claims never mix the two.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ingestlab.config import ServiceName, StudyConfig
-from ingestlab.experiments.engine_bench import engine_limits
 from ingestlab.experiments.soak import hold_each_service
+from ingestlab.experiments.steps import EngineLimits
 from ingestlab.results import Run, find_runs
 from ingestlab.summaries import ContractsSummary
 
 
-def contracts(config: StudyConfig) -> Run:
-    """Hold `config.contracts.rate_rps` on each service for `duration_s`; summary:
-    `ContractsSummary`."""
+def contracts(config: StudyConfig, *, limits: EngineLimits) -> Run:
+    """Hold `config.contracts.rate_rps` on each service for `duration_s` with the rig's
+    calibration `limits`; summary: `ContractsSummary`."""
     c = config.contracts
     held = config.replace(soak={"rate_rps": c.rate_rps, "duration_s": c.duration_s, "warmup_s": c.warmup_s})
-    limits = engine_limits(config)
     run = Run.create(config, "contracts")
     run.update_meta(engine_limits=limits.as_dict())
     results, found = hold_each_service(held, run, rate_rps=c.rate_rps, limits=limits, label="contracts",
@@ -44,7 +43,7 @@ def _comparable(run: Run, config: StudyConfig) -> bool:
             and run.meta["config"]["runtime"] == config.runtime)
 
 
-def contract_runs(config: StudyConfig, trials: int) -> list[Run]:
+def contract_runs(config: StudyConfig, trials: int, *, limits: EngineLimits) -> list[Run]:
     """`trials` contracts runs of `config.services` at `config.contracts.rate_rps`: the
     study's (profile's) own runs made here with the same runtime, newest first, then new
     ones for the rest. The i-th new run holds the services in an order rotated by i, so that
@@ -58,15 +57,17 @@ def contract_runs(config: StudyConfig, trials: int) -> list[Run]:
     services = list(config.services)
     for i in range(len(runs), trials):
         turn = i % len(services)
-        runs.append(contracts(config.replace(services=tuple(services[turn:] + services[:turn]))))
+        rotated = config.replace(services=tuple(services[turn:] + services[:turn]))
+        runs.append(contracts(rotated, limits=limits))
     return runs
 
 
 def runs_by_service(config: StudyConfig, experiment: str, services: Sequence[ServiceName], *,
-                    measure: bool) -> dict[str, Run]:
+                    measure: Callable[[StudyConfig], Run] | None) -> dict[str, Run]:
     """The newest comparable run of `experiment` (e.g. "ceiling", "startup") that measured
-    each of `services`, of `config`'s profile and study; with `measure`, one new run of the
-    services none has measured yet (without: they are left out)."""
+    each of `services`, of `config`'s profile and study; with `measure` (the experiment with
+    its inputs resolved, `inputs.runner`), one new run of the services none has measured yet
+    (without: they are left out)."""
     found: dict[str, Run] = {}
     for service in services:
         for run in find_runs(config.runs_dir, experiment, profile=config.profile, services=(service,),
@@ -75,9 +76,7 @@ def runs_by_service(config: StudyConfig, experiment: str, services: Sequence[Ser
                 found[service] = run
                 break
     missing = tuple(s for s in services if s not in found)
-    if measure and missing:
-        from ingestlab.experiments import EXPERIMENTS  # the registry imports this module
-
-        run = EXPERIMENTS[experiment](config.replace(services=missing))
+    if measure is not None and missing:
+        run = measure(config.replace(services=missing))
         found |= {service: run for service in missing}
     return found

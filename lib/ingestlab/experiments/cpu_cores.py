@@ -6,10 +6,11 @@ experiment runs in the named layout `config.cpu_cores.layout` (`config.CORE_LAYO
 default "service-both-cores": the service on cores 0 and 1, the broker and the load engine on
 core 0), whatever the study's own, and records it in the run's meta (`cores`, `core_layout`).
 
-One broker; at one rate for both services (`cpu_cores_rate`), `trials` rounds of one trial
-per service, one service at a time, each trial on a freshly started process (where the
-scheduler puts a process's threads is a property of that process, so trials of one process
-would hide that spread): `warmup_s` of load left out, then `duration_s` measured with
+One broker; at one rate for both services (handed in: the study's, chosen once from
+conclusive ceilings, `inputs.comparison_rates`), `trials` rounds of one trial per service,
+one service at a time, each trial on a freshly started process (where the scheduler puts a
+process's threads is a property of that process, so trials of one process would hide that
+spread): `warmup_s` of load left out, then `duration_s` measured with
 
 - the service's threads sampled (`telemetry.sampler`: CPU time, the core each last ran on),
 - the broker's threads sampled, and every core's busy time read from /proc/stat
@@ -18,6 +19,9 @@ would hide that spread): `warmup_s` of load left out, then `duration_s` measured
 per core, the service's share by thread group (`analysis.cpu_cores`), its busiest and other
 core, and the contention: what the broker, the load engine and the rest took of each core.
 
+A trial whose load generator saturated is run again (`saturation_repeats`); only its last
+attempt is kept, and the run says which were repeated and why.
+
 Frames (each with `service` and `trial`): `requests`, `thread_samples`,
 `broker_thread_samples`, `core_times`; `cores` (one row per core: `CORE_TABLE_COLUMNS`,
 `role`) and `core_groups` (the service's share per core and thread group, with `role`).
@@ -25,6 +29,7 @@ Frames (each with `service` and `trial`): `requests`, `thread_samples`,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import statistics
@@ -43,11 +48,11 @@ from ingestlab.analysis.cpu_cores import (
     with_roles,
 )
 from ingestlab.config import CORE_LAYOUTS, ServiceName, StudyConfig
-from ingestlab.experiments.soak import first_ceiling_run, load_checks, rate_below_ceilings, sampled_load
+from ingestlab.experiments.soak import load_checks, sampled_load
 from ingestlab.experiments.steps import EngineLimits
 from ingestlab.results import Run
 from ingestlab.stack import Stack
-from ingestlab.summaries import CoreShare, CpuCoresResult, CpuCoresSummary, GroupShare
+from ingestlab.summaries import ComparisonRate, CoreShare, CpuCoresResult, CpuCoresSummary, GroupShare
 from ingestlab.telemetry.core_times import CoreTimesSampler
 from ingestlab.telemetry.sampler import ProcessSampler
 from ingestlab.variants import program_of
@@ -57,27 +62,8 @@ from ingestlab.variants import program_of
 REST_WARNING_PCT = 20.0
 
 
-def cpu_cores_rate(config: StudyConfig) -> tuple[float, str, EngineLimits | None]:
-    """The rate (req/s), a sentence saying how it was chosen, and the engine limits that go
-    with it (None: the asyncio engine drives it). See `config.CpuCoresConfig`: set in the
-    configuration, else `rate_fraction` of the slower service's ceiling in the study's first
-    ceiling run of `config`'s layout (the soak's source, `first_ceiling_run`) with that run's
-    engine limits, else `fallback_rps`. Never measures a ceiling: that would take minutes."""
-    wanted = config.cpu_cores
-    if wanted.rate_rps:
-        return float(wanted.rate_rps), f"{wanted.rate_rps:,} req/s, set in the configuration", None
-    source = first_ceiling_run(config)
-    if source is None:
-        return float(wanted.fallback_rps), (
-            f"{wanted.fallback_rps:,} req/s (CpuCoresConfig.fallback_rps): no ceiling run of this "
-            f"profile{' and study' if config.study_id else ''} on this host"), None
-    rate, why = rate_below_ceilings(source, wanted.rate_fraction)
-    limits = source.summary.engine_limits
-    return rate, f"{why}; each service on one core there", EngineLimits(**limits) if limits else None
-
-
 def _trial(config: StudyConfig, run: Run, stack: Stack, service: ServiceName, *, trial: int,
-           rate_rps: float, limits: EngineLimits | None) -> tuple[dict, dict[str, pl.DataFrame]]:
+           rate_rps: float, limits: EngineLimits) -> tuple[dict, dict[str, pl.DataFrame]]:
     """One trial on the service now running in `stack`: its load numbers and its frames."""
     wanted = config.cpu_cores
     assert stack.kafka is not None  # the stack is entered
@@ -87,8 +73,7 @@ def _trial(config: StudyConfig, run: Run, stack: Stack, service: ServiceName, *,
         load = sampled_load(config, stack, service, rate_rps=rate_rps, out_dir=run.path / "steps",
                             id_prefix=f"{service}-cpu{trial}", duration_s=wanted.warmup_s + wanted.duration_s,
                             warmup_s=wanted.warmup_s, in_flight_s=wanted.in_flight_s,
-                            interval_s=wanted.sample_interval_s, limits=limits,
-                            engine=None if limits else "asyncio", step=trial)
+                            interval_s=wanted.sample_interval_s, limits=limits, step=trial)
     window = dict(zip(("start_ns", "end_ns"), measured_window(load.rows), strict=True))
     threads = load.sampler.thread_samples()
     groups = group_core_pct(threads, program=program_of(service), **window)
@@ -170,26 +155,36 @@ def _checks(config: StudyConfig, service: str, s: CpuCoresResult, cores: pl.Data
     return found
 
 
-def cpu_cores(config: StudyConfig) -> Run:
-    """Measure each service's CPU per core in the layout `config.cpu_cores.layout` (see the
+def cpu_cores(config: StudyConfig, *, rate: ComparisonRate, limits: EngineLimits) -> Run:
+    """Measure each service's CPU per core in the layout `config.cpu_cores.layout` at `rate`
+    (the study's, `inputs.comparison_rates`) with the rig's calibration `limits` (see the
     module doc); summary: `CpuCoresSummary`."""
-    rate, rate_source, limits = cpu_cores_rate(config)
+    rate_source = rate.source
+    rate = rate.rate_rps
     layout = config.cpu_cores.layout
     config = config.replace(cores=CORE_LAYOUTS[layout])
     run = Run.create(config, "cpu-cores")
     run.update_meta(core_layout=layout, cpu_cores_rate_rps=rate, cpu_cores_rate_source=rate_source,
-                    engine_limits=limits.as_dict() if limits else None)
+                    engine_limits=limits.as_dict())
     trials: dict[str, list[dict]] = {service: [] for service in config.services}
+    repeated: dict[str, list[str]] = {service: [] for service in config.services}
     parts: dict[str, list[pl.DataFrame]] = {}
     with Stack(config, services=(), log_dir=run.logs_dir) as stack:
         for trial in range(config.cpu_cores.trials):
             # Interleaved, the order turned each round: drift in the rest of the machine's load
             # (it is shared) and a fresh broker's first minutes fall on every service alike.
             for service in config.services if trial % 2 == 0 else config.services[::-1]:
-                stack.start_service(service)  # a fresh process each trial (see the module doc)
-                numbers, frames = _trial(config, run, stack, service, trial=trial, rate_rps=rate,
-                                         limits=limits)
-                stack.services.pop(service).stop()  # the next trial's service runs alone
+                # A trial whose load generator saturated measured the rig: it is run again, and
+                # only the last attempt is kept (`saturation_repeats`).
+                for attempt in range(config.cpu_cores.saturation_repeats + 1):
+                    stack.start_service(service)  # a fresh process each trial (see the module doc)
+                    numbers, frames = _trial(config, run, stack, service, trial=trial, rate_rps=rate,
+                                             limits=limits)
+                    stack.services.pop(service).stop()  # the next trial's service runs alone
+                    if not numbers["engine_saturated"] or attempt == config.cpu_cores.saturation_repeats:
+                        break
+                    repeated[service].append(f"trial {trial}, attempt {attempt + 1}: "
+                                             + "; ".join(numbers["engine_notes"]))
                 trials[service].append(numbers)
                 for name, frame in frames.items():
                     parts.setdefault(name, []).append(frame)
@@ -199,13 +194,17 @@ def cpu_cores(config: StudyConfig) -> Run:
     for service in config.services:
         cores, groups = (frames[name].filter(pl.col("service") == service)
                          for name in ("cores", "core_groups"))
-        results[service] = _result(config, rate, trials[service], cores, groups)
+        results[service] = dataclasses.replace(_result(config, rate, trials[service], cores, groups),
+                                               repeated_trials=repeated[service])
         warned += _checks(config, service, results[service], cores)
+        if repeated[service]:
+            warned.append(f"{service}: trials run again, their load generator saturated: "
+                          + " | ".join(repeated[service]))
     for name, frame in frames.items():
         run.write_frame(name, frame)
     shutil.rmtree(run.path / "steps", ignore_errors=True)
     summary = CpuCoresSummary(services=results, rate_rps=rate, rate_source=rate_source, layout=layout,
                               layout_cores=config.cores.as_dict(),
-                              engine_limits=limits.as_dict() if limits else {})
+                              engine_limits=limits.as_dict())
     run.write_summary(summary, warnings_found=warned)
     return run

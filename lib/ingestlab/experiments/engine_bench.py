@@ -5,7 +5,7 @@
   core against nginx's `return 202` (found by a rate search, so whatever the machine), beside
   wrk (closed loop) on the same core, and how fast the asyncio engine recovers from a 200 ms
   stall of its own process at 80% of its measured maximum. It calibrates the rig: the
-  experiments choose their engine per step from it (`engine_limits`).
+  experiments choose their engine per step from it (`limits_of`, handed in by `inputs`).
 """
 
 from __future__ import annotations
@@ -327,11 +327,12 @@ def limits_of(run: Run, *, cpu_budget_pct: float) -> EngineLimits:
                         oha_usable_rps=usable["oha"], cpu_budget_pct=cpu_budget_pct, source=run.run_id)
 
 
-def engine_limits(config: StudyConfig) -> EngineLimits:
+def saved_engine_limits(config: StudyConfig) -> EngineLimits | None:
     """What the engines hold on this machine: the study's engine-capacity run (or, outside a
-    study, the newest one measured on this host and core layout); measured now if none."""
+    study, the newest one measured on this host and core layout); None: there is none (the
+    study measures it, `inputs.engine_limits`)."""
     current = Run.environment_of(config)
     for run in find_runs(config.runs_dir, "engine-capacity", study_id=config.study_id):
         if run.environment_key() == current and run.summary.engine_max_rps and run.summary.native_max_rps:
             return limits_of(run, cpu_budget_pct=config.load.engine_cpu_budget_pct)
-    return limits_of(engine_capacity(config), cpu_budget_pct=config.load.engine_cpu_budget_pct)
+    return None

@@ -41,7 +41,7 @@ from ingestlab.analysis.faults import (
     status_counts,
 )
 from ingestlab.config import FaultName, ServiceName, StudyConfig
-from ingestlab.experiments.soak import ceiling_runs_here
+from ingestlab.experiments.ceiling import ceiling_runs_here
 from ingestlab.load.engine import START_LEAD_S, run_load
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.schedules import constant

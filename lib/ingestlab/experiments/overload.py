@@ -2,8 +2,8 @@
 clients were told checked against what Kafka holds.
 
 The rates (`overload_rates`, `config.OverloadConfig`): each of `ceiling_factors` times the
-service's ceiling (the study's newest ceiling run for that service on this host and core
-layout; measured first, with the ceiling experiment, if there is none), and each of
+service's ceiling (handed in: the study's newest ceiling run for that service on this host and
+core layout, measured by the study first if there is none, `inputs.service_ceilings`), and each of
 `absolute_rps` (the article's 10,000 req/s). Per service and rate, a fresh stack (a broker
 and that service alone, as in the soak): RSS at rest once ready, then the rate held open loop
 by the asyncio engine (its request ids match each record to its request) with a
@@ -37,7 +37,6 @@ from ingestlab.analysis.overload import (
     rate_stats,
 )
 from ingestlab.config import ServiceName, StudyConfig
-from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.search import nice_rate
 from ingestlab.experiments.soak import REST_S, cgroup_memory, node_gc
 from ingestlab.load.engine import SATURATION_CPU_PCT, SATURATION_LAG_P99_MS, run_load
@@ -65,7 +64,8 @@ class Ceiling:
     source: str
 
 
-def _ceiling_of(run: Run, service: ServiceName) -> Ceiling:
+def ceiling_of(run: Run, service: ServiceName) -> Ceiling:
+    """`service`'s ceiling in the ceiling run `run`, with where it comes from."""
     found = run.summary.services[service]
     bound = " (a lower bound)" if found.ceiling_lower_bound else ""
     rps = f"{found.ceiling_rps:,.0f} req/s" if found.ceiling_rps else "no rate held"
@@ -74,26 +74,17 @@ def _ceiling_of(run: Run, service: ServiceName) -> Ceiling:
 
 def latest_ceilings(config: StudyConfig) -> dict[ServiceName, Ceiling | None]:
     """Per service of `config`, its ceiling in the newest ceiling run of `config`'s profile
-    (and study, if set) on this host and core layout that measured one; None: no such run."""
+    (and study, if set) on this host and core layout that measured one (a trial that ended on a
+    stall of the machine is none); None: no such run."""
     here = Run.environment_of(config)
     found: dict[ServiceName, Ceiling | None] = {}
     for service in config.services:
         runs = [run for run in find_runs(config.runs_dir, "ceiling", profile=config.profile,
                                          services=(service,), study_id=config.study_id)
-                if run.environment_key() == here and run.summary.services[service].ceiling_rps]
-        found[service] = _ceiling_of(runs[0], service) if runs else None
+                if run.environment_key() == here and run.summary.services[service].ceiling_rps
+                and not run.summary.services[service].stalled]
+        found[service] = ceiling_of(runs[0], service) if runs else None
     return found
-
-
-def service_ceilings(config: StudyConfig) -> dict[ServiceName, Ceiling]:
-    """`latest_ceilings`; with `ceiling_factors` set, the services without one are measured
-    first (one ceiling run for them all)."""
-    found = latest_ceilings(config)
-    missing = tuple(service for service, known in found.items() if known is None)
-    if missing and config.overload.ceiling_factors:
-        run = ceiling(config.replace(services=missing))
-        found.update({service: _ceiling_of(run, service) for service in missing})
-    return {service: known or Ceiling(None, False, "no ceiling run here") for service, known in found.items()}
 
 
 def overload_rates(config: StudyConfig, known: Ceiling) -> dict[float, str]:
@@ -244,9 +235,10 @@ def _checks(service: str, r: OverloadRate, known: Ceiling, gc_warnings: list[str
     return found
 
 
-def overload(config: StudyConfig) -> Run:
-    """Hold each overload rate (`overload_rates`) on each service; summary: `OverloadSummary`."""
-    ceilings = service_ceilings(config)
+def overload(config: StudyConfig, *, ceilings: dict[ServiceName, Ceiling]) -> Run:
+    """Hold each overload rate (`overload_rates`) on each service, given each one's ceiling
+    (`inputs.service_ceilings`: the study's, measured there first when a factor needs one);
+    summary: `OverloadSummary`."""
     rates = {service: overload_rates(config, ceilings[service]) for service in config.services}
     run = Run.create(config, "overload")
     run.update_meta(overload_rates={service: {f"{rate:.0f}": why for rate, why in mine.items()}

@@ -82,6 +82,8 @@ class SearchResult:
     limit_rps: float | None  # lowest failing rate above it (None: none failed)
     lower_bound: bool  # True: the target may hold more (ramp hit the cap or an inconclusive step)
     reason: str
+    # the inconclusive rate that ended the search (req/s; None: it ended otherwise)
+    inconclusive_rps: float | None = None
 
 
 def summarize(history: Sequence[tuple[float, Outcome]], policy: SearchPolicy) -> SearchResult:
@@ -99,7 +101,7 @@ def summarize(history: Sequence[tuple[float, Outcome]], policy: SearchPolicy) ->
     if limit_outcome == "inconclusive":
         why = (f"the load generator could not drive {limit_rate:,.0f} req/s (inconclusive); "
                "the limit is at least the best rate")
-        return SearchResult(best, None, True, why)
+        return SearchResult(best, None, True, why, inconclusive_rps=limit_rate)
     if best is None:
         return SearchResult(None, limit_rate, False,
                             f"no rate held, down to {min(rate for rate, _ in history):,.0f} req/s")

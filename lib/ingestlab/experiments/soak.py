@@ -5,14 +5,15 @@ Per service: RSS at rest once ready, then one rate for `config.soak.duration_s` 
 Node service's `--trace-gc` lines are joined onto the request timeline. Delivery is checked by
 count, as in the ceiling.
 
-The rate (`soak_rate`) is the same for both services and one both hold on this machine:
-`config.soak.rate_fraction` of the slower service's ceiling in the study's first ceiling run
-(so every soak trial of a study runs at the same rate), unless `config.soak.rate_rps` sets it.
-Driving a service above its ceiling is another experiment, not this one.
+The rate is handed in (`inputs.comparison_rates`): the same for both services and for every
+soak trial of a study, chosen once per study from conclusive ceilings. Driving a service above
+its ceiling is another experiment, not this one. A hold whose load generator saturated is held
+again (`SoakConfig.saturation_repeats`); a run still flagged feeds no row of the claims.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -30,13 +31,10 @@ from ingestlab.analysis.memory import (
     memory_pattern,
 )
 from ingestlab.config import ServiceName, StudyConfig
-from ingestlab.experiments.ceiling import ceiling
-from ingestlab.experiments.engine_bench import engine_limits
-from ingestlab.experiments.search import nice_rate
 from ingestlab.experiments.steps import MAX_ERROR_RATE, Engine, EngineLimits, StepResult, drive_step
-from ingestlab.results import Run, find_runs
+from ingestlab.results import Run
 from ingestlab.stack import Stack
-from ingestlab.summaries import CpuCoresResult, SoakResult, SoakSummary
+from ingestlab.summaries import ComparisonRate, CpuCoresResult, SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.sampler import (
     ProcessSampler,
@@ -51,53 +49,6 @@ from ingestlab.variants import has_v8_trace
 
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
-
-
-def ceiling_runs_here(config: StudyConfig) -> list[Run]:
-    """Finished ceiling runs of `config`'s profile (and study, if set) that measured a
-    ceiling for both services on this host and core layout, newest first."""
-    here = Run.environment_of(config)
-    return [
-        run for run in find_runs(config.runs_dir, "ceiling", profile=config.profile,
-                                 services=("node", "rust"), study_id=config.study_id)
-        if run.environment_key() == here
-        and all(run.summary.services[s].ceiling_rps for s in ("node", "rust"))
-    ]
-
-
-def first_ceiling_run(config: StudyConfig) -> Run | None:
-    """The ceiling run a rate derived from the ceilings comes from (`ceiling_runs_here`): the
-    study's first, so that all of a study's runs hold the same rate; outside a study the
-    newest. None: there is none."""
-    usable = ceiling_runs_here(config)
-    if not usable:
-        return None
-    return usable[-1] if config.study_id else usable[0]
-
-
-def rate_below_ceilings(source: Run, fraction: float) -> tuple[float, str]:
-    """`fraction` of the slower service's ceiling in the ceiling run `source` (req/s, rounded
-    to two significant digits) and a sentence saying so."""
-    ceilings = {s: source.summary.services[s].ceiling_rps for s in ("node", "rust")}
-    if not all(ceilings.values()):
-        raise RuntimeError(f"ceiling run {source.run_id} measured no ceiling for every service "
-                           f"({ceilings}): {source.warnings}")
-    slower = min(ceilings, key=ceilings.get)
-    rate = nice_rate(fraction * ceilings[slower])
-    return rate, (f"{rate:,.0f} req/s = {fraction:g} x {slower}'s ceiling "
-                  f"{ceilings[slower]:,.0f} req/s (ceiling run {source.run_id}), rounded")
-
-
-def soak_rate(config: StudyConfig) -> tuple[float, str]:
-    """The soak's rate (req/s) and a sentence saying how it was chosen (see the module doc).
-
-    Without a usable ceiling run (both services measured, on this host and core layout) one
-    is made first, with this config.
-    """
-    if config.soak.rate_rps:
-        return float(config.soak.rate_rps), f"{config.soak.rate_rps:,} req/s, set in the configuration"
-    source = first_ceiling_run(config) or ceiling(config.replace(services=("node", "rust")))
-    return rate_below_ceilings(source, config.soak.rate_fraction)
 
 
 @dataclass(frozen=True)
@@ -289,9 +240,20 @@ def hold_each_service(config: StudyConfig, run: Run, *, rate_rps: float, limits:
     found: list[str] = []
 
     def hold(stack: Stack, service: ServiceName) -> None:
-        results[service], service_frames = hold_rate(config, run, stack, service, rate_rps=rate_rps,
-                                                     limits=limits, label=label)
+        # A hold whose load generator was saturated measured the rig, not the service: it is
+        # held again (`soak.saturation_repeats` times at most); only the last one is kept.
+        flagged: list[str] = []
+        for attempt in range(config.soak.saturation_repeats + 1):
+            result, service_frames = hold_rate(config, run, stack, service, rate_rps=rate_rps, limits=limits,
+                                               label=f"{label}-r{attempt}" if attempt else label)
+            if not result.engine_saturated or attempt == config.soak.saturation_repeats:
+                break
+            flagged.append(f"attempt {attempt + 1}: " + "; ".join(result.engine_notes))
+        results[service] = dataclasses.replace(result, attempts=attempt + 1, repeated_because=flagged)
         found.extend(_checks(service, results[service]))
+        if flagged:
+            found.append(f"{service}: held {attempt + 1} times, the load generator saturated before: "
+                         + " | ".join(flagged))
         for name, frame in service_frames.items():
             frames.setdefault(name, []).append(frame)
 
@@ -309,14 +271,13 @@ def hold_each_service(config: StudyConfig, run: Run, *, rate_rps: float, limits:
     return results, found
 
 
-def soak(config: StudyConfig) -> Run:
-    """Hold the soak rate (`soak_rate`) on each service; summary: `SoakSummary`."""
-    rate, rate_source = soak_rate(config)
-    limits = engine_limits(config)
+def soak(config: StudyConfig, *, rate: ComparisonRate, limits: EngineLimits) -> Run:
+    """Hold `rate` (the study's soak rate, `inputs.comparison_rates`) on each service with the
+    rig's calibration `limits`; summary: `SoakSummary`."""
     run = Run.create(config, "soak")
-    run.update_meta(engine_limits=limits.as_dict(), soak_rate_rps=rate, soak_rate_source=rate_source)
-    results, found = hold_each_service(config, run, rate_rps=rate, limits=limits, label="soak")
-    summary = SoakSummary(services=results, rate_rps=rate, rate_source=rate_source,
+    run.update_meta(engine_limits=limits.as_dict(), soak_rate_rps=rate.rate_rps, soak_rate_source=rate.source)
+    results, found = hold_each_service(config, run, rate_rps=rate.rate_rps, limits=limits, label="soak")
+    summary = SoakSummary(services=results, rate_rps=rate.rate_rps, rate_source=rate.source,
                           engine_limits=limits.as_dict())
     run.write_summary(summary, warnings_found=found)
     return run

@@ -121,6 +121,9 @@ class StepResult:
     # 202s of an attempt given up on (the asyncio engine saturated, the step repeated with
     # oha), warm-up included: their records are in Kafka too.
     accepted_before_retry: int = 0
+    # The time the engine was runnable but waiting for its core, % of the step (the asyncio
+    # engine's schedstat; None for oha): a sign the machine, not the service, was short.
+    engine_wait_pct: float | None = None
 
     def as_row(self) -> dict[str, object]:
         row = asdict(self)
@@ -184,6 +187,7 @@ def _asyncio_step(
         **_outcome_stats(rows),
         engine_lag_p99_ms=health["lag_p99_ms"],
         engine_cpu_pct=health["engine_cpu_pct"],
+        engine_wait_pct=health["engine_wait_pct"],
         engine_saturated=health["saturated"],
         engine_notes=tuple(health["saturated_reasons"]),
     ), rows

@@ -16,32 +16,12 @@ from typing import Any
 
 import polars as pl
 
-from ingestlab.config import StudyConfig
-from ingestlab.results import Run, find_runs
+from ingestlab.results import Run
 
 # Outputs carrying {"run_dir": ..., "run_id": ...}: which runs an executed notebook used.
 RUN_MIMETYPE = "application/vnd.ingestlab.run+json"
 
 _BOX = "padding:.5em 1em;margin:.4em 0;border-left:6px solid "
-
-
-def latest_or_new_run(config: StudyConfig, experiment: str) -> Run:
-    """The newest complete run of `experiment` in `config.runs_dir` of `config`'s profile
-    that measured its services and, if `config.study_id` is set, belongs to that study
-    (`results.find_runs`); a new run (`EXPERIMENTS[experiment](config)`) if there is none.
-
-    For notebooks that analyse what an earlier notebook of the study measured, instead of
-    repeating minutes of load. Complete = has summary.json (written last). The notebook
-    shows which run it used (`show_run`), with its date.
-    """
-    found = find_runs(config.runs_dir, experiment, profile=config.profile, services=config.services,
-                      study_id=config.study_id, limit=1)
-    if found:
-        return found[0]
-    # Imported here: showing saved runs should not need the stack's modules.
-    from ingestlab.experiments import EXPERIMENTS
-
-    return EXPERIMENTS[experiment](config)
 
 
 @dataclass(frozen=True)
