@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingestlab import inputs, report
+from ingestlab import compare, inputs, report
 from ingestlab.config import PROFILES, RUNTIMES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
 from ingestlab.results import Run, RunWarning, new_study_id
@@ -130,6 +130,49 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(frame: pl.DataFrame) -> None:
+    with pl.Config(tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_cols=-1, tbl_rows=-1, fmt_str_lengths=1_000,
+                   tbl_width_chars=10_000):
+        print(frame)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two studies' claims tables side by side (ingestlab.compare); 0 whatever they say, 2 when
+    a study has no claims run."""
+    try:
+        a_table, a = compare.claims_of(args.runs_dir, args.a)
+        b_table, b = compare.claims_of(args.runs_dir_b or args.runs_dir, args.b)
+    except compare.StudyNotFound as exc:
+        print(f"ingestlab compare: {exc}", file=sys.stderr)
+        return 2
+    frame = compare.compare_claims(a_table, b_table)
+    _print_table(compare.header_table(a, b))
+    for text in compare.header_warnings(a, b):
+        print(f"WARNING: {text}")
+    print()
+    _print_table(compare.comparison_view(frame))
+    print(compare.agreement_line(frame))
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        frame.write_csv(args.csv)
+        print(Path(args.csv).resolve())
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    """The studies in a runs directory, newest first, and which have a claims run to compare."""
+    studies = compare.list_studies(args.runs_dir)
+    if not studies.height:
+        print(f"no study's runs in {Path(args.runs_dir).resolve()}")
+        return 0
+    _print_table(studies.select(
+        pl.col("study_id").alias("study"), "profile", pl.col("created_utc").alias("created (UTC)"), "commit",
+        pl.col("cpu_model").alias("CPU"), pl.col("hostname").alias("host"), "runs",
+        pl.col("claims_run").fill_null("no").alias("claims run")))
+    return 0
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default="quick",
                    help="quick: seconds, for checks; full: the real study (default: quick)")
@@ -174,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("artifact", nargs="*",
                        help=f"what to build: {', '.join(artifacts.BUILDERS)} (default: all)")
     build.set_defaults(func=cmd_build)
+    cmp = sub.add_parser("compare", help="two studies' claims tables side by side, with agreeing verdicts")
+    cmp.add_argument("a", help="study A: a study id, a claims run id, a run directory or a runs directory")
+    cmp.add_argument("b", help="study B: the same kinds; looked up in --runs-dir-b if given")
+    cmp.add_argument("--runs-dir", default="data/runs", help="where A's runs are (and B's by default)")
+    cmp.add_argument("--runs-dir-b", default=None,
+                     help="where B's runs are, e.g. another machine's data/runs (default: --runs-dir)")
+    cmp.add_argument("--csv", default=None, help="also write the comparison's numbers to this CSV file")
+    cmp.set_defaults(func=cmd_compare)
+    studies = sub.add_parser("studies", help="the studies in a runs directory, to compare")
+    studies.add_argument("--runs-dir", default="data/runs")
+    studies.set_defaults(func=cmd_studies)
     return parser
 
 
