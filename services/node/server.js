@@ -12,6 +12,8 @@
  * The input rules both services
  * share (services/README.md, "Promises"): every answer to a client is JSON, 202 or a 4xx naming
  * the problem; what the 1 MiB limit admits either reaches Kafka or gets a 4xx.
+ * INGESTLAB_MEMORY_REPORT_MS=N (> 0; ours, not the article's) prints memory reports every N ms
+ * (services/README.md, "Memory reports"); unset, empty or 0 changes nothing.
  */
 'use strict';
 
@@ -50,6 +52,13 @@ const MAX_DEPTH = 127;
 // A request whose head and body have not arrived within this time is answered 408.
 const REQUEST_TIMEOUT_MS = 5000;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+// Memory reports every this many ms (services/README.md, "Memory reports"); 0: none.
+const MEMORY_REPORT_ENV = process.env.INGESTLAB_MEMORY_REPORT_MS;
+const MEMORY_REPORT_MS = Number(MEMORY_REPORT_ENV || 0);
+if (!Number.isInteger(MEMORY_REPORT_MS) || MEMORY_REPORT_MS < 0) {
+  throw new Error(`INGESTLAB_MEMORY_REPORT_MS must be a whole number of ms, got ${MEMORY_REPORT_ENV}`);
+}
+const MEMORY_REPORT_PREFIX = 'ingestlab-memory ';
 
 const producer = new Kafka.Producer({
   'metadata.broker.list': process.env.KAFKA_BROKERS || '127.0.0.1:9092',
@@ -61,8 +70,47 @@ const producer = new Kafka.Producer({
   'compression.codec': 'snappy',
   'request.required.acks': 1,
   'message.max.bytes': PRODUCER_MESSAGE_MAX_BYTES,
+  ...(MEMORY_REPORT_MS > 0 ? { 'statistics.interval.ms': MEMORY_REPORT_MS } : {}),
 });
 let producerReady = false;
+
+/** One memory report: one write, so a cluster's workers never interleave inside a line. */
+function reportMemory(source, parts) {
+  const report = { source, t_ms: Date.now(), pid: process.pid, ...parts };
+  process.stdout.write(`${MEMORY_REPORT_PREFIX}${JSON.stringify(report)}\n`);
+}
+
+/** librdkafka's producer queue and its caps, and the requests (and their messages) waiting to
+ * be sent or answered, summed over every broker in the statistics (a request is held by one
+ * broker only, so bootstrap and logical brokers add nothing twice). */
+function reportQueue(stats) {
+  const brokers = Object.values(stats.brokers || {});
+  const sum = (field) => brokers.reduce((total, broker) => total + (broker[field] || 0), 0);
+  reportMemory('librdkafka', {
+    msg_cnt: stats.msg_cnt,
+    msg_size: stats.msg_size,
+    msg_max: stats.msg_max,
+    msg_size_max: stats.msg_size_max,
+    outbuf_cnt: sum('outbuf_cnt'),
+    outbuf_msg_cnt: sum('outbuf_msg_cnt'),
+    waitresp_cnt: sum('waitresp_cnt'),
+    waitresp_msg_cnt: sum('waitresp_msg_cnt'),
+  });
+}
+
+if (MEMORY_REPORT_MS > 0) {
+  producer.on('event.stats', (event) => reportQueue(JSON.parse(event.message)));
+  setInterval(() => {
+    const usage = process.memoryUsage();
+    reportMemory('v8', {
+      rss: usage.rss,
+      heap_total: usage.heapTotal,
+      heap_used: usage.heapUsed,
+      external: usage.external,
+      array_buffers: usage.arrayBuffers,
+    });
+  }, MEMORY_REPORT_MS).unref();
+}
 
 producer.on('event.error', (err) => {
   console.error('Kafka system-level error occurred:', err.message);

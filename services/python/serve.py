@@ -9,7 +9,8 @@ a crash is seen, not hidden by a restart.
 
 Env: PORT (default 8080), KAFKA_BROKERS (default 127.0.0.1:9092), ACK_MODE `acked` (202 after
 Kafka acknowledged the record, the default) or `enqueue` (202 once the record is in the
-producer's queue), WORKERS.
+producer's queue), WORKERS, INGESTLAB_MEMORY_REPORT_MS (memory reports every that many ms;
+unset, empty or 0: none).
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def settings_from_env(env: os._Environ[str] | dict[str, str]) -> Settings:
     mode = env.get("ACK_MODE", "acked")
     if mode not in ACK_MODES:
         raise SystemExit(f"ACK_MODE must be one of {ACK_MODES}, got {mode!r}")
+    memory_report_ms = int(env.get("INGESTLAB_MEMORY_REPORT_MS") or 0)
+    if memory_report_ms < 0:
+        raise SystemExit(f"INGESTLAB_MEMORY_REPORT_MS must be a whole number of ms, got {memory_report_ms}")
     return Settings(port=int(env.get("PORT", "8080")), brokers=env.get("KAFKA_BROKERS", "127.0.0.1:9092"),
-                    acked=mode == "acked")
+                    acked=mode == "acked", memory_report_ms=memory_report_ms)
 
 
 def worker_count(env: os._Environ[str] | dict[str, str]) -> int:

@@ -10,12 +10,17 @@ Every answer is JSON, including the errors aiohttp's HTTP parser meets before a 
 (`JsonRequestHandler.handle_error`) and a head or body that has not arrived within 5 s of the
 request's first byte (408). SIGTERM: stop listening, let in-flight requests finish (10 s), flush
 the producer (10 s), return.
+
+With `Settings.memory_report_ms` > 0 (INGESTLAB_MEMORY_REPORT_MS; ours, not the article's)
+librdkafka reports its statistics that often, and each report becomes one `ingestlab-memory
+{...}` line on stdout (services/README.md, "Memory reports"), printed by the thread that polls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import threading
@@ -50,6 +55,9 @@ POLL_TIMEOUT_S = 0.1
 METADATA_TIMEOUT_S = 2.0
 LISTEN_BACKLOG = 511  # Node's default
 READ_BYTES = 65_536
+MEMORY_REPORT_PREFIX = "ingestlab-memory "
+# Summed over the statistics' brokers in a memory report.
+BROKER_QUEUE_FIELDS = ("outbuf_cnt", "outbuf_msg_cnt", "waitresp_cnt", "waitresp_msg_cnt")
 
 
 def _json(doc: dict[str, str]) -> bytes:
@@ -80,11 +88,26 @@ class Settings:
     port: int
     brokers: str
     acked: bool
+    memory_report_ms: int = 0  # librdkafka's statistics every this many ms as memory reports; 0: none
 
 
-def producer_config(brokers: str) -> dict[str, Any]:
-    """The article's producer settings (services/rust/src/main.rs), client.id of our own."""
-    return {
+def report_memory(stats_json: str) -> None:
+    """librdkafka's statistics as one memory report line on stdout: the producer queue and its
+    caps, and the requests (and their messages) waiting to be sent or answered, summed over
+    every broker (a request is held by one broker only, so bootstrap and logical brokers add
+    nothing twice)."""
+    stats = json.loads(stats_json)
+    brokers = stats.get("brokers", {}).values()
+    report = {"source": "librdkafka", "t_ms": time.time_ns() // 1_000_000, "pid": os.getpid(),
+              **{field: stats[field] for field in ("msg_cnt", "msg_size", "msg_max", "msg_size_max")},
+              **{field: sum(broker.get(field, 0) for broker in brokers) for field in BROKER_QUEUE_FIELDS}}
+    print(MEMORY_REPORT_PREFIX + json.dumps(report, separators=(",", ":")), flush=True)
+
+
+def producer_config(brokers: str, memory_report_ms: int = 0) -> dict[str, Any]:
+    """The article's producer settings (services/rust/src/main.rs), client.id of our own; with
+    `memory_report_ms` > 0 also librdkafka's statistics that often, as memory reports."""
+    config: dict[str, Any] = {
         "bootstrap.servers": brokers,
         "client.id": "telemetry-ingestion-python",
         "queue.buffering.max.messages": 100_000,
@@ -95,6 +118,9 @@ def producer_config(brokers: str) -> dict[str, Any]:
         "message.max.bytes": PRODUCER_MESSAGE_MAX_BYTES,
         "error_cb": lambda err: log(f"Kafka system-level error occurred: {err}"),
     }
+    if memory_report_ms > 0:
+        config |= {"statistics.interval.ms": memory_report_ms, "stats_cb": report_memory}
+    return config
 
 
 # --- HTTP: JSON answers for what the parser and the clock refuse ---------------------------------
@@ -312,7 +338,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[], None],
         loop.add_signal_handler(signum, stopping.set)
     # The supervisor forks with them blocked (serve.py); threads started later inherit the
     # mask, so the signals reach this, the loop's, thread.
-    producer = Producer(producer_config(settings.brokers))
+    producer = Producer(producer_config(settings.brokers, settings.memory_report_ms))
     poller = DeliveryPoller(producer)
     poller.start()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)

@@ -277,7 +277,7 @@ class _FakeRuntime:
         assert kwargs["cores"] == (0,)
         return _FakeComponent("kafka", self.log)
 
-    def service(self, name, *, brokers, log_dir, cores, node_flags) -> _FakeComponent:
+    def service(self, name, *, brokers, log_dir, cores, node_flags, memory_report_ms) -> _FakeComponent:
         assert brokers == "127.0.0.1:1" and cores == (1,)
         return _FakeComponent(name, self.log)
 

@@ -1,8 +1,8 @@
 """The ingestion services under test (the article's two and their variants, `variants`), as
 native processes (`ServiceProcess`) or in containers (`ContainerService`): the same env (PORT,
-KAFKA_BROKERS, ACK_MODE, RUST_LOG), node flags and readiness (`/healthz`) either way; only where
-the program comes from differs (`spec_for`: the host's build; `container_spec_for`: the image's
-layout)."""
+KAFKA_BROKERS, ACK_MODE, RUST_LOG, and INGESTLAB_MEMORY_REPORT_MS when memory reports are
+asked for), node flags and readiness (`/healthz`) either way; only where the program comes from
+differs (`spec_for`: the host's build; `container_spec_for`: the image's layout)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ INGEST_PATH = "/api/ingest"
 HEALTH_PATH = "/healthz"
 # Both services' body limit, 1 MiB (the article's express.json '1mb'; services/README.md).
 BODY_LIMIT_BYTES = 1_048_576
+# Every program prints its memory parts every this many ms when set (services/README.md,
+# "Memory reports"; telemetry.memory_report parses them); unset, it behaves as the article's.
+MEMORY_REPORT_ENV = "INGESTLAB_MEMORY_REPORT_MS"
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,20 @@ _IMAGE_HINTS: dict[Program, str] = {
 }
 
 
-def _variant_env(v: Variant) -> tuple[tuple[str, str], ...]:
-    """What tells a program which variant it is: ACK_MODE (enqueue | acked), and Rust's log level."""
+def _spec_env(v: Variant, memory_report_ms: int) -> tuple[tuple[str, str], ...]:
+    """What tells a program which variant it is: ACK_MODE (enqueue | acked), and Rust's log
+    level; and, if `memory_report_ms` > 0, to report its memory parts that often."""
     env: tuple[tuple[str, str], ...] = (("ACK_MODE", v.promise),)
-    return (*env, ("RUST_LOG", "info")) if v.program == "rust" else env
+    if v.program == "rust":
+        env += (("RUST_LOG", "info"),)
+    return (*env, (MEMORY_REPORT_ENV, str(memory_report_ms))) if memory_report_ms > 0 else env
 
 
-def spec_for(name: ServiceName, *, node_flags: tuple[str, ...] = ()) -> ServiceSpec:
+def spec_for(name: ServiceName, *, node_flags: tuple[str, ...] = (),
+             memory_report_ms: int = 0) -> ServiceSpec:
     """How `name` (any of variants.SERVICES) runs from the host's build. `node_flags` apply to
-    Node programs only (a cluster's workers inherit them)."""
+    Node programs only (a cluster's workers inherit them); `memory_report_ms` > 0 has it print
+    its memory parts every that many ms (`MEMORY_REPORT_ENV`)."""
     v = variant(name)
     if v.program == "node":
         artifacts.require(artifacts.NODE_DIR / "node_modules" / "node-rdkafka",
@@ -91,10 +99,12 @@ def spec_for(name: ServiceName, *, node_flags: tuple[str, ...] = ()) -> ServiceS
     else:
         argv = (str(artifacts.python_interpreter()), PYTHON_ENTRY)
         cwd = artifacts.PYTHON_DIR
-    return ServiceSpec(name=name, argv=argv, cwd=cwd, env=_variant_env(v), hint=_HINTS[v.program])
+    return ServiceSpec(name=name, argv=argv, cwd=cwd, env=_spec_env(v, memory_report_ms),
+                       hint=_HINTS[v.program])
 
 
-def container_spec_for(name: ServiceName, *, image: str, node_flags: tuple[str, ...] = ()) -> ServiceSpec:
+def container_spec_for(name: ServiceName, *, image: str, node_flags: tuple[str, ...] = (),
+                       memory_report_ms: int = 0) -> ServiceSpec:
     """`name` as its program's image `image` runs it: the same command and env as natively,
     with the image's paths."""
     v = variant(name)
@@ -104,12 +114,12 @@ def container_spec_for(name: ServiceName, *, image: str, node_flags: tuple[str, 
         argv = (IMAGE_RUST_BINARY,)
     else:
         argv = (IMAGE_PYTHON, PYTHON_ENTRY)
-    return ServiceSpec(name=name, argv=argv, cwd=IMAGE_WORKDIR, env=_variant_env(v),
+    return ServiceSpec(name=name, argv=argv, cwd=IMAGE_WORKDIR, env=_spec_env(v, memory_report_ms),
                        hint=f"{_HINTS[v.program]}; {_IMAGE_HINTS[v.program]}", image=image)
 
 
 def service_env(spec: ServiceSpec, *, port: int, brokers: str) -> dict[str, str]:
-    """The variables a service reads: PORT, KAFKA_BROKERS, and its spec's own (RUST_LOG)."""
+    """The variables a service reads: PORT, KAFKA_BROKERS, and its spec's own (ACK_MODE, ...)."""
     return {"PORT": str(port), "KAFKA_BROKERS": brokers, **dict(spec.env)}
 
 

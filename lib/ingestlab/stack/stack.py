@@ -54,7 +54,7 @@ class StackRuntime(Protocol):
                cores: tuple[int, ...], start_timeout_s: float, advertised_port: int | None) -> Broker: ...
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
-                node_flags: tuple[str, ...]) -> RunningService: ...
+                node_flags: tuple[str, ...], memory_report_ms: int) -> RunningService: ...
 
     def describe(self) -> dict[str, object]: ...
 
@@ -76,9 +76,9 @@ class NativeRuntime:
                            cores=cores, start_timeout_s=start_timeout_s, advertised_port=advertised_port)
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
-                node_flags: tuple[str, ...]) -> ServiceProcess:
-        return ServiceProcess(spec_for(name, node_flags=node_flags), brokers=brokers, log_dir=log_dir,
-                              cores=cores)
+                node_flags: tuple[str, ...], memory_report_ms: int) -> ServiceProcess:
+        spec = spec_for(name, node_flags=node_flags, memory_report_ms=memory_report_ms)
+        return ServiceProcess(spec, brokers=brokers, log_dir=log_dir, cores=cores)
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name}
@@ -150,8 +150,9 @@ class ContainerRuntime:
                                     stack_id=self.stack_id, advertised_port=advertised_port)
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
-                node_flags: tuple[str, ...]) -> ContainerService:
-        spec = container_spec_for(name, image=self.image(program_of(name)), node_flags=node_flags)
+                node_flags: tuple[str, ...], memory_report_ms: int) -> ContainerService:
+        spec = container_spec_for(name, image=self.image(program_of(name)), node_flags=node_flags,
+                                  memory_report_ms=memory_report_ms)
         return ContainerService(spec, brokers=brokers, log_dir=log_dir, cores=cores, engine=self.engine,
                                 stack_id=self.stack_id)
 
@@ -282,7 +283,8 @@ class Stack:
         brokers = self.link.address if self.link else self.kafka.bootstrap
         return self.runtime.service(name, brokers=brokers, log_dir=log_dir or self.log_dir,
                                     cores=self.config.cores.service,
-                                    node_flags=self.config.stack.node_flags)
+                                    node_flags=self.config.stack.node_flags,
+                                    memory_report_ms=self.config.stack.memory_report_ms)
 
     def start_service(self, name: ServiceName) -> RunningService:
         """Start (or restart) one service against the running broker; returns once ready."""

@@ -15,15 +15,22 @@
 //! both now follow the article's stated rule; the typed parse stays the fast path, and a body
 //! it refuses is looked at once more as a `Value` (off the hot path) so that what Node's
 //! `JSON.parse` accepts (duplicate keys, `1.0` as a timestamp) is accepted here too.
+//!
+//! `INGESTLAB_MEMORY_REPORT_MS=N` (> 0; ours, not the article's) has librdkafka report its
+//! statistics every N ms and prints one `ingestlab-memory {...}` line for each (services/README.md,
+//! "Memory reports"); unset, empty or 0 changes nothing.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer};
 use futures_util::StreamExt;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::{Broker, Statistics};
 use rdkafka::util::Timeout;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -64,6 +71,38 @@ const PARSE_PROBLEMS: [(&str, &str); 5] = [
     ("invalid unicode code point", "Invalid JSON body: not valid UTF-8."),
 ];
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+const MEMORY_REPORT_PREFIX: &str = "ingestlab-memory ";
+
+/// The default client context, except that librdkafka's statistics (emitted only when
+/// `statistics.interval.ms` is set: `INGESTLAB_MEMORY_REPORT_MS`) become memory reports.
+struct MemoryReport;
+
+impl ClientContext for MemoryReport {
+    /// One line on stdout: the producer queue and its caps, and the requests (and their
+    /// messages) waiting to be sent or answered, summed over every broker in the statistics (a
+    /// request is held by one broker only, so bootstrap and logical brokers add nothing twice).
+    fn stats(&self, stats: Statistics) {
+        let sum = |field: fn(&Broker) -> i64| stats.brokers.values().map(field).sum::<i64>();
+        let t_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.as_millis());
+        let report = json!({
+            "source": "librdkafka",
+            "t_ms": t_ms as u64,
+            "pid": std::process::id(),
+            "msg_cnt": stats.msg_cnt,
+            "msg_size": stats.msg_size,
+            "msg_max": stats.msg_max,
+            "msg_size_max": stats.msg_size_max,
+            "outbuf_cnt": sum(|b| b.outbuf_cnt),
+            "outbuf_msg_cnt": sum(|b| b.outbuf_msg_cnt),
+            "waitresp_cnt": sum(|b| b.waitresp_cnt),
+            "waitresp_msg_cnt": sum(|b| b.waitresp_msg_cnt),
+        });
+        // One write of the whole line, under stdout's lock.
+        let _ = writeln!(std::io::stdout().lock(), "{MEMORY_REPORT_PREFIX}{report}");
+    }
+}
+
+type IngestProducer = FutureProducer<MemoryReport>;
 
 #[derive(Deserialize, Serialize)]
 struct IngestionPayload<'a> {
@@ -245,7 +284,7 @@ fn pipeline_error(err: &dyn std::fmt::Debug) -> HttpResponse {
 async fn ingest(
     req: HttpRequest,
     payload: web::Payload,
-    producer: web::Data<FutureProducer>,
+    producer: web::Data<IngestProducer>,
     mode: web::Data<AckMode>,
 ) -> HttpResponse {
     let encoded = match record_for(&req, payload).await {
@@ -290,8 +329,13 @@ async fn main() -> std::io::Result<()> {
         "enqueue" => AckMode::Enqueue,
         other => panic!("ACK_MODE must be acked or enqueue, got {other}"),
     };
+    let memory_report_ms: u64 = match env_or("INGESTLAB_MEMORY_REPORT_MS", "").as_str() {
+        "" => 0,
+        ms => ms.parse().expect("INGESTLAB_MEMORY_REPORT_MS must be a whole number of ms"),
+    };
 
-    let producer: FutureProducer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &brokers)
         .set("client.id", "telemetry-ingestion-rust")
         .set("queue.buffering.max.messages", "100000")
@@ -299,9 +343,12 @@ async fn main() -> std::io::Result<()> {
         .set("batch.num.messages", "1000")
         .set("compression.codec", "snappy")
         .set("request.required.acks", "1")
-        .set("message.max.bytes", PRODUCER_MESSAGE_MAX_BYTES.to_string())
-        .create()
-        .expect("Failed to initialize Kafka producer");
+        .set("message.max.bytes", PRODUCER_MESSAGE_MAX_BYTES.to_string());
+    if memory_report_ms > 0 {
+        config.set("statistics.interval.ms", memory_report_ms.to_string());
+    }
+    let producer: IngestProducer =
+        config.create_with_context(MemoryReport).expect("Failed to initialize Kafka producer");
     let shared = web::Data::new(producer.clone());
     let mode = web::Data::new(mode);
 
