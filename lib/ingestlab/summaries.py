@@ -39,7 +39,8 @@ History of the summary schema (`SUMMARY_VERSION`):
    take defaults).
 5. No single step decides a trial: ceiling `bound_by` ("rig" | "stall" | None), `searches`,
    `repeated_steps` (and per step `search`, `repeated`, `stall_signs`); soak `attempts`,
-   `repeated_because`; cpu-cores `repeated_trials`. A new derived summary, `rates` (the
+   `repeated_because`, `memory_parts` (also contracts'); cpu-cores `repeated_trials`. A new
+   derived summary, `rates` (the
    study's comparison rates, chosen once). Versions 2-4 are still read (a lower bound there has
    `bound_by` None: `CeilingResult.is_ceiling` is False for it all the same).
 """
@@ -257,6 +258,10 @@ class SoakResult:
     # CPU time of all the service's processes per accepted request (us); processes sampled.
     cpu_per_request_us: float | None = None
     processes: int = 1
+    # The memory's parts (`analysis.memory_parts.parts_summary`: each part's mean and peak in
+    # MiB, the queue's peak in messages, the part that grew most and the one largest at RSS's
+    # peak); None when the service printed no memory reports.
+    memory_parts: dict[str, Any] | None = None
     # Holds made (> 1: the load generator saturated in the earlier ones, each said why).
     attempts: int = 1
     repeated_because: list[str] = field(default_factory=list)

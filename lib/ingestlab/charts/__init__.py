@@ -48,6 +48,7 @@ from ingestlab.charts.memory import (
     heap_over_time,
     memory_over_time,
 )
+from ingestlab.charts.memory_parts import memory_parts_over_time
 from ingestlab.charts.overload import overload_memory, overload_requests
 from ingestlab.charts.startup import FOOTPRINT_CATEGORIES, cold_start_distribution, footprint_bars, image_bars
 from ingestlab.charts.style import (
@@ -82,6 +83,7 @@ __all__ = [
     "latency_over_time",
     "latency_percentiles",
     "memory_over_time",
+    "memory_parts_over_time",
     "overload_memory",
     "overload_requests",
     "step_latency",

@@ -30,12 +30,14 @@ from ingestlab.analysis.memory import (
     heap_series,
     memory_pattern,
 )
+from ingestlab.analysis.memory_parts import parts_summary, parts_timeline
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.steps import MAX_ERROR_RATE, Engine, EngineLimits, StepResult, drive_step
 from ingestlab.results import Run
 from ingestlab.stack import Stack
 from ingestlab.summaries import ComparisonRate, CpuCoresResult, SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
+from ingestlab.telemetry.memory_report import parse_memory_reports
 from ingestlab.telemetry.sampler import (
     ProcessSampler,
     cpu_by_core,
@@ -124,6 +126,7 @@ def hold_rate(
     # All the service's processes (node-cluster's and python's workers), summed per tick.
     window = samples.filter(pl.col("t_ns") >= rows["intended_start_ns"].min())
     rss = memory_pattern(tree_totals(window), value="rss_bytes")
+    parts = memory_parts_of(process.log_path, window)
     measured = {
         "runtime": config.runtime,
         **cgroup_memory(window),
@@ -155,12 +158,24 @@ def hold_rate(
         "sampler_mean_interval_s": stats.mean_interval_s,
         "cpu_by_thread": cpu_by_thread(threads, by="name").to_dicts(),
         "cpu_by_core": cpu_by_core(threads).to_dicts(),
+        "memory_parts": parts_summary(parts) or None,
     }
     frames = {"requests": rows, "samples": samples, "thread_samples": threads}
+    if not parts.is_empty():
+        frames["memory_parts"] = parts.with_columns(service=pl.lit(service))
     if has_v8_trace(service):
         gc_fields, frames["gc"] = node_gc(service, process.log_path, rows)
         measured.update(gc_fields)
     return SoakResult(**measured), frames
+
+
+def memory_parts_of(log_path: Path, window: pl.DataFrame) -> pl.DataFrame:
+    """The service's memory parts over the sampled `window` (`analysis.memory_parts`), from
+    the memory reports in its log (empty when the stack did not ask for them:
+    `StackConfig.memory_report_ms` 0)."""
+    start = window["t_ns"].min()
+    reports = parse_memory_reports(log_path).frame.filter(pl.col("t_ns") >= start)
+    return parts_timeline(reports, tree_totals(window))
 
 
 def cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:

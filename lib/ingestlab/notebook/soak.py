@@ -223,3 +223,12 @@ def soak_vs_article(patterns: pl.DataFrame, latency: pl.DataFrame, gc_summary: M
     ]
     columns = ["claim", "node_article", "rust_article", "node_measured", "rust_measured"]
     return pl.DataFrame(rows, schema=columns, orient="row")
+
+
+def memory_parts_table(run: Run) -> pl.DataFrame:
+    """Per service of a soak (or contracts) run, its memory's parts (`SoakResult.memory_parts`:
+    mean and peak in MiB, the queue's peak in messages, the part that grew most and the one
+    largest at RSS's peak); a service without memory reports has a row of nulls but its name."""
+    rows = [{"service": service, **(found.memory_parts or {})}
+            for service, found in run.summary.services.items()]
+    return pl.DataFrame(rows, infer_schema_length=None)
