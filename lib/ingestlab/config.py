@@ -409,18 +409,69 @@ class OverloadConfig:
             raise ValueError("overload: max_in_flight must be >= 1 and request_timeout_s > 0")
 
 
+@dataclass(frozen=True)
+class BacklogConfig:
+    """Kafka slower than the intake for minutes (`experiments.backlog`), one fresh stack per
+    service, the load (the study's soak rate, which each service holds while Kafka keeps up)
+    open loop throughout.
+
+    `before_s` with Kafka keeping up; then for `slow_s` the broker takes from the producer at
+    most `quota_share` of the body bytes the load offers per second (a producer byte-rate
+    client quota, `producer_byte_rate`: Kafka throttles the producer by delaying its
+    answers), so the producer's queue grows by about (1 - `quota_share`) x the rate per
+    second; then the quota is lifted and `drain_s` more of the same load shows the drain.
+    Each quota change is Kafka's own `kafka.admin.ConfigCommand` (a JVM start, 1-2 s here):
+    the load runs `quota_command_budget_s` longer per change, so the drain keeps its length.
+    The client gives up on an answer after `request_timeout_s` (as overload's and the
+    faults'), with enough workers that every request can be held that long
+    (rate x timeout + slack): the clients keep arriving whatever the service does. The
+    service is sampled every `sample_interval_s` (RSS, CPU, the cgroup's charge). A service's
+    requests (rate x its whole load) may not exceed `max_requests`: the engine keeps one row
+    per request in memory. `memory_limit_mb` (10**6 bytes; None: no limit): the service's
+    container gets that memory limit, swap included (`memswap_limit` equal), the container
+    runtime only.
+    """
+
+    before_s: float = 30.0
+    slow_s: float = 300.0
+    drain_s: float = 120.0
+    quota_share: float = 0.5
+    quota_command_budget_s: float = 5.0
+    request_timeout_s: float = 2.0
+    sample_interval_s: float = 0.5
+    max_requests: int = 2_000_000
+    memory_limit_mb: int | None = None
+
+    def __post_init__(self) -> None:
+        if min(self.before_s, self.slow_s, self.drain_s) <= 0:
+            raise ValueError("backlog: before_s, slow_s and drain_s must be > 0")
+        if not 0 < self.quota_share < 1:
+            raise ValueError(f"backlog: quota_share must be between 0 and 1, got {self.quota_share}")
+        if self.request_timeout_s <= 0 or self.sample_interval_s <= 0 or self.quota_command_budget_s < 0:
+            raise ValueError("backlog: request_timeout_s and sample_interval_s must be > 0, "
+                             "quota_command_budget_s >= 0")
+        if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
+            raise ValueError(f"backlog: memory_limit_mb must be > 0 or None, got {self.memory_limit_mb}")
+
+    @property
+    def load_s(self) -> float:
+        """The length of one service's load (s): the three phases and the quota's two changes."""
+        return self.before_s + self.slow_s + self.drain_s + 2 * self.quota_command_budget_s
+
+
 # Each part of a StudyConfig that is a config of its own, by field name.
 _PARTS: dict[str, type] = {
     "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
     "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig, "bad_input": BadInputConfig,
     "faults": FaultsConfig, "contracts": ContractsConfig, "overload": OverloadConfig,
-    "cpu_cores": CpuCoresConfig,
+    "cpu_cores": CpuCoresConfig, "backlog": BacklogConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
 PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
     "full": {},
     "quick": {
         "trials": 3,
+        "max_trials": 5,
         "smoke": {"requests": 60, "invalid": 6},
         "load": {"warmup_s": 0.5},
         "calibration": {"accuracy_duration_s": 5.0, "step_s": 2.0, "resolution": 1.3, "repeats": 1},
@@ -439,6 +490,8 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "overload": {"ceiling_factors": (), "duration_s": 6.0, "warmup_s": 1.0},
         # 3 trials: what a claim's interval needs (analysis.claims.MIN_TRIALS)
         "cpu_cores": {"trials": 3, "duration_s": 3.0, "warmup_s": 1.0},
+        # the queue grows for 30 s (the full profile's 300 s reach librdkafka's caps)
+        "backlog": {"before_s": 5.0, "slow_s": 30.0, "drain_s": 15.0},
     },
 }
 
@@ -464,8 +517,11 @@ class StudyConfig:
     # the claims then use only that study's runs. None: no study.
     study_id: str | None = None
     runs_dir: Path = Path("data/runs")
-    # The claims table: runs of ceiling and soak per claim (each one trial of each service).
+    # The claims table: runs of ceiling and soak per claim (each one trial of each service), at
+    # least `trials`, and up to `max_trials` while a row's verdict is in doubt
+    # (analysis.claims.SequentialPlan).
     trials: int = 5
+    max_trials: int = 8
     stack: StackConfig = field(default_factory=StackConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     smoke: SmokeConfig = field(default_factory=SmokeConfig)
@@ -478,6 +534,7 @@ class StudyConfig:
     contracts: ContractsConfig = field(default_factory=ContractsConfig)
     overload: OverloadConfig = field(default_factory=OverloadConfig)
     cpu_cores: CpuCoresConfig = field(default_factory=CpuCoresConfig)
+    backlog: BacklogConfig = field(default_factory=BacklogConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -487,6 +544,8 @@ class StudyConfig:
             raise ValueError(f"services must be a non-empty subset of {SERVICES}, got {self.services!r}")
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if not 3 <= self.trials <= self.max_trials:
+            raise ValueError(f"need 3 <= trials <= max_trials, got {self.trials} and {self.max_trials}")
 
     @classmethod
     def for_profile(cls, profile: Profile, **overrides: object) -> StudyConfig:

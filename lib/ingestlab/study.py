@@ -33,7 +33,14 @@ from typing import Any
 import polars as pl
 
 from ingestlab import evidence, inputs
-from ingestlab.analysis.claims import CLAIMS_COLUMNS, NOT_MEASURABLE, claims_table, load_claims, trials_needed
+from ingestlab.analysis.claims import (
+    CLAIMS_COLUMNS,
+    NOT_MEASURABLE,
+    SequentialPlan,
+    claims_table,
+    load_claims,
+    trials_needed,
+)
 from ingestlab.config import StudyConfig
 from ingestlab.results import Run, find_runs
 from ingestlab.summaries import ClaimsSummary
@@ -136,21 +143,73 @@ class ClaimsReport:
         return iter((self.table, self.used))
 
 
-def claims_report(config: StudyConfig, trials: int) -> ClaimsReport:
+def claims_report(config: StudyConfig, trials: int, *, level: float = 0.95) -> ClaimsReport:
     """The claims table, the ids of the runs it was computed from, and the study id used.
 
     `evidence.collect_trials(config, ...)` over `config.runs_dir` (the `trials` newest soak and
     ceiling runs and the newest startup run of the profile that measured both services, of
     `config.study_id`'s study when it is set) and `analysis.claims.claims_table` with
     `evidence.EXACT`. One row per row of data/article_claims.csv, with `key`, the columns
-    of `analysis.claims.CLAIMS_COLUMNS`, `unit` and `trials`.
+    of `analysis.claims.CLAIMS_COLUMNS`, `unit`, `trials` and `decided`; intervals at `level`.
     """
     found, notes, used, bounded = evidence.collect_trials(config, trials=trials)
     usable, dropped = usable_trials(found)
     claims = load_claims()
     reasons = explain_reasons(claims["key"].to_list(), usable, notes, dropped=dropped)
-    table = claims_table(claims, usable, reasons, exact=evidence.EXACT, lower_bounds=bounded)
+    table = claims_table(claims, usable, reasons, exact=evidence.EXACT, lower_bounds=bounded, level=level)
     return ClaimsReport(table=table, used=used, study_id=config.study_id)
+
+
+# The experiments whose every run is one trial of its rows: the ones a sequential study adds to.
+SEQUENTIAL_EXPERIMENTS = frozenset(experiment for experiment, _ in evidence.FROM_SUMMARIES.values())
+
+
+@dataclass(frozen=True)
+class SequentialClaims:
+    """What `sequential_claims` found: the table (each row as it stood at the look that
+    decided it, or at the last look), the runs it rests on, and one row per look: the trials
+    of each service then, and the rows still undecided."""
+
+    table: pl.DataFrame
+    used: list[str]
+    looks: pl.DataFrame
+    plan: SequentialPlan
+
+
+def sequential_claims(config: StudyConfig, plan: SequentialPlan, *, measure: bool = True) -> SequentialClaims:
+    """The claims table with trials where the verdict is in doubt (`analysis.claims`,
+    `SequentialPlan`): `plan.min_trials` of every experiment (`ensure_evidence`), then, while
+    a row fed by repeated runs (`SEQUENTIAL_EXPERIMENTS`) is undecided and the cap allows, one
+    more run of the experiments that feed the undecided rows. A row decided at a look is kept
+    as it stood then (more trials for its neighbours do not re-judge it). With `measure` False
+    nothing is run: the looks stop at what exists."""
+    trials = plan.min_trials
+    ensure_evidence(config, trials=trials, measure=measure)
+    kept: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
+    looks = []
+    while True:
+        report = claims_report(config, trials, level=plan.level)
+        used |= set(report.used)
+        open_rows = []
+        for row in report.table.iter_rows(named=True):
+            if row["key"] in kept:
+                continue
+            fed_by = evidence.FROM_SUMMARIES.get(row["key"], ("",))[0]
+            if row["decided"] or fed_by not in SEQUENTIAL_EXPERIMENTS:
+                kept[row["key"]] = row
+            else:
+                open_rows.append(row)
+        looks.append({"look": len(looks) + 1, "trials": trials,
+                      "undecided": ", ".join(row["key"] for row in open_rows)})
+        if not open_rows or trials >= plan.max_trials or not measure:
+            kept |= {row["key"]: row for row in open_rows}
+            break
+        trials += 1
+        for experiment in sorted({evidence.FROM_SUMMARIES[row["key"]][0] for row in open_rows}):
+            ensure_runs(config, experiment, trials)
+    table = pl.DataFrame([kept[key] for key in report.table["key"]], schema=report.table.schema)
+    return SequentialClaims(table=table, used=sorted(used), looks=pl.DataFrame(looks), plan=plan)
 
 
 def usable_trials(found: evidence.Trials) -> tuple[evidence.Trials, dict[str, dict[str, int]]]:

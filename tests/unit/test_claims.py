@@ -166,3 +166,28 @@ def test_claims_table_applies_the_bounds(tmp_path):
     table = claims_table(claims, trials, lower_bounds={"throughput_limit_rps": {"rust": 3, "node": 0}})
     row = table.row(0, named=True)
     assert row["verdict"] == "not measurable here" and "rust in 3 of 3 trials" in row["reason"]
+
+
+def test_a_row_is_decided_when_no_verdict_boundary_is_inside_its_interval() -> None:
+    from ingestlab.analysis.claims import decided, verdict_boundaries
+
+    # claim 0.05 (Rust 20x smaller): boundaries at 1 and at the band's edges 0.025 and 0.1
+    assert verdict_boundaries(0.05) == (1.0, 0.025, 0.1)
+    assert decided(0.05, 0.03, 0.08)  # inside the band: reproduced, whatever more trials show
+    assert decided(0.05, 0.15, 0.6)  # between the band and 1: direction only
+    assert decided(0.05, 1.2, 3.0)  # the other side of 1: not reproduced
+    assert not decided(0.05, 0.08, 0.2)  # straddles the band's edge
+    assert not decided(0.05, 0.5, 2.0)  # straddles 1
+    assert verdict_boundaries(2.33) == (1.0, 1.165, 4.66)  # a claim above 1: its band above 1
+
+
+def test_the_sequential_plan_shares_its_level_over_its_looks() -> None:
+    from ingestlab.analysis.claims import SequentialPlan
+
+    plan = SequentialPlan(min_trials=3, max_trials=6)
+    assert plan.looks == 4 and plan.level == pytest.approx(1 - 0.05 / 4)
+    assert "98.75%" in plan.describe() and "Bonferroni" in plan.describe()
+    with pytest.raises(ValueError):
+        SequentialPlan(min_trials=2, max_trials=6)
+    with pytest.raises(ValueError):
+        SequentialPlan(min_trials=5, max_trials=4)

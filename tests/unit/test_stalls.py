@@ -86,3 +86,15 @@ def test_a_bound_below_the_rigs_reach_is_a_stall() -> None:
     assert bound_kind(capped, LIMITS, rig_share=0.5) == "rig"
     found_it = SearchResult(best_rps=3_000.0, limit_rps=3_300.0, lower_bound=False, reason="")
     assert bound_kind(found_it, LIMITS, rig_share=0.5) is None
+
+
+def test_other_processes_on_the_service_core_are_a_stall() -> None:
+    from ingestlab.analysis.stalls import others_pct
+
+    # core 1 busy 0.9 s of 1 s, the service used 0.4 s of it: others took 50%
+    times = pl.DataFrame({"t_ns": [0, 1], "core": [1, 1], "busy_s": [0.0, 0.9], "idle_s": [0.0, 0.1],
+                          "steal_s": [0.0, 0.0]})
+    assert others_pct(times, (1,), 0.4) == pytest.approx(50.0)
+    assert others_pct(times, (1,), 0.95) == 0.0  # rounding of /proc's ticks: never below 0
+    signs = stall_signs(_rows([2.0] * 2_000), bound_ms=100.0, engine_wait_pct=None, steal=None, others=50.0)
+    assert signs == ["other processes took 50% of the service's core"]

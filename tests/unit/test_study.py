@@ -387,3 +387,38 @@ def test_stalled_and_saturated_trials_never_feed_a_row(config: StudyConfig) -> N
     assert memory["node_measured"] == pytest.approx(125.0)  # the flagged soak's 900 MiB is not in it
     assert f"run {flagged.run_id} left out" in memory["reason"] and "schedule lag" in memory["reason"]
     assert flagged.run_id not in used
+
+
+def test_sequential_claims_add_trials_only_where_the_verdict_is_in_doubt(config: StudyConfig,
+                                                                          monkeypatch) -> None:
+    from ingestlab.analysis.claims import SequentialPlan
+
+    made: list[str] = []
+    # Node's p99 spread so wide that Rust's steady 18 ms straddles 1 for a few trials, memory
+    # clearly "direction only" from the first look
+    node_p99 = iter([10.0, 40.0, 15.0, 30.0, 35.0, 32.0, 31.0])
+
+    def fake_run(cfg: StudyConfig, experiment: str) -> Run:
+        made.append(experiment)
+        if experiment == "soak":
+            return _run(cfg, summary("soak", {
+                "node": {"rss_mean_mib": 120.0 + len(made), "p50_ms": 1.0, "p95_ms": 5.0,
+                         "p99_ms": next(node_p99)},
+                "rust": {"rss_mean_mib": 40.0, "p50_ms": 10.0, "p95_ms": 15.0,
+                         "p99_ms": 18.0 + len(made) / 100},
+            }))
+        return {"ceiling": _ceiling, "startup": _startup, "cpu-cores": _cpu_cores}[experiment](cfg)
+
+    monkeypatch.setattr(study.inputs, "run_experiment", fake_run)
+    plan = SequentialPlan(min_trials=3, max_trials=5)
+    found = study.sequential_claims(config, plan)
+    rows = {row["key"]: row for row in found.table.iter_rows(named=True)}
+    assert rows["memory_sustained_mb"]["decided"] and rows["memory_sustained_mb"]["trials"] == 3
+    assert rows["image_size_mb"]["trials"] == 1  # an exact count needs no trials
+    looks = found.looks.to_dicts()
+    assert looks[0]["trials"] == 3 and "p99_latency_ms" in looks[0]["undecided"]
+    assert "memory_sustained_mb" not in looks[0]["undecided"]
+    assert made.count("soak") <= plan.max_trials and made.count("soak") > plan.min_trials
+    assert found.looks.height == made.count("soak") - plan.min_trials + 1
+    # no more looks after the cap, and none at all without measuring
+    assert study.sequential_claims(config, plan, measure=False).looks.height >= 1

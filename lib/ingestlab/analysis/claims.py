@@ -23,6 +23,16 @@ Verdicts:
 - "direction only": on the claimed side of 1, but the size is off by more than TOLERANCE;
 - "not reproduced": the interval includes 1 or lies on the other side;
 - "not measurable here": no measurement (the reason says why).
+
+Trials where the verdict is in doubt (`SequentialPlan`): a row's trials are not fixed. It
+starts with `MIN_TRIALS` of each service; after each look, a row whose interval lies inside
+one verdict's region (no boundary of the verdicts, `verdict_boundaries`, inside it: the
+verdict cannot change as the interval narrows) is `decided` and gets no more trials; one that
+straddles a boundary gets another trial, up to a cap. Looking again and again at a 95%
+interval and stopping when it suits would make it less than 95%: each look uses the level
+1 - 0.05 / K for the K looks the plan allows at most (Bonferroni over the looks), so the
+chance that any of the intervals a row was judged on misses its true ratio stays at most 5%
+whenever it stopped. The price: a slightly wider interval at each look.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -166,6 +177,51 @@ def bounded_verdict(
                             f"is {'a ' + kind + ' bound' if kind else 'unbounded'} and cannot be judged")
 
 
+def verdict_boundaries(claim_ratio: float) -> tuple[float, ...]:
+    """The ratios at which the verdict of a row with this claim changes (see `verdict`): 1,
+    and the edges of the band [claim / TOLERANCE, claim x TOLERANCE] on the claimed side."""
+    edges = (claim_ratio / TOLERANCE, claim_ratio * TOLERANCE)
+    claimed_below = claim_ratio < 1
+    return (1.0, *sorted(e for e in edges if (e < 1) == claimed_below))
+
+
+def decided(claim_ratio: float, low: float, high: float) -> bool:
+    """Whether the interval [low, high] lies inside one verdict's region: no boundary
+    (`verdict_boundaries`) strictly inside it, so more trials could not change the verdict
+    (only narrow the interval)."""
+    return not any(low < edge < high for edge in verdict_boundaries(claim_ratio))
+
+
+@dataclass(frozen=True)
+class SequentialPlan:
+    """How many trials a row may take: from `min_trials` up to `max_trials` of each service,
+    one more per look while undecided; `alpha` is shared over the looks (Bonferroni)."""
+
+    min_trials: int = MIN_TRIALS
+    max_trials: int = 6
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not MIN_TRIALS <= self.min_trials <= self.max_trials:
+            raise ValueError(f"need {MIN_TRIALS} <= min_trials <= max_trials, got {self}")
+
+    @property
+    def looks(self) -> int:
+        """The most looks a row can take (one at each trial count from min to max)."""
+        return self.max_trials - self.min_trials + 1
+
+    @property
+    def level(self) -> float:
+        """The confidence level of each look's interval: 1 - alpha / looks."""
+        return 1 - self.alpha / self.looks
+
+    def describe(self) -> str:
+        return (f"{self.min_trials} to {self.max_trials} trials per service, one more while a row's interval "
+                f"straddles a verdict boundary; each look a {100 * self.level:.2f}% {INTERVAL_METHOD} "
+                f"(1 - {self.alpha:g} / {self.looks} looks, Bonferroni), so the stopped row's interval "
+                f"covers its ratio with at least {100 * (1 - self.alpha):g}% confidence")
+
+
 def trials_needed(key: str, exact: Collection[str]) -> int:
     """Trials of each service a claim needs: one for an exact count (`exact`), else MIN_TRIALS."""
     return 1 if key in exact else MIN_TRIALS
@@ -177,6 +233,7 @@ def claims_table(
     reasons: Mapping[str, str] | None = None,
     exact: frozenset[str] = frozenset(),
     lower_bounds: Mapping[str, Mapping[str, int]] | None = None,
+    level: float = 0.95,
 ) -> pl.DataFrame:
     """One row per claim with the columns in `CLAIMS_COLUMNS` (plus `key`, `unit`, `trials`).
 
@@ -191,7 +248,9 @@ def claims_table(
     row may also carry a `reasons[key]` note (e.g. what stands in for the metric). Keys in
     `exact` are counts without sampling error (e.g. bytes on disk): one value each suffices
     and the interval is the point itself. `lower_bounds[key]` (service -> count) marks trials
-    whose value is only a lower bound (`bounded_verdict`).
+    whose value is only a lower bound (`bounded_verdict`). `level`: each interval's confidence
+    (a sequential study's looks use `SequentialPlan.level`); `decided` says whether a measured
+    row's interval lies inside one verdict's region.
     """
     reasons = reasons or {}
     rows = []
@@ -222,12 +281,15 @@ def claims_table(
                     "ci_high": None,
                     "verdict": NOT_MEASURABLE,
                     "reason": why,
+                    "decided": False,
                 }
             )
             continue
-        point, low, high = ratio_interval(node, rust)
+        point, low, high = ratio_interval(node, rust, level=level)
         label, why = verdict(claim_ratio, low, high)
         bounded = (lower_bounds or {}).get(key, {})
+        # more trials narrow an interval; they cannot lift a bound set by the rig
+        settled = decided(claim_ratio, low, high) or any(bounded.values())
         if any(bounded.values()):
             label, why = bounded_verdict(label, why, claim_ratio=claim_ratio, low=low, high=high,
                                          bounded=bounded, trials=row["trials"])
@@ -242,6 +304,7 @@ def claims_table(
                 "ci_high": high,
                 "verdict": label,
                 "reason": f"{why}; {note}" if note else why,
+                "decided": settled,
             }
         )
-    return pl.DataFrame(rows).select("key", *CLAIMS_COLUMNS, "unit", "trials")
+    return pl.DataFrame(rows).select("key", *CLAIMS_COLUMNS, "unit", "trials", "decided")

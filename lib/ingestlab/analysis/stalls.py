@@ -1,9 +1,10 @@
 """Signs that a load step's bad outcome was the machine's, not the service's.
 
 On a shared 2-core VM one short stall can fail a step that the service would hold: the load
-engine waits for its core while the broker has it, the hypervisor takes a vCPU away (steal),
-or a single hiccup leaves every slow request of the step in one short window. A step that
-failed or was inconclusive with one of these signs says nothing certain about the service;
+engine waits for its core while the broker has it, the hypervisor takes a vCPU away
+(steal), another process runs on the service's own core, or a single hiccup leaves every
+slow request of the step in one short window. A step that failed or was inconclusive with one
+of these signs says nothing certain about the service;
 the ceiling search repeats it before it moves on (`experiments.ceiling`), and the run keeps
 both attempts with the signs that caused the repeat.
 
@@ -24,6 +25,9 @@ STALL_WAIT_PCT = 10.0
 # The hypervisor took this share of a core's time during the step (%). Typical steal on the
 # study's VMs: 0-8% (/proc/stat); a burst above this is the host's, not the service's.
 STALL_STEAL_PCT = 10.0
+# Processes other than the service took this share of the service's own cores during the
+# step (%): its core was not its own (another user of the machine, a build, a test run).
+STALL_OTHERS_PCT = 20.0
 # A burst is "confined" when at least this share of the step's slow or failed requests was
 # intended in one window of `CONFINED_WINDOW_S`, and the measured phase spans at least
 # `MIN_WINDOWS` windows (with fewer, every burst is "in one window").
@@ -47,6 +51,22 @@ def steal_pct(core_times: pl.DataFrame, cores: tuple[int, ...]) -> float | None:
     if per_core.is_empty():
         return None
     return float(per_core.select((pl.col("steal") / pl.col("accounted") * 100).max()).item())
+
+
+def others_pct(core_times: pl.DataFrame, cores: tuple[int, ...], service_cpu_s: float) -> float | None:
+    """What processes other than the service used of the service's `cores` over the window
+    `core_times` spans, % of those cores' accounted time: their busy time less the service's
+    own CPU seconds `service_cpu_s`; None without two readings."""
+    times = core_times.filter(pl.col("core").is_in(list(cores))).sort("t_ns")
+    per_core = times.group_by("core").agg(
+        readings=pl.len(), busy=pl.col("busy_s").last() - pl.col("busy_s").first(),
+        accounted=pl.sum_horizontal(pl.col(c).last() - pl.col(c).first()
+                                    for c in ("busy_s", "idle_s", "steal_s")),
+    ).filter(pl.col("readings") >= 2)
+    accounted = per_core["accounted"].sum()
+    if per_core.is_empty() or not accounted:
+        return None
+    return max(0.0, 100 * (per_core["busy"].sum() - service_cpu_s) / accounted)
 
 
 def confined_burst(rows: pl.DataFrame, *, bound_ms: float, window_s: float = CONFINED_WINDOW_S) -> str | None:
@@ -74,11 +94,14 @@ def confined_burst(rows: pl.DataFrame, *, bound_ms: float, window_s: float = CON
 
 
 def stall_signs(rows: pl.DataFrame, *, bound_ms: float, engine_wait_pct: float | None,
-                steal: float | None) -> list[str]:
+                steal: float | None, others: float | None = None) -> list[str]:
     """Why the machine, not the service, may have decided a step (empty: no sign): the
-    engine's wait for its core (% of the step), the hypervisor's steal (%), or a burst of
-    slow requests confined to one window (`confined_burst`)."""
+    engine's wait for its core (% of the step), the hypervisor's steal (%), other processes on
+    the service's cores (`others_pct`, %), or a burst of slow requests confined to one window
+    (`confined_burst`)."""
     signs = []
+    if others is not None and others >= STALL_OTHERS_PCT:
+        signs.append(f"other processes took {others:.0f}% of the service's core")
     if engine_wait_pct is not None and engine_wait_pct >= STALL_WAIT_PCT:
         signs.append(f"the load engine waited {engine_wait_pct:.0f}% of the step for its core")
     if steal is not None and steal >= STALL_STEAL_PCT:

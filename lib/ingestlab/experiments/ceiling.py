@@ -40,7 +40,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingestlab.analysis.stalls import stall_signs, steal_pct
+from ingestlab.analysis.stalls import others_pct, stall_signs, steal_pct
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.search import Outcome, SearchPolicy, SearchResult, run_search
 from ingestlab.experiments.steps import (
@@ -58,6 +58,7 @@ from ingestlab.results import Run, find_runs
 from ingestlab.stack import Stack
 from ingestlab.summaries import BoundKind, CeilingResult, CeilingSummary
 from ingestlab.telemetry.core_times import CoreTimesSampler
+from ingestlab.telemetry.sampler import tree_cpu_now_s
 from ingestlab.variants import ARTICLE_SERVICES
 
 # Between steps: let producer queues drain so one step's backlog is not charged to the next.
@@ -159,9 +160,12 @@ def _ramp_service(
             """One attempt at `rate`: its outcome, the signs of a stall, and its row."""
             step = next(counter)
             before = stack.topic_size()
+            pid = stack.service(service).pid
+            cpu_before = tree_cpu_now_s(pid)
             with CoreTimesSampler(interval_s=SETTLE_S, cores=config.cores.load) as core_times:
                 result, rows = drive_step(config, url=url, rate_rps=rate, step=step, out_dir=steps_dir,
                                           id_prefix=f"{service}-c{step}", limits=limits)
+            service_cpu_s = tree_cpu_now_s(pid) - cpu_before
             # warm-up requests are records too, and so are those of an attempt repeated with oha
             accepted_all = int((rows["status"] == 202).sum()) + result.accepted_before_retry
             delivered = stack.wait_for_records(before + accepted_all) - before
@@ -170,7 +174,8 @@ def _ramp_service(
             cores = tuple(sorted({*config.cores.load, *config.cores.service}))
             signs = [] if outcome == "pass" else stall_signs(
                 rows, bound_ms=c.p99_bound_ms, engine_wait_pct=result.engine_wait_pct,
-                steal=steal_pct(core_times.frame(), cores))
+                steal=steal_pct(core_times.frame(), cores),
+                others=others_pct(core_times.frame(), config.cores.service, service_cpu_s))
             if outcome == "inconclusive" and result.engine is not None:
                 # the calibration gave this engine room for the rate: the rig held it once
                 signs.append(f"{result.engine} was calibrated to drive {rate:,.0f} req/s here")

@@ -473,6 +473,11 @@ def tree_rss_bytes(pid: int) -> int:
     return sum(p.memory_info().rss for p in process_tree(pid))
 
 
+def tree_cpu_now_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` and its descendants have used so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in process_tree(pid))
+
+
 def tree_totals(samples: pl.DataFrame) -> pl.DataFrame:
     """One row per tick: `rss_bytes` summed over the sampled process and its descendants
     (a service of several processes is their sum; shared pages count once per process, as
