@@ -219,6 +219,10 @@ class SoakConfig:
     duration_s: float = 120.0
     warmup_s: float = 5.0
     sample_interval_s: float = 0.1
+    # The threads' CPU and the open fds every this many seconds (memory and the process's CPU
+    # every `sample_interval_s`): reading every thread at 10 Hz took the sampler past its 1%
+    # budget (telemetry.sampler.ProcessSampler, threads_every).
+    thread_interval_s: float = 0.5
     # A hold whose load generator saturated is held again, at most this many times.
     saturation_repeats: int = 2
     # Connections = requests the engine keeps in flight: enough for `in_flight_s` of the rate,

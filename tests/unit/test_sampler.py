@@ -246,3 +246,22 @@ def test_a_service_of_several_processes_is_their_sum_per_tick():
     assert totals["processes"].to_list() == [2, 2, 1]
     # pid 10: 2.5 - 1.0; pid 11: 0.75 - 0.5
     assert tree_cpu_s(samples) == pytest.approx(1.75)
+
+
+def test_threads_and_fds_are_read_every_nth_tick_and_on_the_last(child):
+    proc = child("""
+        import sys
+        print("ready", flush=True)
+        sys.stdin.readline()
+    """)
+    with ProcessSampler(proc, interval_s=0.02, threads_every=5) as sampler:
+        time.sleep(0.5)
+    samples, threads = sampler.samples(), sampler.thread_samples()
+    ticks = samples["t_ns"].to_list()
+    with_threads = sorted(threads["t_ns"].unique())
+    assert with_threads[0] == ticks[0] and with_threads[-1] == ticks[-1]  # the first and the last
+    assert len(ticks) >= 10 and len(with_threads) <= len(ticks) // 5 + 2
+    fds = samples.filter(pl.col("t_ns").is_in(with_threads))["num_fds"]
+    assert fds.null_count() == 0 and samples["num_fds"].null_count() == len(ticks) - len(with_threads)
+    with pytest.raises(ValueError):
+        ProcessSampler(proc, threads_every=0)

@@ -70,15 +70,17 @@ def sampled_load(
     config: StudyConfig, stack: Stack, service: ServiceName, *, rate_rps: float, out_dir: Path,
     id_prefix: str, duration_s: float, warmup_s: float, in_flight_s: float, interval_s: float,
     limits: EngineLimits | None = None, engine: Engine | None = None, step: int = 0,
+    threads_every: int = 1,
 ) -> SampledLoad:
     """Offer `rate_rps` to `service` of `stack` for `duration_s` (s; requests intended in the
     first `warmup_s` left out of the numbers; `in_flight_s` of the rate in flight), the engine
     `engine` or the one `limits` choose, with a `ProcessSampler` on the service every
-    `interval_s` (its thread on the load cores); then wait until its accepted requests are in
-    Kafka (by count)."""
+    `interval_s` (its thread on the load cores; the threads every `threads_every` ticks); then
+    wait until its accepted requests are in Kafka (by count)."""
     process = stack.service(service)
     before = stack.topic_size()
-    sampler = ProcessSampler(process, interval_s=interval_s, cores=config.cores.load)
+    sampler = ProcessSampler(process, interval_s=interval_s, cores=config.cores.load,
+                             threads_every=threads_every)
     with sampler:
         # No repeat with another engine: the sampled run is the one measured.
         result, rows = drive_step(
@@ -114,7 +116,9 @@ def hold_rate(
     load = sampled_load(config, stack, service, rate_rps=rate_rps, out_dir=run.path / "steps",
                         id_prefix=f"{service}-{label}", duration_s=config.soak.duration_s,
                         warmup_s=config.soak.warmup_s, in_flight_s=config.soak.in_flight_s,
-                        interval_s=config.soak.sample_interval_s, limits=limits)
+                        interval_s=config.soak.sample_interval_s, limits=limits,
+                        threads_every=max(1, round(config.soak.thread_interval_s
+                                                   / config.soak.sample_interval_s)))
     result, rows, sampler, accepted, delivered = (load.result, load.rows, load.sampler, load.accepted,
                                                   load.delivered)
     # as the HTTP percentiles: requests intended in the warm-up are left out
