@@ -234,4 +234,6 @@ def build_images() -> dict[str, str]:
 
 BUILDERS = {"kafka": build_kafka, "node": build_node, "rust": build_rust,
             "delay-server": build_delay_server, "oha": build_oha, "images": build_images}
+# Artifacts made from the others' results: built after them.
+BUILT_FROM_OTHERS = frozenset({"images"})
 
