@@ -28,6 +28,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from ingestlab import progress_channel
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments import EXPERIMENTS, ceiling, engine_capacity, overload
 from ingestlab.experiments.engine_bench import limits_of, saved_engine_limits
@@ -50,7 +51,10 @@ class InputsError(RuntimeError):
 
 def announce(experiment: str, why: str) -> None:
     """Say that an input is being measured now: a reader of the notebook or the terminal
-    sees every run the study starts on its own."""
+    sees every run the study starts on its own. Under a study also on its progress channel
+    (`ingestlab.progress_channel`), so the study's terminal says it while it runs; the line
+    stays in the notebook too, as a record of what it measured."""
+    progress_channel.emit("announce", experiment=experiment, why=why)
     print(f"ingestlab: running {experiment}: {why}", flush=True)
 
 

@@ -226,8 +226,10 @@ def run_load(
             client (status 0, "client_backlog") rather than sent. The default 1 s lets the
             engine catch up after a short stall but keeps a long one from turning into a
             burst of stale requests.
-        progress: True / "auto": a bar in a terminal or Jupyter, log lines in CI or a pipe;
-            "bar" or "log" to force one; False: nothing.
+        progress: True / "auto": under a study, events on its progress channel (its
+            terminal draws them; the notebook shows nothing), else a bar in a terminal or
+            Jupyter, log lines in CI or a pipe; "bar" or "log" to force one; False: nothing
+            (`load.progress.resolve_mode`).
         on_started: called with the engine process's pid once its schedule starts (for
             fault injection, e.g. pausing the engine to test its stall recovery).
         nice: the engine process's nice value (< 0 needs root; see `CoreLayout.load_nice`).

@@ -3,6 +3,11 @@
 The engine child puts a small dict on a queue every ~0.5 s; this module only shows it. It
 never feeds the results: the numbers in a run come from the request rows (locust keeps its
 event stream apart from its stats the same way).
+
+Where it goes: under a study (`make study`: the kernel has a progress channel,
+`ingestlab.progress_channel`) to the study's terminal, never into the notebook's outputs,
+so a report holds results only; in JupyterLab a tqdm widget; in a terminal a tqdm bar;
+in CI or a pipe a log line every 2 s.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import os
 import sys
 import time
 from typing import Literal, Protocol
+
+from ingestlab import progress_channel
 
 ProgressMode = bool | Literal["auto", "bar", "log"]
 # Plain log lines are for CI logs and pipes: one line every 2 s is readable and still shows
@@ -34,23 +41,26 @@ def _in_jupyter() -> bool:
 
 
 def _has_widgets() -> bool:
-    """tqdm.auto needs ipywidgets for a notebook bar; without it (e.g. under papermill) it
-    prints a text bar per update into the cell output, so log lines are the better choice."""
+    """tqdm.auto needs ipywidgets (a dependency) for a notebook bar; without it it prints a
+    text bar per update into the cell output, so log lines are the better choice."""
     return importlib.util.find_spec("ipywidgets") is not None
 
 
-def resolve_mode(progress: ProgressMode) -> Literal["bar", "log", "off"]:
+def resolve_mode(progress: ProgressMode) -> Literal["bar", "log", "channel", "off"]:
     """Which display `progress` means here.
 
-    `True` and `"auto"`: a bar when stdout is a terminal, or a Jupyter kernel with
-    ipywidgets, and the `CI` environment variable is unset; plain log lines otherwise.
-    `"bar"` / `"log"` force one, `False` shows nothing.
+    `True` and `"auto"`: the study's progress channel when it set one (`"channel"`: events
+    for its terminal, nothing in the notebook); else a bar when stdout is a terminal, or a
+    Jupyter kernel with ipywidgets, and the `CI` environment variable is unset; plain log
+    lines otherwise. `"bar"` / `"log"` force one, `False` shows nothing.
     """
     if progress is False:
         return "off"
     if progress in ("bar", "log"):
         return progress  # type: ignore[return-value]
     if progress is True or progress == "auto":
+        if progress_channel.channel_path() is not None:
+            return "channel"
         interactive = sys.stdout.isatty() or (_in_jupyter() and _has_widgets())
         return "bar" if interactive and not os.environ.get("CI") else "log"
     raise ValueError(f"progress must be True, False, 'auto', 'bar' or 'log', got {progress!r}")
@@ -63,6 +73,16 @@ def _summary(event: dict[str, float]) -> str:
     )
 
 
+def _postfix(event: dict[str, float]) -> dict[str, str | int]:
+    """What a bar shows beside its count."""
+    return {
+        "offered": f"{event['offered_rps']:.0f}/s",
+        "achieved": f"{event['achieved_rps']:.0f}/s",
+        "errors": int(event["errors"]),
+        "dropped": int(event["dropped"]),
+    }
+
+
 class _Bar:
     def __init__(self, total: int, desc: str) -> None:
         from tqdm.auto import tqdm
@@ -72,13 +92,7 @@ class _Bar:
     def update(self, event: dict[str, float]) -> None:
         # The bar counts schedule slots dealt with: sent or dropped.
         self._bar.n = int(event["sent"] + event["dropped"])
-        self._bar.set_postfix(
-            offered=f"{event['offered_rps']:.0f}/s",
-            achieved=f"{event['achieved_rps']:.0f}/s",
-            errors=int(event["errors"]),
-            dropped=int(event["dropped"]),
-            refresh=True,
-        )
+        self._bar.set_postfix(_postfix(event), refresh=True)
 
     def close(self) -> None:
         self._bar.close()
@@ -106,6 +120,26 @@ class _LogLines:
         pass
 
 
+class _Channel:
+    """Events on the study's progress channel; the study's terminal draws the bar."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self._id = progress_channel.new_id()
+        self._fields = {"id": self._id, "label": desc, "total": total, "unit": "req"}
+        progress_channel.emit("progress", done=0, **self._fields)
+
+    def update(self, event: dict[str, float]) -> None:
+        progress_channel.emit(
+            "progress",
+            done=int(event["sent"] + event["dropped"]),
+            info=_postfix(event),
+            **self._fields,
+        )
+
+    def close(self) -> None:
+        progress_channel.emit("end", id=self._id)
+
+
 class _Silent:
     def update(self, event: dict[str, float]) -> None:
         pass
@@ -121,4 +155,6 @@ def make_display(progress: ProgressMode, *, total: int, desc: str) -> ProgressDi
         return _Bar(total, desc)
     if mode == "log":
         return _LogLines(total, desc)
+    if mode == "channel":
+        return _Channel(total, desc)
     return _Silent()
