@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
 import warnings
@@ -73,8 +74,28 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 1 if _lost(run) else 0
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)")
+_DURATION_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from a duration such as `1h`, `90m`, `3600s` or `3600` (seconds), `1.5h`; for
+    `--duration` (an argparse type: a bad one is a usage error)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    seconds = float(match.group(1)) * _DURATION_UNIT_S[match.group(2)] if match else 0.0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 1h, 90m, 3600s or 3600)")
+    return seconds
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.duration is not None:  # the soak's length for this run; the profiles keep theirs
+        if args.experiment != "soak":
+            print("ingestlab run: --duration sets the soak's length; it means nothing to "
+                  f"{args.experiment}", file=sys.stderr)
+            return 2
+        config = config.replace(soak={"duration_s": args.duration})
     _keep_off_the_service_cores(config)
     run = inputs.run_experiment(config, args.experiment)
     summary = run.summary
@@ -217,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.set_defaults(func=cmd_smoke)
     run = sub.add_parser("run", help="run one experiment and write its run directory")
     run.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    run.add_argument("--duration", type=parse_duration, default=None,
+                     help="soak only: hold the rate this long (1h, 90m, 3600s, 3600); longer than "
+                          "SoakConfig.segment_s (60 s) it is held in segments (docs/experiments.md, "
+                          "'The long soak'); default: the profile's")
     _add_common(run)
     run.set_defaults(func=cmd_run)
     study = sub.add_parser("study", help="execute the notebooks in order and render reports/")

@@ -230,6 +230,11 @@ class SoakConfig:
     # service, not in the generator. With the ceiling's 100 ms a 133 ms pause of Node at
     # 2,000 req/s left every worker busy and the send lag p99 at 134 ms (quick soak, here).
     in_flight_s: float = 0.5
+    # A hold longer than this is held as consecutive engine runs ("segments") of at most this
+    # long, in one sampler, each segment's request rows written to disk and dropped, so the
+    # rig's memory does not grow with the hold (`experiments.segments.plan_segments`); a hold of
+    # at most this long is one engine run, as always.
+    segment_s: float = 60.0
 
 
 @dataclass(frozen=True)

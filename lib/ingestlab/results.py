@@ -7,6 +7,8 @@ data/runs/<run-id>/
                    the run found about itself
   notebooks.json   numbers the notebooks that analysed the run recorded, per notebook
   <name>.parquet   frames: requests, samples, gc, deliveries, ...
+  <name>/*.parquet a frame too large to hold at once, stored as parts (a long soak's
+                   requests: one part per service and segment); read or scan it by its name
   logs/            stdout/stderr of every component
 ```
 Charts and tables are functions of a run directory, so reports rebuild without rerunning.
@@ -206,11 +208,46 @@ class Run:
         frame.write_parquet(path)
         return path
 
+    def write_frame_part(self, name: str, part: str, frame: pl.DataFrame) -> Path:
+        """Write one part of the frame `name`, stored as a directory of parts
+        (`<name>/<part>.parquet`), for frames too large to hold at once; parts are read back
+        in the order of their names (zero-pad numbers)."""
+        path = self.path / name / f"{part}.parquet"
+        path.parent.mkdir(exist_ok=True)
+        frame.write_parquet(path)
+        return path
+
+    def frame_parts(self, name: str, *, parts: str = "*") -> list[Path]:
+        """The files of frame `name`: `<name>.parquet`, or the parts in `<name>/` whose names
+        match the glob `parts` (e.g. "node-[0-9]*": one service's), sorted by name."""
+        single = self.path / f"{name}.parquet"
+        if single.exists():
+            return [single]
+        found = sorted((self.path / name).glob(f"{parts}.parquet")) if (self.path / name).is_dir() else []
+        if not found:
+            raise FileNotFoundError(f"run {self.run_id} has no {name}.parquet "
+                                    f"(nor parts {parts!r} in {name}/)")
+        return found
+
+    def has_frame(self, name: str) -> bool:
+        try:
+            self.frame_parts(name)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def scan_frame(self, name: str, *, parts: str = "*") -> pl.LazyFrame:
+        """The frame `name` as a lazy scan (one file, or its parts matching `parts` in order;
+        parts whose columns differ are aligned, missing columns null): for frames too large
+        to read whole, select the columns and rows needed before collecting."""
+        scans = [pl.scan_parquet(path) for path in self.frame_parts(name, parts=parts)]
+        return scans[0] if len(scans) == 1 else pl.concat(scans, how="diagonal_relaxed")
+
     def read_frame(self, name: str) -> pl.DataFrame:
-        path = self.path / f"{name}.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"run {self.run_id} has no {name}.parquet")
-        return pl.read_parquet(path)
+        """The frame `name`, whole: `<name>.parquet`, or its parts in `<name>/` concatenated
+        (aligned as `scan_frame` does)."""
+        frames = [pl.read_parquet(path) for path in self.frame_parts(name)]
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
     @staticmethod
     def environment_of(config: StudyConfig) -> dict[str, Any]:

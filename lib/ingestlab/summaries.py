@@ -43,6 +43,11 @@ History of the summary schema (`SUMMARY_VERSION`):
    derived summary, `rates` (the
    study's comparison rates, chosen once). Versions 2-4 are still read (a lower bound there has
    `bound_by` None: `CeilingResult.is_ceiling` is False for it all the same).
+   Soak (and contracts) memory trends and long holds: `rss_slope_mib_per_h`,
+   `rss_slope_ci_mib_per_h`, `rss_slope_window_s`, `memory_part_slopes`; `segments`,
+   `segment_s`, `segment_gap_s`, `segment_gap_share`, `segments_saturated`,
+   `last_segment_only`; `rig_rss_peak_mib`, `engine_rss_peak_mib`, `rig_rss_growth_mib`
+   (all with defaults: older soaks read as one engine run without a trend).
 """
 
 from __future__ import annotations
@@ -265,6 +270,33 @@ class SoakResult:
     # Holds made (> 1: the load generator saturated in the earlier ones, each said why).
     attempts: int = 1
     repeated_because: list[str] = field(default_factory=list)
+    # The trend over the measured phase (`analysis.memory.memory_slope`): RSS summed over the
+    # service's processes, MiB per hour, with its 95% interval [low, high], fitted on means of
+    # `rss_slope_window_s` (a minute, or a tenth of a shorter soak); None: too few windows.
+    rss_slope_mib_per_h: float | None = None
+    rss_slope_ci_mib_per_h: list[float] | None = None
+    rss_slope_window_s: float | None = None
+    # The same per memory part (`analysis.memory_parts.part_slopes`: part -> slope_mib_per_h,
+    # ci_mib_per_h); None without memory reports.
+    memory_part_slopes: dict[str, Any] | None = None
+    # A hold longer than `SoakConfig.segment_s` is held as `segments` engine runs of
+    # `segment_s` each (`experiments.segments.plan_segments`); between two, no load is offered
+    # while one engine process ends and the next starts: `segment_gap_s` in all (s), and its
+    # share of the hold; segments whose load generator saturated. None: one engine run.
+    segments: int = 1
+    segment_s: float | None = None
+    segment_gap_s: float | None = None
+    segment_gap_share: float | None = None
+    segments_saturated: int | None = None
+    # The fields measured over the last segment only in a segmented hold (e2e latency, the
+    # requests' overlap with GC pauses, heap growth per request); empty: the whole hold.
+    last_segment_only: list[str] = field(default_factory=list)
+    # The rig's own memory over a segmented hold (`telemetry.rig_memory`), MiB: the measuring
+    # process's peak RSS, the largest load engine process's, and how much the measuring
+    # process's RSS grew from the end of the first segment to the end of the last.
+    rig_rss_peak_mib: float | None = None
+    engine_rss_peak_mib: float | None = None
+    rig_rss_growth_mib: float | None = None
 
 
 @dataclass(frozen=True)

@@ -165,18 +165,27 @@ def gc_latency_summary(requests: pl.DataFrame, gc: pl.DataFrame) -> dict[str, An
     share = slow["during_gc"].mean() if slow.height else None
 
     measured = requests.filter(pl.col("phase") == "measure")
-    span_start, span_end = measured["actual_start_ns"].min(), measured["end_ns"].max()
-    pauses = gc_pause_windows(gc)
-    if span_start is None or span_end is None:
-        pauses, span_ms = pauses.clear(), None
-    else:
-        pauses = pauses.filter((pl.col("start_ns") < span_end) & (pl.col("end_ns") > span_start))
-        span_ms = (span_end - span_start) / NS_PER_MS
-    by_kind = pauses.group_by("kind").agg(total=pl.col("pause_ms").sum(), events=pl.len()).sort("kind")
-    total_ms = float(pauses["pause_ms"].sum())
     return {
         **stats,
         "share_of_slow_requests_during_gc": share,
+        **gc_pause_summary(gc, measured["actual_start_ns"].min(), measured["end_ns"].max()),
+    }
+
+
+def gc_pause_summary(gc: pl.DataFrame, span_start_ns: int | None, span_end_ns: int | None) -> dict[str, Any]:
+    """The GC keys of `gc_latency_summary` over the pauses that overlap the span from
+    `span_start_ns` to `span_end_ns` (epoch ns; None: no span, no pauses): `gc_events`,
+    `gc_pause_p99_ms`, `gc_pause_max_ms`, `gc_pause_total_ms`, `gc_time_share` (total pause
+    / span), `pause_total_ms_by_kind` and `events_by_kind`."""
+    pauses = gc_pause_windows(gc)
+    if span_start_ns is None or span_end_ns is None:
+        pauses, span_ms = pauses.clear(), None
+    else:
+        pauses = pauses.filter((pl.col("start_ns") < span_end_ns) & (pl.col("end_ns") > span_start_ns))
+        span_ms = (span_end_ns - span_start_ns) / NS_PER_MS
+    by_kind = pauses.group_by("kind").agg(total=pl.col("pause_ms").sum(), events=pl.len()).sort("kind")
+    total_ms = float(pauses["pause_ms"].sum())
+    return {
         "gc_events": pauses.height,
         "gc_pause_p99_ms": pauses.select(nearest_rank(pl.col("pause_ms"), 0.99)).item(),
         "gc_pause_max_ms": pauses["pause_ms"].max(),

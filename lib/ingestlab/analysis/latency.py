@@ -115,6 +115,18 @@ def percentiles(df: pl.DataFrame, *, by: By = None, include_warmup: bool = False
     return rows.group_by(keys).agg(_summary_exprs()).sort(keys)
 
 
+def scan_percentiles(rows: pl.LazyFrame, *, include_warmup: bool = False) -> pl.DataFrame:
+    """`percentiles` (no groups) of request rows too many to hold at once, e.g. a long soak's
+    parts (`results.Run.scan_frame`): the same numbers, reading only the columns they need
+    (phase, status, intended start, end); the latencies of the measured requests (8 bytes
+    each) are the only thing held in full."""
+    latency = (pl.col("end_ns") - pl.col("intended_start_ns")).cast(pl.Float64) / NS_PER_MS
+    selected = rows.select("phase", "status", latency.alias("latency_ms"))
+    if not include_warmup:
+        selected = selected.filter(pl.col("phase") == "measure")
+    return selected.select(_summary_exprs()).collect()
+
+
 def _duration_s(every: str) -> float:
     """Seconds in a fixed-length polars duration string such as "1s", "500ms" or "1m30s"."""
     parts = _DURATION_PART.findall(every)

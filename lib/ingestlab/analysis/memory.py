@@ -24,19 +24,27 @@ column such as `rss_bytes`); its results are in the value column's unit. Definit
 
 The sampling interval bounds what can be seen: a tooth needs at least three samples
 (two rises, one drop), so a cycle shorter than about three sample intervals is missed.
+
+`memory_slope` gives the trend instead: how fast a series grows, per hour, with an interval
+(a leak or a slow climb, which a soak of minutes cannot show; see its docstring).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import polars as pl
+from scipy import stats
 
 from ingestlab.quantiles import nearest_rank
 from ingestlab.units import MIB, NS_PER_MS, NS_PER_S
 
 # Fewer steady samples than this cannot show a pattern (three teeth of three samples).
 _MIN_STEADY_SAMPLES = 10
+# `memory_slope`: windows of a minute on a long series; a shorter one gets this many windows.
+SLOPE_WINDOW_S = 60.0
+SLOPE_MIN_WINDOWS = 10
 
 
 def memory_pattern(
@@ -201,3 +209,72 @@ def heap_series(gc: pl.DataFrame, *, climb_points: int = 0) -> pl.DataFrame:
         )
         series = pl.concat([series, climbs], how="vertical_relaxed").sort(*keys, "t_ns", "point")
     return series.drop("point")
+
+
+def memory_slope(
+    samples: pl.DataFrame,
+    *,
+    value: str = "rss_bytes",
+    window_s: float | None = None,
+    min_windows: int = SLOPE_MIN_WINDOWS,
+    level: float = 0.95,
+) -> dict[str, Any] | None:
+    """The trend of `samples[value]` over `samples["t_ns"]` (epoch ns): the least-squares
+    slope in the value's unit per hour, with its `level` (95%) confidence interval.
+
+    The fit is on window means, not on the samples: samples 0.1 s apart are strongly
+    autocorrelated (RSS at one tick is RSS at the previous one plus a little), so an
+    ordinary least-squares interval over them would be far too narrow. The series is cut
+    into windows of `window_s` seconds from its first sample (default: one minute,
+    `SLOPE_WINDOW_S`, or, for a series shorter than `min_windows` minutes, a tenth of its
+    span, so that a short soak still gets `min_windows` windows); a last, partial window is
+    merged into the one before. Each window gives one point, the mean time and the mean value
+    of its samples, and the slope and its Student-t interval (n - 2 degrees of freedom) are
+    those of the ordinary least-squares line through the points. Means of a minute still
+    carry any cycle longer than a minute (a GC cycle of several minutes, a periodic flush):
+    the interval assumes independent windows and is then too narrow; a sawtooth much shorter
+    than a window averages out.
+
+    Returns a dict: `slope_per_h`, `ci_per_h` ([low, high]), `windows` (points fitted),
+    `window_s`, `span_s` (first to last sample), `level`; None when the series has fewer than
+    `min_windows` windows (too short, or too few samples) to fit a trend with an interval.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level!r}")
+    series = samples.select("t_ns", value).drop_nulls().sort("t_ns")
+    if series.height < min_windows:
+        return None
+    t0, t1 = series["t_ns"][0], series["t_ns"][-1]
+    span_s = (t1 - t0) / NS_PER_S
+    if window_s is None:
+        window_s = SLOPE_WINDOW_S if span_s >= min_windows * SLOPE_WINDOW_S else span_s / min_windows
+    if window_s <= 0:
+        return None
+    count = max(1, math.floor(span_s / window_s + 1e-9))  # whole windows; the rest joins the last
+    points = (
+        series.with_columns(
+            window=((pl.col("t_ns") - t0) / (window_s * NS_PER_S)).floor().cast(pl.Int64).clip(0, count - 1),
+        )
+        .group_by("window")
+        .agg(t_h=((pl.col("t_ns") - t0) / (3600 * NS_PER_S)).mean(), y=pl.col(value).cast(pl.Float64).mean())
+        .sort("window")
+    )
+    if points.height < min_windows:
+        return None
+    # Ordinary least squares, written out: scipy's linregress gives no standard error for a
+    # constant series (its correlation is 0 / 0), whose slope and interval are both 0.
+    x, y = points["t_h"].to_numpy(), points["y"].to_numpy()
+    dx = x - x.mean()
+    sxx = float((dx * dx).sum())
+    slope = float((dx * (y - y.mean())).sum()) / sxx
+    residuals = y - y.mean() - slope * dx
+    stderr = math.sqrt(float((residuals * residuals).sum()) / (points.height - 2) / sxx)
+    half = float(stats.t.ppf(0.5 + level / 2, points.height - 2)) * stderr
+    return {
+        "slope_per_h": slope,
+        "ci_per_h": [slope - half, slope + half],
+        "windows": points.height,
+        "window_s": window_s,
+        "span_s": span_s,
+        "level": level,
+    }

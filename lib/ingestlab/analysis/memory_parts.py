@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from ingestlab.analysis.memory import memory_slope
 from ingestlab.units import MIB
 
 # The parts, in the order a stacked chart draws them (bottom first), and what each is.
@@ -87,4 +88,22 @@ def parts_summary(timeline: pl.DataFrame) -> dict[str, Any]:
     at_peak = timeline.row(int(timeline["rss_bytes"].arg_max()), named=True)
     held = {part: at_peak[part] for part in PARTS if at_peak[part] is not None}
     found["largest_at_peak"] = PARTS[max(held, key=held.get)]
+    return found
+
+
+def part_slopes(timeline: pl.DataFrame, **fit: Any) -> dict[str, Any]:
+    """Each part's trend over `timeline` (`analysis.memory.memory_slope`, its keyword
+    arguments in `fit`), MiB per hour: part name (`queue`, `heap_total`, `heap_used`,
+    `external`, `rest`) -> `slope_mib_per_h`, `ci_mib_per_h` ([low, high]); a part without
+    values or with too few windows is left out; {} without reports."""
+    found: dict[str, Any] = {}
+    if timeline.is_empty():
+        return found
+    for column in (*PARTS, "heap_used_bytes"):
+        slope = memory_slope(timeline, value=column, **fit)
+        if slope is not None:
+            found[column.removesuffix("_bytes")] = {
+                "slope_mib_per_h": slope["slope_per_h"] / MIB,
+                "ci_mib_per_h": [bound / MIB for bound in slope["ci_per_h"]],
+            }
     return found

@@ -9,6 +9,19 @@ The rate is handed in (`inputs.comparison_rates`): the same for both services an
 soak trial of a study, chosen once per study from conclusive ceilings. Driving a service above
 its ceiling is another experiment, not this one. A hold whose load generator saturated is held
 again (`SoakConfig.saturation_repeats`); a run still flagged feeds no row of the claims.
+
+Memory's trend (`analysis.memory.memory_slope`): RSS summed over the service's processes and
+each memory part, MiB per hour with a 95% interval, over the measured phase.
+
+A long hold (`ingestlab run soak --duration 1h`: longer than `SoakConfig.segment_s`) is held as
+segments (`experiments.segments`, `hold_segments`): consecutive engine runs in one sampler,
+each segment's request rows written to `requests/<service>-<k>.parquet` and dropped, the
+latency percentiles computed by scanning those parts; delivery by count (end offsets, which
+the topic's retention, set for the hold, does not move); end-to-end latency, the requests'
+overlap with GC pauses and the heap's growth per request over the last segment only
+(`SoakResult.last_segment_only`); the gaps between segments and the rig's own memory
+reported. It is not held again when saturated (an hour would become three): its saturated
+segments are counted and named.
 """
 
 from __future__ import annotations
@@ -18,26 +31,39 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
 from ingestlab.analysis.e2e import e2e_summary
-from ingestlab.analysis.gc import gc_latency_summary
+from ingestlab.analysis.gc import gc_latency_summary, gc_pause_summary
+from ingestlab.analysis.latency import scan_percentiles
 from ingestlab.analysis.memory import (
     HEAP_CLIMB_POINTS,
     heap_growth_per_1000_requests_mib,
     heap_series,
     memory_pattern,
+    memory_slope,
 )
-from ingestlab.analysis.memory_parts import parts_summary, parts_timeline
+from ingestlab.analysis.memory_parts import part_slopes, parts_summary, parts_timeline
 from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.experiments.segments import (
+    Segment,
+    hold_checks,
+    long_hold_topic_config,
+    merge_segments,
+    plan_segments,
+    segment_record,
+    with_gaps,
+)
 from ingestlab.experiments.steps import MAX_ERROR_RATE, Engine, EngineLimits, StepResult, drive_step
 from ingestlab.results import Run
 from ingestlab.stack import Stack
+from ingestlab.stack import topic as topic_io
 from ingestlab.summaries import ComparisonRate, CpuCoresResult, SoakResult, SoakSummary
 from ingestlab.telemetry.gc_trace import parse_gc_log
 from ingestlab.telemetry.memory_report import parse_memory_reports
+from ingestlab.telemetry.rig_memory import RigMemory
 from ingestlab.telemetry.sampler import (
     ProcessSampler,
     cpu_by_core,
@@ -46,11 +72,15 @@ from ingestlab.telemetry.sampler import (
     tree_rss_bytes,
     tree_totals,
 )
-from ingestlab.units import MB, MIB
+from ingestlab.units import MB, MIB, NS_PER_S
 from ingestlab.variants import has_v8_trace
 
 # Memory at rest once ready: read after the service has idled this long.
 REST_S = 1.0
+# In a segmented hold, what is measured over its last segment only (see the module doc).
+LAST_SEGMENT_ONLY = ("e2e_p50_ms", "e2e_p99_ms")
+LAST_SEGMENT_ONLY_GC = ("p99_outside_gc_ms", "share_of_slow_requests_during_gc",
+                        "share_of_requests_during_gc", "heap_growth_per_1000_requests_mib")
 
 
 @dataclass(frozen=True)
@@ -102,6 +132,11 @@ def sampled_load(
     return SampledLoad(result=result, rows=rows, sampler=sampler, accepted=accepted, delivered=delivered)
 
 
+def _threads_every(config: StudyConfig) -> int:
+    """Sampler ticks per reading of the threads (`SoakConfig.thread_interval_s`)."""
+    return max(1, round(config.soak.thread_interval_s / config.soak.sample_interval_s))
+
+
 def hold_rate(
     config: StudyConfig, run: Run, stack: Stack, service: ServiceName, *, rate_rps: float,
     limits: EngineLimits, label: str = "soak",
@@ -109,41 +144,32 @@ def hold_rate(
     """Hold `rate_rps` on `service` of the running `stack` for `config.soak.duration_s` with
     the service sampled, and measure it (`SoakResult`) and its frames (requests, samples,
     thread_samples, and gc for a single Node process). Request ids start with
-    `<service>-<label>`."""
+    `<service>-<label>`. A hold longer than `config.soak.segment_s` is `hold_segments`'s."""
     process = stack.service(service)
     time.sleep(REST_S)
     rss_start = tree_rss_bytes(process.pid)
+    segments = plan_segments(config.soak.duration_s, config.soak.segment_s, config.soak.warmup_s)
+    if len(segments) > 1:
+        return hold_segments(config, run, stack, service, rate_rps=rate_rps, limits=limits, label=label,
+                             rss_start=rss_start, segments=segments)
     load = sampled_load(config, stack, service, rate_rps=rate_rps, out_dir=run.path / "steps",
                         id_prefix=f"{service}-{label}", duration_s=config.soak.duration_s,
                         warmup_s=config.soak.warmup_s, in_flight_s=config.soak.in_flight_s,
                         interval_s=config.soak.sample_interval_s, limits=limits,
-                        threads_every=max(1, round(config.soak.thread_interval_s
-                                                   / config.soak.sample_interval_s)))
+                        threads_every=_threads_every(config))
     result, rows, sampler, accepted, delivered = (load.result, load.rows, load.sampler, load.accepted,
                                                   load.delivered)
     # as the HTTP percentiles: requests intended in the warm-up are left out
     e2e = e2e_summary(rows.filter(pl.col("phase") == "measure"), stack.read_topic())
-    stats = sampler.stats
-    samples = sampler.samples().with_columns(service=pl.lit(service))
-    threads = sampler.thread_samples().with_columns(service=pl.lit(service))
     rows = rows.with_columns(service=pl.lit(service))
-    # All the service's processes (node-cluster's and python's workers), summed per tick.
-    window = samples.filter(pl.col("t_ns") >= rows["intended_start_ns"].min())
-    rss = memory_pattern(tree_totals(window), value="rss_bytes")
-    parts = memory_parts_of(process.log_path, window)
+    sampled, frames = sampled_fields(config, service, process.log_path, sampler,
+                                     load_start_ns=rows["intended_start_ns"].min(), accepted=accepted)
     measured = {
-        "runtime": config.runtime,
-        **cgroup_memory(window),
+        **sampled,
         "rate_rps": rate_rps,
         "duration_s": config.soak.duration_s,
         "engine": result.engine,
         "rss_start_mib": rss_start / MIB,
-        "rss_mean_mib": rss["mean"] / MIB,
-        "rss_peak_mib": rss["peak"] / MIB,
-        "rss_amplitude_mib": rss["amplitude"] / MIB,
-        "memory_pattern": rss["classification"],
-        "memory_period_s": rss["period_s"],
-        "memory_bounds": {k: rss[k] for k in ("flat_bound_pct", "drop_pct", "min_drops", "warmup_fraction")},
         "p50_ms": result.p50_ms,
         "p95_ms": result.p95_ms,
         "p99_ms": result.p99_ms,
@@ -151,26 +177,156 @@ def hold_rate(
         "e2e_p99_ms": e2e["e2e_p99_ms"],
         "achieved_rps": result.achieved_rps,
         "error_rate": result.error_rate,
-        "cpu_per_request_us": tree_cpu_s(window) / accepted * 1e6 if accepted else None,
-        "processes": int(window["pid"].n_unique()),
         "accepted": accepted,
         "delivered": delivered,
         "lost": max(0, accepted - delivered),
         "engine_saturated": result.engine_saturated,
         "engine_notes": list(result.engine_notes),
+    }
+    frames = {"requests": rows, **frames}
+    if has_v8_trace(service):
+        gc_fields, frames["gc"] = node_gc(service, process.log_path, rows)
+        measured.update(gc_fields)
+    return SoakResult(**measured), frames
+
+
+def sampled_fields(config: StudyConfig, service: ServiceName, log_path: Path, sampler: ProcessSampler, *,
+                   load_start_ns: int, accepted: int) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    """What the stopped `sampler` saw of `service` from `load_start_ns` (epoch ns: the first
+    request's intended start) on, as `SoakResult` fields: memory (RSS summed over the service's
+    processes: its level, pattern and trend; its parts from the reports in `log_path`), CPU
+    (per accepted request, by thread and core), the sampler's own cost; and the frames
+    samples, thread_samples and, with reports, memory_parts."""
+    stats = sampler.stats
+    samples = sampler.samples().with_columns(service=pl.lit(service))
+    threads = sampler.thread_samples().with_columns(service=pl.lit(service))
+    # All the service's processes (node-cluster's and python's workers), summed per tick.
+    window = samples.filter(pl.col("t_ns") >= load_start_ns)
+    totals = tree_totals(window)
+    rss = memory_pattern(totals, value="rss_bytes")
+    parts = memory_parts_of(log_path, window)
+    fields = {
+        "runtime": config.runtime,
+        **cgroup_memory(window),
+        "rss_mean_mib": rss["mean"] / MIB,
+        "rss_peak_mib": rss["peak"] / MIB,
+        "rss_amplitude_mib": rss["amplitude"] / MIB,
+        "memory_pattern": rss["classification"],
+        "memory_period_s": rss["period_s"],
+        "memory_bounds": {k: rss[k] for k in ("flat_bound_pct", "drop_pct", "min_drops", "warmup_fraction")},
+        "cpu_per_request_us": tree_cpu_s(window) / accepted * 1e6 if accepted else None,
+        "processes": int(window["pid"].n_unique()),
         "sampler_overhead_core_pct": stats.overhead_core_pct,
         "sampler_mean_interval_s": stats.mean_interval_s,
         "cpu_by_thread": cpu_by_thread(threads, by="name").to_dicts(),
         "cpu_by_core": cpu_by_core(threads).to_dicts(),
         "memory_parts": parts_summary(parts) or None,
+        **memory_trends(totals, parts, since_ns=load_start_ns + round(config.soak.warmup_s * NS_PER_S)),
     }
-    frames = {"requests": rows, "samples": samples, "thread_samples": threads}
+    frames = {"samples": samples, "thread_samples": threads}
     if not parts.is_empty():
         frames["memory_parts"] = parts.with_columns(service=pl.lit(service))
+    return fields, frames
+
+
+def memory_trends(totals: pl.DataFrame, parts: pl.DataFrame, *, since_ns: int) -> dict[str, Any]:
+    """The trend (`analysis.memory.memory_slope`, MiB per hour with its 95% interval) of RSS
+    summed per tick (`totals`) and of each memory part (`parts`), from `since_ns` (epoch ns:
+    the end of the warm-up) on, as `SoakResult` fields."""
+    found: dict[str, Any] = {}
+    rss = memory_slope(totals.filter(pl.col("t_ns") >= since_ns), value="rss_bytes")
+    if rss is not None:
+        found["rss_slope_mib_per_h"] = rss["slope_per_h"] / MIB
+        found["rss_slope_ci_mib_per_h"] = [bound / MIB for bound in rss["ci_per_h"]]
+        found["rss_slope_window_s"] = rss["window_s"]
+    if not parts.is_empty():
+        found["memory_part_slopes"] = part_slopes(parts.filter(pl.col("t_ns") >= since_ns)) or None
+    return found
+
+
+def hold_segments(
+    config: StudyConfig, run: Run, stack: Stack, service: ServiceName, *, rate_rps: float,
+    limits: EngineLimits, label: str, rss_start: int, segments: list[Segment],
+) -> tuple[SoakResult, dict[str, pl.DataFrame]]:
+    """`hold_rate` for a hold of several `segments` (`experiments.segments.plan_segments`):
+    one engine run per segment inside one `ProcessSampler`, each segment's request rows
+    written to `run`'s `requests/<service>-<k>.parquet` and dropped (request ids
+    `<service>-<label>-s<k>-...`), the topic's retention set for the hold
+    (`long_hold_topic_config`); the rig's memory watched (`RigMemory`). Frames: samples,
+    thread_samples, memory_parts, gc as `hold_rate`'s, and `segments` (one row per segment,
+    `experiments.segments.with_gaps`) instead of requests."""
+    process = stack.service(service)
+    topic_config = long_hold_topic_config(config.soak.segment_s)
+    topic_io.set_topic_configs(stack.bootstrap, stack.topic, topic_config)
+    run.update_meta(long_hold_topic_config=topic_config)
+    before = stack.topic_size()
+    steps = run.path / "steps"
+    records: list[dict[str, Any]] = []
+    last_from: dict[int, int] = {}
+    sampler = ProcessSampler(process, interval_s=config.soak.sample_interval_s, cores=config.cores.load,
+                             threads_every=_threads_every(config))
+    with RigMemory() as rig, sampler:
+        for segment in segments:
+            if segment.index == len(segments) - 1:  # its records are read back for e2e latency
+                last_from = topic_io.end_offsets(stack.bootstrap, stack.topic)
+            began = time.monotonic()
+            result, rows = drive_step(config, url=process.ingest_url, rate_rps=rate_rps, step=segment.index,
+                                      out_dir=steps, id_prefix=f"{service}-{label}-s{segment.index}",
+                                      duration_s=segment.duration_s, warmup_s=segment.warmup_s, limits=limits,
+                                      fallback=False, in_flight_s=config.soak.in_flight_s)
+            call_s = time.monotonic() - began
+            rows = rows.with_columns(service=pl.lit(service))
+            run.write_frame_part("requests", f"{service}-{segment.index:04d}", rows)
+            for written in steps.glob(f"step-{segment.index:03d}-*.parquet"):
+                written.unlink()  # the engine's own copy of the rows
+            records.append(segment_record(segment, result, rows, call_s=call_s, rig_rss_bytes=rig.read()))
+            if segment.index < len(segments) - 1:
+                del rows
+    booked = with_gaps(records)
+    totals = merge_segments(booked)
+    delivered = stack.wait_for_records(before + totals["accepted"]) - before
+    latency = scan_percentiles(run.scan_frame("requests", parts=f"{service}-[0-9]*"))
+    last = rows.filter(pl.col("phase") == "measure")
+    records_read = topic_io.read_topic(stack.bootstrap, stack.topic, from_offsets=last_from,
+                                       timeout_s=60.0 + last.height / 10_000)
+    e2e = e2e_summary(last, records_read)
+    sampled, frames = sampled_fields(config, service, process.log_path, sampler,
+                                     load_start_ns=totals["load_start_ns"], accepted=totals["accepted"])
+    peaks = rig.peaks
+    measured = {
+        **sampled,
+        "rate_rps": rate_rps,
+        "duration_s": config.soak.duration_s,
+        "engine": totals["engine"],
+        "rss_start_mib": rss_start / MIB,
+        **{key: latency[key][0] for key in ("p50_ms", "p95_ms", "p99_ms")},
+        "e2e_p50_ms": e2e["e2e_p50_ms"],
+        "e2e_p99_ms": e2e["e2e_p99_ms"],
+        **{key: totals[key] for key in ("achieved_rps", "error_rate", "accepted", "engine_saturated",
+                                        "engine_notes", "segments", "segment_gap_s", "segment_gap_share",
+                                        "segments_saturated", "rig_rss_growth_mib")},
+        "delivered": delivered,
+        "lost": max(0, totals["accepted"] - delivered),
+        "segment_s": segments[0].duration_s,
+        "last_segment_only": list(LAST_SEGMENT_ONLY),
+        "rig_rss_peak_mib": peaks.self_peak_mib,
+        "engine_rss_peak_mib": peaks.engine_peak_mib,
+    }
+    frames["segments"] = booked.with_columns(service=pl.lit(service))
     if has_v8_trace(service):
-        gc_fields, frames["gc"] = node_gc(service, process.log_path, rows)
+        span = HoldSpan(totals["load_start_ns"], totals["measure_start_ns"], totals["end_ns"])
+        gc_fields, frames["gc"] = node_gc(service, process.log_path, rows, hold=span)
         measured.update(gc_fields)
+        measured["last_segment_only"] += list(LAST_SEGMENT_ONLY_GC)
     return SoakResult(**measured), frames
+
+
+class HoldSpan(NamedTuple):
+    """A segmented hold's span, epoch ns: its first slot, its first measured send, its last answer."""
+
+    load_start_ns: int
+    measure_start_ns: int
+    end_ns: int
 
 
 def memory_parts_of(log_path: Path, window: pl.DataFrame) -> pl.DataFrame:
@@ -194,15 +350,21 @@ def cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:
     return {"cgroup_mem_mean_mb": float(charged.mean()) / MB, "cgroup_mem_peak_mb": float(charged.max()) / MB}
 
 
-def node_gc(service: ServiceName, log_path: Path, rows: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
+def node_gc(service: ServiceName, log_path: Path, rows: pl.DataFrame, *, hold: HoldSpan | None = None
+            ) -> tuple[dict[str, Any], pl.DataFrame]:
     """A Node program's GC over the soak, from its `--trace-gc` log: the GC fields of `SoakResult`
-    (pauses in ms, heap in MiB) and the GC events frame."""
+    (pauses in ms, heap in MiB) and the GC events frame. With `hold` (a segmented hold, whose
+    `rows` are its last segment's) the pauses and the heap's pattern are the whole hold's, the
+    requests' overlap with pauses and the heap's growth per request the last segment's."""
     trace = parse_gc_log(log_path)
     gc = trace.events.with_columns(service=pl.lit(service))
     gc_summary = gc_latency_summary(rows, gc)
+    load_start_ns = rows["intended_start_ns"].min()
+    if hold is not None:
+        gc_summary.update(gc_pause_summary(gc, hold.measure_start_ns, hold.end_ns))
+        load_start_ns = hold.load_start_ns
     heap = memory_pattern(
-        heap_series(gc, climb_points=HEAP_CLIMB_POINTS)
-        .filter(pl.col("t_ns") >= rows["intended_start_ns"].min()),
+        heap_series(gc, climb_points=HEAP_CLIMB_POINTS).filter(pl.col("t_ns") >= load_start_ns),
         value="heap_bytes",
     )
     fields = {
@@ -242,6 +404,8 @@ def load_checks(service: str, s: SoakResult | CpuCoresResult) -> list[str]:
 
 def _checks(service: str, s: SoakResult) -> list[str]:
     found = load_checks(service, s)
+    found += hold_checks(service, segment_gap_share=s.segment_gap_share,
+                         rig_rss_growth_mib=s.rig_rss_growth_mib, segments=s.segments)
     if s.gc_unparsed_lines:
         found.append(f"{service}: {s.gc_unparsed_lines} GC trace lines could not be parsed")
     found += [f"{service}: {w}" for w in s.gc_warnings or []]
@@ -260,12 +424,14 @@ def hold_each_service(config: StudyConfig, run: Run, *, rate_rps: float, limits:
 
     def hold(stack: Stack, service: ServiceName) -> None:
         # A hold whose load generator was saturated measured the rig, not the service: it is
-        # held again (`soak.saturation_repeats` times at most); only the last one is kept.
+        # held again (`soak.saturation_repeats` times at most); only the last one is kept. A
+        # segmented (long) hold is not: its saturated segments are counted instead.
         flagged: list[str] = []
-        for attempt in range(config.soak.saturation_repeats + 1):
+        repeats = 0 if config.soak.duration_s > config.soak.segment_s else config.soak.saturation_repeats
+        for attempt in range(repeats + 1):
             result, service_frames = hold_rate(config, run, stack, service, rate_rps=rate_rps, limits=limits,
                                                label=f"{label}-r{attempt}" if attempt else label)
-            if not result.engine_saturated or attempt == config.soak.saturation_repeats:
+            if not result.engine_saturated or attempt == repeats:
                 break
             flagged.append(f"attempt {attempt + 1}: " + "; ".join(result.engine_notes))
         results[service] = dataclasses.replace(result, attempts=attempt + 1, repeated_because=flagged)

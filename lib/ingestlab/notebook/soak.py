@@ -1,6 +1,7 @@
 """Notebook 03: a soak run beside the article's soak: the conditions held, CPU per thread and
 per core, the pattern of each service's memory (RSS and Node's V8 heap, in MiB), the GC
-pauses' requests in flight, and the article's memory and p99 claims beside the measurements.
+pauses' requests in flight, and the article's memory and p99 claims beside the measurements;
+and the newest long soak of this machine (`long_soak_runs`) with its memory's trend.
 
 Pure functions of run frames (polars in, polars out), so each is testable on small frames;
 the notebook wraps the frames in `display.Table` to show them whole.
@@ -16,9 +17,10 @@ from typing import Any
 import polars as pl
 
 from ingestlab.analysis.memory import HEAP_CLIMB_POINTS, heap_series, memory_pattern
+from ingestlab.config import StudyConfig
 from ingestlab.notebook.article import article_claims, article_fact
 from ingestlab.quantiles import nearest_rank
-from ingestlab.results import Run
+from ingestlab.results import Run, find_runs
 from ingestlab.summaries import SoakSummary
 from ingestlab.telemetry.sampler import cpu_by_core, cpu_by_thread
 from ingestlab.units import MIB
@@ -27,6 +29,8 @@ from ingestlab.units import MIB
 _PATTERN_COLUMNS = ("classification", "mean", "p5", "p95", "amplitude", "amplitude_pct", "peak", "drops",
                     "period_s", "samples", "steady_samples")
 _PATTERN_BYTES = frozenset({"mean", "p5", "p95", "amplitude", "peak"})
+# A soak this long or longer is a long soak (notebook 03's section of that name).
+LONG_SOAK_S = 30 * 60.0
 
 
 def soak_conditions(run: Run) -> pl.DataFrame:
@@ -231,4 +235,98 @@ def memory_parts_table(run: Run) -> pl.DataFrame:
     largest at RSS's peak); a service without memory reports has a row of nulls but its name."""
     rows = [{"service": service, **(found.memory_parts or {})}
             for service, found in run.summary.services.items()]
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def long_soak_runs(config: StudyConfig, *, min_duration_s: float = LONG_SOAK_S) -> list[Run]:
+    """The soak runs in `config.runs_dir` measured on this machine (host, CPU and core layout,
+    `Run.environment_of`), of any profile and study, that held a service for at least
+    `min_duration_s` (s), newest first (`ingestlab run soak --duration 1h` makes one)."""
+    here = Run.environment_of(config)
+    return [run for run in find_runs(config.runs_dir, "soak")
+            if run.environment_key() == here
+            and any(found.duration_s >= min_duration_s for found in run.summary.services.values())]
+
+
+def long_soaks(config: StudyConfig, *, run_path: str = "", min_duration_s: float = LONG_SOAK_S
+               ) -> dict[str, Run]:
+    """Per service, the newest long soak that held it (`long_soak_runs`: an hour's soak is
+    usually run one service at a time, so node's and rust's are two runs); with `run_path`,
+    that run for each of its services. The newest run's services first."""
+    if run_path:
+        run = Run.open(run_path)
+        return dict.fromkeys(run.summary.services, run)
+    found: dict[str, Run] = {}
+    for run in long_soak_runs(config, min_duration_s=min_duration_s):
+        for service, held in run.summary.services.items():
+            if held.duration_s >= min_duration_s:
+                found.setdefault(service, run)
+    return found
+
+
+def no_long_soak(config: StudyConfig, *, min_duration_s: float = LONG_SOAK_S) -> str:
+    """What to say when `long_soaks` finds none: how to make one."""
+    return (f"No soak of {min_duration_s / 60:g} minutes or more measured on this machine in "
+            f"{config.runs_dir}. Make one (about an hour per service) with "
+            "`.venv/bin/ingestlab run soak --profile full --duration 1h --service node --runs-dir data/runs` "
+            "(and the same with `--service rust`), then run this notebook again.")
+
+
+def long_soak_samples(soaks: Mapping[str, Run]) -> pl.DataFrame:
+    """Each service's samples (`samples` frame) from its long soak's run (`long_soaks`)."""
+    return pl.concat([run.read_frame("samples").filter(pl.col("service") == service)
+                      for service, run in soaks.items()], how="diagonal_relaxed")
+
+
+def long_soak_table(soaks: Mapping[str, Run]) -> pl.DataFrame:
+    """Per service of its long soak (`long_soaks`): the run, what was held (rate in req/s,
+    duration in s, segments of `segment_s`, the gaps between them in s and in % of the hold,
+    requests accepted and lost), RSS at start, mean and peak (MiB, summed over the service's
+    processes), its trend (MiB per hour with the 95% interval, `SoakResult.rss_slope_mib_per_h`),
+    the part that grew most, and the rig's own peak RSS (the measuring process's and the
+    largest load engine's, MiB)."""
+    rows = []
+    for service, run in soaks.items():
+        found = run.summary.services[service]
+        low, high = found.rss_slope_ci_mib_per_h or (None, None)
+        rows.append({
+            "service": service,
+            "run": run.run_id,
+            "rate_rps": found.rate_rps,
+            "duration_s": found.duration_s,
+            "segments": found.segments,
+            "segment_s": found.segment_s,
+            "segment_gap_s": found.segment_gap_s,
+            "segment_gap_pct": _pct(found.segment_gap_share),
+            "accepted": found.accepted,
+            "lost": found.lost,
+            "rss_start_mib": found.rss_start_mib,
+            "rss_mean_mib": found.rss_mean_mib,
+            "rss_peak_mib": found.rss_peak_mib,
+            "rss_slope_mib_per_h": found.rss_slope_mib_per_h,
+            "slope_low_mib_per_h": low,
+            "slope_high_mib_per_h": high,
+            "grew_most": (found.memory_parts or {}).get("grew_most"),
+            "rig_rss_peak_mib": found.rig_rss_peak_mib,
+            "engine_rss_peak_mib": found.engine_rss_peak_mib,
+        })
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def long_soak_slopes(soaks: Mapping[str, Run]) -> pl.DataFrame:
+    """Per service and series (RSS, then each memory part: `analysis.memory_parts.part_slopes`)
+    of its long soak (`long_soaks`): the trend in MiB per hour, its 95% interval, and what the
+    interval says: "grows" (above 0), "shrinks" (below 0) or "no trend shown" (it holds 0)."""
+    rows = []
+    for service, run in soaks.items():
+        found = run.summary.services[service]
+        series = {"RSS": {"slope_mib_per_h": found.rss_slope_mib_per_h,
+                          "ci_mib_per_h": found.rss_slope_ci_mib_per_h}}
+        series.update({f"part: {part}": slope for part, slope in (found.memory_part_slopes or {}).items()})
+        for name, slope in series.items():
+            low, high = slope.get("ci_mib_per_h") or (None, None)
+            verdict = (None if low is None else "grows" if low > 0 else "shrinks" if high < 0
+                       else "no trend shown")
+            rows.append({"service": service, "series": name, "slope_mib_per_h": slope.get("slope_mib_per_h"),
+                         "low_mib_per_h": low, "high_mib_per_h": high, "verdict": verdict})
     return pl.DataFrame(rows, infer_schema_length=None)

@@ -8,7 +8,7 @@ import uuid
 
 import polars as pl
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from ingestlab.stack.services import BODY_LIMIT_BYTES
 
@@ -99,12 +99,29 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def max_message_bytes(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> int:
-    """The largest record batch (bytes) `topic` takes, as the broker reports it now."""
+def topic_configs(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> dict[str, str]:
+    """Every config of `topic` with its value, as the broker reports it now."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(timeout=timeout_s)
-    return int(configs["max.message.bytes"].value)
+    return {name: entry.value for name, entry in configs.items()}
+
+
+def max_message_bytes(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> int:
+    """The largest record batch (bytes) `topic` takes, as the broker reports it now."""
+    return int(topic_configs(bootstrap, topic, timeout_s=timeout_s)["max.message.bytes"])
+
+
+def set_topic_configs(bootstrap: str, topic: str, configs: dict[str, str], *,
+                      timeout_s: float = 10.0) -> None:
+    """Set `configs` on the existing `topic` (an incremental change: its other configs keep
+    their values), e.g. a retention so that a long hold's records do not fill the disk."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entries = [ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+               for name, value in configs.items()]
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=timeout_s)
 
 
 def wait_for_records(bootstrap: str, topic: str, *, expected: int, timeout_s: float,
@@ -135,8 +152,9 @@ def wait_for_records(bootstrap: str, topic: str, *, expected: int, timeout_s: fl
 
 
 def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 60.0,
-               keep_values: bool = False) -> pl.DataFrame:
-    """Every record now in `topic` (up to the high watermarks taken at the start).
+               keep_values: bool = False, from_offsets: dict[int, int] | None = None) -> pl.DataFrame:
+    """Every record now in `topic` (up to the high watermarks taken at the start), or with
+    `from_offsets` (partition -> offset, e.g. `end_offsets` taken earlier) those from there on.
 
     One row per record with its request id; columns in `RECORD_SCHEMA`, plus the record
     bytes as `value` with `keep_values` (for content checks; a long run's values are GBs).
@@ -144,11 +162,12 @@ def read_topic(bootstrap: str, topic: str, *, timeout_s: float = 60.0,
     """
     schema = {**RECORD_SCHEMA, "value": pl.Binary} if keep_values else RECORD_SCHEMA
     columns: dict[str, list] = {name: [] for name in schema}
+    starts = from_offsets or {}
     consumer = _consumer(bootstrap)
     try:
         ends = _end_offsets(consumer, topic)
-        pending = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        pending = {p for p, end in ends.items() if end > starts.get(p, 0)}
+        consumer.assign([TopicPartition(topic, p, starts.get(p, OFFSET_BEGINNING)) for p in pending])
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
