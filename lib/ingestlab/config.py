@@ -424,13 +424,20 @@ class BacklogConfig:
     service, the load (the study's soak rate, which each service holds while Kafka keeps up)
     open loop throughout.
 
-    `before_s` with Kafka keeping up; then for `slow_s` the broker takes from the producer at
+    `warmup_s` of unjudged load (a fresh broker answers its first produce requests slowly, a
+    fresh service compiles its hot paths), `before_s` with Kafka keeping up; then for `slow_s`
+    the broker takes from the producer at
     most `quota_share` of the body bytes the load offers per second (a producer byte-rate
     client quota, `producer_byte_rate`: Kafka throttles the producer by delaying its
     answers), so the producer's queue grows by about (1 - `quota_share`) x the rate per
     second; then the quota is lifted and `drain_s` more of the same load shows the drain.
-    Each quota change is Kafka's own `kafka.admin.ConfigCommand` (a JVM start, 1-2 s here):
-    the load runs `quota_command_budget_s` longer per change, so the drain keeps its length.
+    After the load the service runs on, up to `flush_wait_s`, until Kafka holds every record
+    it accepted and the topic stops growing (its queue drained), and only then is stopped: a
+    SIGTERM with a backlog would lose what its flush timeout leaves (28,339 202s of Node's in
+    a run here that stopped it with 50,000 messages queued).
+    The quota is set and lifted through Kafka's Admin API from a JVM started before the load
+    (`stack.kafka.QuotaShell`; a change took 0.04-0.6 s here): the load runs
+    `quota_command_budget_s` longer per change, so the drain keeps its length.
     The client gives up on an answer after `request_timeout_s` (as overload's and the
     faults'), with enough workers that every request can be held that long
     (rate x timeout + slack): the clients keep arriving whatever the service does. The
@@ -441,31 +448,35 @@ class BacklogConfig:
     runtime only.
     """
 
+    # a fresh broker on this machine's busy core acknowledged slowly for the first 20-30 s here
+    warmup_s: float = 30.0
     before_s: float = 30.0
     slow_s: float = 300.0
     drain_s: float = 120.0
     quota_share: float = 0.5
-    quota_command_budget_s: float = 5.0
+    quota_command_budget_s: float = 1.0
     request_timeout_s: float = 2.0
     sample_interval_s: float = 0.5
     max_requests: int = 2_000_000
     memory_limit_mb: int | None = None
+    flush_wait_s: float = 300.0
 
     def __post_init__(self) -> None:
-        if min(self.before_s, self.slow_s, self.drain_s) <= 0:
-            raise ValueError("backlog: before_s, slow_s and drain_s must be > 0")
+        if min(self.before_s, self.slow_s, self.drain_s) <= 0 or self.warmup_s < 0:
+            raise ValueError("backlog: before_s, slow_s and drain_s must be > 0, warmup_s >= 0")
         if not 0 < self.quota_share < 1:
             raise ValueError(f"backlog: quota_share must be between 0 and 1, got {self.quota_share}")
-        if self.request_timeout_s <= 0 or self.sample_interval_s <= 0 or self.quota_command_budget_s < 0:
+        if (self.request_timeout_s <= 0 or self.sample_interval_s <= 0 or self.quota_command_budget_s < 0
+                or self.flush_wait_s < 0):
             raise ValueError("backlog: request_timeout_s and sample_interval_s must be > 0, "
-                             "quota_command_budget_s >= 0")
+                             "quota_command_budget_s and flush_wait_s >= 0")
         if self.memory_limit_mb is not None and self.memory_limit_mb <= 0:
             raise ValueError(f"backlog: memory_limit_mb must be > 0 or None, got {self.memory_limit_mb}")
 
     @property
     def load_s(self) -> float:
-        """The length of one service's load (s): the three phases and the quota's two changes."""
-        return self.before_s + self.slow_s + self.drain_s + 2 * self.quota_command_budget_s
+        """The length of one service's load (s): its stages and the quota's two changes."""
+        return self.warmup_s + self.before_s + self.slow_s + self.drain_s + 2 * self.quota_command_budget_s
 
 
 # Each part of a StudyConfig that is a config of its own, by field name.
@@ -499,8 +510,8 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "overload": {"ceiling_factors": (), "duration_s": 6.0, "warmup_s": 1.0},
         # 3 trials: what a claim's interval needs (analysis.claims.MIN_TRIALS)
         "cpu_cores": {"trials": 3, "duration_s": 3.0, "warmup_s": 1.0},
-        # the queue grows for 30 s (the full profile's 300 s reach librdkafka's caps)
-        "backlog": {"before_s": 5.0, "slow_s": 30.0, "drain_s": 15.0},
+        # the queue grows for 30 s, not to librdkafka's caps (about 2 minutes per service here)
+        "backlog": {"warmup_s": 3.0, "before_s": 5.0, "slow_s": 30.0, "drain_s": 15.0, "flush_wait_s": 30.0},
     },
 }
 

@@ -172,7 +172,8 @@ def service_ceilings(config: StudyConfig) -> dict[ServiceName, Ceiling]:
 def run_experiment(config: StudyConfig, experiment: str) -> Run:
     """Run `experiment` (a name of `experiments.EXPERIMENTS`) with its inputs resolved here:
     the calibration for every experiment that drives load with a chosen engine, the study's
-    comparison rate for the soak and cpu-cores, the ceilings for overload."""
+    comparison rate for the soak and cpu-cores (and the soak's for backlog), the ceilings for
+    overload."""
     if experiment in ("ceiling", "contracts"):
         return EXPERIMENTS[experiment](config, limits=engine_limits(config))
     if experiment in ("soak", "cpu-cores"):
@@ -180,6 +181,8 @@ def run_experiment(config: StudyConfig, experiment: str) -> Run:
         return EXPERIMENTS[experiment](config, rate=rate, limits=engine_limits(config))
     if experiment == "overload":
         return overload(config, ceilings=service_ceilings(config))
+    if experiment == "backlog":  # the rate each service holds while Kafka keeps up
+        return EXPERIMENTS[experiment](config, rate=rate_for(config, "soak"))
     return EXPERIMENTS[experiment](config)
 
 

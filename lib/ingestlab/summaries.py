@@ -43,6 +43,8 @@ History of the summary schema (`SUMMARY_VERSION`):
    derived summary, `rates` (the
    study's comparison rates, chosen once). Versions 2-4 are still read (a lower bound there has
    `bound_by` None: `CeilingResult.is_ceiling` is False for it all the same).
+   The `backlog` experiment's summary (`BacklogSummary`, per service `BacklogResult`), a new
+   type: no existing field changed.
    Soak (and contracts) memory trends and long holds: `rss_slope_mib_per_h`,
    `rss_slope_ci_mib_per_h`, `rss_slope_window_s`, `memory_part_slopes`; `segments`,
    `segment_s`, `segment_gap_s`, `segment_gap_share`, `segments_saturated`,
@@ -625,6 +627,123 @@ class CpuCoresSummary(PerService[CpuCoresResult]):
     engine_limits: dict[str, Any] = field(default_factory=dict)
 
 
+# --- backlog ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BacklogResult:
+    """One service while Kafka was slower than its intake (`experiments.backlog`), on a fresh
+    stack, at `rate_rps` (req/s) throughout, with a client that waits `request_timeout_s`
+    (s) and keeps at most `max_in_flight` requests outstanding.
+
+    The stages as they ran (s), after an unjudged warm-up: `before_s` (Kafka keeping up),
+    `slow_s` (the producer quota `quota_bytes_per_s` in force, from its command's return to
+    the return of the one lifting it, which took `quota_set_s` and `quota_cleared_s`),
+    `drain_s` (the load after it). Per stage (`warmup`, `before`, `slow`, `drain`) the mean
+    per second of what was `offered`, `accepted`
+    (202s) and `delivered` (records Kafka appended) and their bytes (`per_stage`), and the
+    share of the time V8 paused the service for collections (`gc_time_share`; Node only);
+    `throttled_bytes_per_s`: the record bytes Kafka appended per second in the slow stage once
+    its quota's 11-s measuring window held only throttled seconds (None: the stage was shorter).
+    After the load the service runs on until Kafka holds what it accepted: `flushed_s` (s after
+    the load's end until the topic last grew; None: not within `flush_wait_s`, or it stopped
+    short: a dead service) and `rss_flushed_mib`, its RSS then (None: it had died).
+    Times of events are seconds after the slowdown began: the queue at one of librdkafka's
+    caps (`cap_reached_s`; None: never), which (`cap_reached`: "messages" or "bytes"), the
+    queue then (`cap_messages`, `cap_mib`) and the caps (`queue_messages_max`,
+    `queue_bytes_max_mib`); errors began (`errors_began_s`: the first second with over 1% of
+    the offered requests not answered 202; `errors_5xx_began_s`, `timeouts_began_s`: of 5xx
+    answers, of timeouts alone); the queue back to its level before
+    (`drained_s`, s after the quota was lifted; None: not within the run). Memory (MiB):
+    `rss_before_mib`, `rss_peak_mib` at `rss_peak_s`, the part holding the most of it then
+    (`largest_at_peak`, `analysis.memory_parts.PARTS`), `rss_end_mib` (the last 5 s of the
+    load) and the share of the growth given back by then (`rss_returned_share`), the queue's
+    and V8's peaks, the cgroup's charge (`cgroup_mem_peak_mb`, 10**6 bytes). Requests over
+    the whole run: `offered`, `accepted`, `errors_5xx`, `timeouts`, `no_answer`, `dropped`
+    (never sent: every worker busy); `p99_before_ms`, `p99_slow_ms` (answered requests by
+    intended start). The ledger, from the topic read back after the service stopped:
+    `delivered`, `lost` (202, no record), `delivered_after_error` (no 202, yet a record),
+    `duplicated`, and per stage (`ledger_by_stage`). A memory limit (`memory_limit_mb`, 10**6
+    bytes; None: none) and how the service ended: `died_s` (its process ended on its own;
+    None: it ran to the end), `exit_code`, `oom_killed` (the container's OOM kill: its
+    limit reached), `queue_messages_at_death` (the last report before it).
+    """
+
+    rate_rps: float
+    request_timeout_s: float
+    max_in_flight: int
+    quota_bytes_per_s: float
+    before_s: float
+    slow_s: float
+    drain_s: float
+    quota_set_s: float
+    quota_cleared_s: float
+    per_stage: dict[str, dict[str, float]]
+    cap_reached_s: float | None
+    cap_reached: str | None
+    cap_messages: int | None
+    cap_mib: float | None
+    queue_messages_max: int | None
+    queue_bytes_max_mib: float | None
+    errors_began_s: float | None
+    drained_s: float | None
+    rss_start_mib: float
+    rss_before_mib: float | None
+    rss_peak_mib: float | None
+    rss_peak_s: float | None
+    largest_at_peak: str | None
+    rss_end_mib: float | None
+    rss_returned_share: float | None
+    queue_peak_messages: int | None
+    queue_peak_mib: float | None
+    heap_used_peak_mib: float | None
+    heap_total_peak_mib: float | None
+    external_peak_mib: float | None
+    cgroup_mem_peak_mb: float | None
+    offered: int
+    accepted: int
+    errors_5xx: int
+    timeouts: int
+    no_answer: int
+    dropped: int
+    p99_before_ms: float | None
+    p99_slow_ms: float | None
+    delivered: int
+    lost: int
+    delivered_after_error: int
+    duplicated: int
+    ledger_by_stage: dict[str, dict[str, int]]
+    engine_saturated: bool
+    engine_notes: list[str]
+    runtime: str = "container"
+    memory_limit_mb: int | None = None
+    died_s: float | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    queue_messages_at_death: int | None = None
+    gc_time_share: dict[str, float] = field(default_factory=dict)
+    gc_pause_max_ms: float | None = None
+    throttled_bytes_per_s: float | None = None
+    errors_5xx_began_s: float | None = None
+    timeouts_began_s: float | None = None
+    flushed_s: float | None = None
+    rss_flushed_mib: float | None = None
+
+
+@dataclass(frozen=True)
+class BacklogSummary(PerService[BacklogResult]):
+    """Per service a `BacklogResult`; the rate (req/s) and how it was chosen; the quota as a
+    share of the body bytes the load offers (`quota_share`); the memory limit (10**6 bytes;
+    None: none); how the broker was made slower (`mechanism`, a sentence)."""
+
+    EXPERIMENT: ClassVar[str] = "backlog"
+    RESULT: ClassVar[type] = BacklogResult
+    RATIO_FIELDS: ClassVar[tuple[str, ...]] = ("rss_peak_mib", "queue_peak_messages")
+    rate_rps: float = 0.0
+    rate_source: str = ""
+    quota_share: float = 0.0
+    memory_limit_mb: int | None = None
+    mechanism: str = ""
+
+
 # --- rates --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ComparisonRate:
@@ -661,12 +780,12 @@ class ClaimsSummary:
 
 Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
            | StartupSummary | BadInputSummary | FaultsSummary | ClaimsSummary
-           | OverloadSummary | CpuCoresSummary | RatesSummary)
+           | OverloadSummary | CpuCoresSummary | RatesSummary | BacklogSummary)
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
                 StartupSummary, BadInputSummary, FaultsSummary, ContractsSummary, OverloadSummary,
-                CpuCoresSummary, RatesSummary,
+                CpuCoresSummary, RatesSummary, BacklogSummary,
                 ClaimsSummary)
 }
 

@@ -1,6 +1,6 @@
 """What the experiments' summaries must hold, checked on the runs the notebooks make (01: the
-rig's calibration and the ceiling, 03: soak, 04: startup, 05: cpu-cores, 06: contracts and overload) in the
-study's runtime (the default: containers)."""
+rig's calibration and the ceiling, 03: soak and backlog, 04: startup, 05: cpu-cores, 06: contracts and
+overload) in the study's runtime (the default: containers)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,47 @@ def check_soak(runs_dir: Path) -> None:
     assert set(run.read_frame("samples")["service"]) == set(SERVICES)
     assert run.read_frame("gc").height >= node.gc_events
     assert "node" in set(run.read_frame("thread_samples").filter(service="node")["name"])
+
+
+def check_backlog(runs_dir: Path) -> None:
+    """03: Kafka slower than the intake. The timeline covers the whole run, second by second; the
+    quota slowed Kafka and lifting it let Kafka catch up; an enqueue service's queue grew during
+    the slow stage by a good part of what the quota held back; without a memory limit nothing
+    answered 202 is missing from Kafka and no service died."""
+    run = _first(runs_dir, "backlog")
+    config = run.meta["config"]["backlog"]
+    timeline, windows = run.read_frame("timeline"), run.read_frame("windows")
+    assert run.summary.rate_rps > 0 and run.summary.memory_limit_mb is None
+    for service in SERVICES:
+        r = run.summary.services[service]
+        mine = timeline.filter(service=service).sort("t_s")
+        w = windows.filter(service=service).row(0, named=True)
+        first_s = (w["load_start_ns"] - w["slow_start_ns"]) / 1e9
+        last_s = (w["load_end_ns"] - w["slow_start_ns"]) / 1e9
+        assert mine["t_s"].min() <= first_s and mine["t_s"].max() >= last_s - 1, (service, first_s, last_s)
+        assert mine.height == mine["t_s"].max() - mine["t_s"].min() + 1, "a second is missing"
+        assert mine["offered"].sum() == r.offered > 0
+        assert set(mine["stage"]) == set(r.per_stage) == {"warmup", "before", "slow", "drain"}
+        assert r.slow_s == pytest.approx(config["slow_s"], abs=1.0)
+        assert r.memory_limit_mb is None and r.died_s is None and not r.oom_killed
+        assert r.accepted > 0 and r.lost == 0, f"{service}: {r.lost} 202s not in Kafka"
+        assert r.delivered == r.accepted
+        assert r.throttled_bytes_per_s is not None and r.throttled_bytes_per_s < 1.5 * r.quota_bytes_per_s
+        assert r.per_stage["drain"]["delivered"] > r.per_stage["slow"]["delivered"], "Kafka did not catch up"
+        assert r.rss_peak_mib and r.rss_before_mib and r.rss_peak_mib >= r.rss_before_mib
+        assert r.queue_messages_max == 100_000  # the article's queue.buffering.max.messages
+        if variant(service).promise == "enqueue":
+            # held back per second: what the load offered less what the quota let through
+            held_back = (1 - run.summary.quota_share) * r.rate_rps * r.slow_s
+            before = mine.filter(stage="before")["queue_messages"].max()
+            during = mine.filter(stage="slow")["queue_messages"].max()
+            assert during > before + 0.25 * held_back, (service, before, during, held_back)
+            assert r.queue_peak_messages is not None and r.queue_peak_messages >= during
+
+
+def check_soak_and_backlog(runs_dir: Path) -> None:
+    check_soak(runs_dir)
+    check_backlog(runs_dir)
 
 
 def check_startup(runs_dir: Path) -> None:
@@ -229,7 +270,7 @@ def check_bad_input(runs_dir: Path) -> None:
 # notebook stem -> the check of the run it makes
 CHECKS = {
     "01_throughput_ceiling": check_ceiling,
-    "03_memory_and_gc": check_soak,
+    "03_memory_and_gc": check_soak_and_backlog,
     "04_startup_and_footprint": check_startup,
     "05_claims_vs_measured": check_cpu_cores,
     "06_language_or_design": check_overload,

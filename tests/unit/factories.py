@@ -8,6 +8,7 @@ from typing import Any
 
 from ingestlab.summaries import (
     SUMMARY_TYPES,
+    BacklogResult,
     BadInputResult,
     CeilingResult,
     ComparisonRate,
@@ -88,6 +89,18 @@ def overload_rate(**fields: Any) -> OverloadRate:
 
 RESULT_DEFAULTS[OverloadResult] = dict(ceiling_rps=4_000.0, ceiling_source="4,000 req/s, ceiling run r0",
                                        rates={"10000": overload_rate()})
+RESULT_DEFAULTS[BacklogResult] = dict(
+    rate_rps=1_000.0, request_timeout_s=2.0, max_in_flight=2_064, quota_bytes_per_s=5e6, before_s=5.0,
+    slow_s=30.0, drain_s=16.0, quota_set_s=0.1, quota_cleared_s=0.05,
+    per_stage={"before": {"offered": 1_000.0, "accepted": 1_000.0, "delivered": 1_000.0}},
+    cap_reached_s=None, cap_reached=None, cap_messages=None, cap_mib=None, queue_messages_max=100_000,
+    queue_bytes_max_mib=1_024.0, errors_began_s=None, drained_s=5.0, rss_start_mib=60.0, rss_before_mib=100.0,
+    rss_peak_mib=270.0, rss_peak_s=32.0, largest_at_peak="the rest of RSS", rss_end_mib=200.0,
+    rss_returned_share=0.4, queue_peak_messages=15_000, queue_peak_mib=143.0, heap_used_peak_mib=28.0,
+    heap_total_peak_mib=52.0, external_peak_mib=8.0, cgroup_mem_peak_mb=240.0, offered=55_000,
+    accepted=55_000, errors_5xx=0, timeouts=0, no_answer=0, dropped=0, p99_before_ms=20.0, p99_slow_ms=30.0,
+    delivered=55_000, lost=0, delivered_after_error=0, duplicated=0, ledger_by_stage={},
+    engine_saturated=False, engine_notes=[])
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],
                             engine_lag_p99_ms=1.0, engine_cpu_pct_at_max=95.0, engine_pool=32,

@@ -327,6 +327,15 @@ class _EngineContainer:
     def logs(self, **kwargs) -> bytes:
         return b"line 1\nline 2\n"
 
+    def reload(self) -> None:
+        pass  # attrs are read live
+
+    @property
+    def attrs(self) -> dict:
+        code = self.child.poll()
+        return {"State": {"Running": code is None, "ExitCode": code, "OOMKilled": False,
+                          "FinishedAt": "2026-12-07T20:00:00.123456789Z", "Error": ""}}
+
 
 class _Testcontainer:
     def __init__(self, container: _EngineContainer) -> None:
@@ -381,6 +390,14 @@ def test_kill_is_immediate_and_removes(attached):
     proc, container, tc = attached(obeys_sigterm=True)
     proc.kill()
     assert container.calls == ["kill SIGKILL", "wait", "remove"] and tc.stopped
+
+
+def test_how_the_container_ended_is_kept_after_its_removal(attached):
+    proc, container, _ = attached(obeys_sigterm=True)
+    assert proc.exit_state() is None  # running
+    proc.kill()
+    assert proc.exit_state() == {"oom_killed": False, "exit_code": container.child.returncode,
+                                 "finished_at": "2026-12-07T20:00:00.123456789Z", "error": None}
 
 
 def test_pause_and_resume_signal_the_main_process_from_the_host(attached):

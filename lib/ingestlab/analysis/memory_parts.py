@@ -42,15 +42,19 @@ def parts_timeline(reports: pl.DataFrame, totals: pl.DataFrame, *, every: str = 
     """One row per window of `every` with reports: `t_ns` (window start, epoch ns), `rss_bytes`
     (the sampler's, mean in the window), the cgroup's `cgroup_memory_bytes` where sampled,
     the report columns summed over the service's processes (each process's last report in
-    the window), `queue_bytes_max` (the cap), and `rest_bytes`; empty without reports."""
+    the window; null where no report of the window carries the column), `queue_bytes_max`
+    (the cap), and `rest_bytes`; empty without reports."""
     if reports.is_empty():
         return pl.DataFrame()
     window = pl.col("t_ns").cast(pl.Datetime("ns")).dt.truncate(every).cast(pl.Int64)
     per_process = (reports.with_columns(window.alias("window"))
                    .sort("t_ns")
                    .group_by("window", "pid", "source").agg(pl.all().exclude("t_ns").last()))
+    # a column no report of the window carries (no librdkafka report in it: they come about once
+    # a period, late when a process is busy) is null there, not a sum of nothing (0)
     parts = per_process.group_by("window").agg(
-        *[pl.col(c).sum() for c in _SUMMED], pl.col("queue_bytes_max").max(),
+        *[pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in _SUMMED],
+        pl.col("queue_bytes_max").max(),
         has_v8=(pl.col("source") == "v8").any())
     memory = [c for c in ("rss_bytes", "cgroup_memory_bytes") if c in totals.columns]
     sampled = (totals.with_columns(window.alias("window"))

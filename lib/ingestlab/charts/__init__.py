@@ -1,7 +1,7 @@
 """Altair charts of result frames: each a pure function, polars frame in, `alt.Chart` out.
 
 The charts live in modules by topic (`ceiling`, `latency`, `delivery`, `memory`, `startup`,
-`claims`, `faults`, `contracts`, `overload`, `cpu_cores`) sharing one `style` module; every chart
+`claims`, `faults`, `contracts`, `overload`, `cpu_cores`, `backlog`) sharing one `style` module; every chart
 function is importable from here, as `charts.ceiling_steps(...)`.
 
 Conventions shared by every chart:
@@ -30,6 +30,7 @@ changes altair's renderer for the process, so a notebook calls it explicitly.
 
 from __future__ import annotations
 
+from ingestlab.charts.backlog import backlog_over_time
 from ingestlab.charts.ceiling import ceiling_steps, step_latency
 from ingestlab.charts.claims import claims_ratios
 from ingestlab.charts.contracts import contract_decomposition
@@ -66,6 +67,7 @@ from ingestlab.charts.style import (
 
 __all__ = [
     # charts
+    "backlog_over_time",
     "ceiling_steps",
     "claims_ratios",
     "cold_start_distribution",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ingestlab.experiments.backlog import backlog
 from ingestlab.experiments.bad_input import bad_input
 from ingestlab.experiments.ceiling import ceiling
 from ingestlab.experiments.contracts import contracts
@@ -32,7 +33,8 @@ EXPERIMENTS: dict[str, Callable[..., Run]] = {
     "contracts": contracts,
     "overload": overload,
     "cpu-cores": cpu_cores,
+    "backlog": backlog,
 }
 
-__all__ = ["EXPERIMENTS", "bad_input", "ceiling", "contracts", "cpu_cores", "engine_capacity", "faults",
-           "latency_accuracy", "overload", "smoke", "soak", "startup"]
+__all__ = ["EXPERIMENTS", "backlog", "bad_input", "ceiling", "contracts", "cpu_cores", "engine_capacity",
+           "faults", "latency_accuracy", "overload", "smoke", "soak", "startup"]

@@ -130,12 +130,16 @@ def container_kwargs(
     cores: tuple[int, ...] | None = None,
     mounts: Sequence[Bind] = (),
     labels: Mapping[str, str] | None = None,
+    memory_limit_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of testcontainers' `DockerContainer` for one component.
 
     `argv` is the whole command, as natively: it becomes the entrypoint, so neither the
     image's ENTRYPOINT nor its CMD adds anything. `cwd` is a path inside the container
     (default: the image's WORKDIR). Host networking always; `cores` become the cpuset.
+    `memory_limit_bytes` (None: no limit) becomes the cgroup's memory limit (`mem_limit`),
+    with memory + swap limited to the same (`memswap_limit`), so swap cannot stretch it: past
+    it the kernel's OOM killer ends the container's process (State.OOMKilled, `exit_state`).
     """
     if not argv:
         raise ValueError("argv is empty")
@@ -150,6 +154,10 @@ def container_kwargs(
     }
     if cores:
         kwargs["cpuset_cpus"] = ",".join(map(str, cores))
+    if memory_limit_bytes is not None:
+        if memory_limit_bytes <= 0:
+            raise ValueError(f"memory_limit_bytes must be > 0, got {memory_limit_bytes!r}")
+        kwargs["mem_limit"] = kwargs["memswap_limit"] = int(memory_limit_bytes)
     if cwd is not None:
         kwargs["working_dir"] = str(cwd)
     return kwargs
@@ -206,7 +214,9 @@ class ContainerProcess:
     call `start()`/`stop()`; `run()` runs a one-shot command to completion.
 
     `engine` is a `docker_engine.DockerEngine` (default: the process's shared one, started on
-    first use). `cwd` is the working directory inside the container.
+    first use). `cwd` is the working directory inside the container. `memory_limit_bytes`
+    (None: none) limits its memory, swap included (`container_kwargs`); `exit_state()` says
+    whether the kernel's OOM killer ended it.
     """
 
     runtime = "container"
@@ -225,6 +235,7 @@ class ContainerProcess:
         mounts: Sequence[Bind] = (),
         labels: Mapping[str, str] | None = None,
         engine: DockerEngine | None = None,
+        memory_limit_bytes: int | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -234,6 +245,7 @@ class ContainerProcess:
         self.container_env = dict(env or {})
         self.cwd = cwd
         self.labels = dict(labels) if labels is not None else None
+        self.memory_limit_bytes = memory_limit_bytes
         self._log_path = log_path
         self._endpoint = endpoint
         self._engine = engine
@@ -244,6 +256,7 @@ class ContainerProcess:
         self._exit_code: int | None = None
         self.container_id: str | None = None  # kept after removal, for describe()
         self.create_s: float | None = None    # create + start through the engine, seconds
+        self._state: dict[str, Any] | None = None  # the engine's State once it exited (exit_state)
 
     # --- Component protocol -------------------------------------------------------------
     @property
@@ -298,7 +311,8 @@ class ContainerProcess:
         prepare_testcontainers(engine)
         kwargs = container_kwargs(self.name, self.argv, image=self.image, env=self.container_env,
                                   cwd=self.cwd, cores=self.cores, mounts=self.mounts,
-                                  labels=self.labels or container_labels(self.name))
+                                  labels=self.labels or container_labels(self.name),
+                                  memory_limit_bytes=self.memory_limit_bytes)
         image, env, volumes = kwargs.pop("image"), kwargs.pop("env"), kwargs.pop("volumes")
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._exit_code = None
@@ -346,6 +360,7 @@ class ContainerProcess:
                     container.kill(signal="SIGTERM")
             try:
                 self._exit_code = int(container.wait(timeout=timeout_s)["StatusCode"])
+                self._remember_state(container)
             except errors:
                 self._kill_and_wait(container)
         finally:
@@ -369,6 +384,27 @@ class ContainerProcess:
             container.kill()
         with contextlib.suppress(*errors):
             self._exit_code = int(container.wait(timeout=_KILL_WAIT_S)["StatusCode"])
+            self._remember_state(container)
+
+    def _remember_state(self, container: Container) -> None:
+        """Keep the engine's State of the exited container (before its removal)."""
+        with contextlib.suppress(*_engine_errors()):
+            container.reload()
+            self._state = dict(container.attrs["State"])
+
+    def exit_state(self) -> dict[str, Any] | None:
+        """How the container's process ended, as the engine says: `oom_killed` (the kernel's
+        OOM killer ended a process of it: its memory limit was reached), `exit_code` (137:
+        SIGKILL), `finished_at` (the engine's RFC 3339 time), `error`; None while it runs or
+        before it started. Kept after `stop()` or `kill()` removed the container."""
+        container = self._container
+        if container is not None and not self.is_running():
+            self._remember_state(container)
+        state = self._state
+        if state is None or state.get("Running"):
+            return None
+        return {"oom_killed": bool(state.get("OOMKilled")), "exit_code": state.get("ExitCode"),
+                "finished_at": state.get("FinishedAt"), "error": state.get("Error") or None}
 
     def pause(self) -> None:
         self._signal_tree("SIGSTOP")
@@ -401,7 +437,7 @@ class ContainerProcess:
 
     def describe(self) -> dict[str, object]:
         return {"runtime": self.runtime, "image": self.image, "container_id": self.container_id,
-                "argv": list(self.argv), "cores": self.cores}
+                "argv": list(self.argv), "cores": self.cores, "memory_limit_bytes": self.memory_limit_bytes}
 
     def _engine_or_shared(self) -> DockerEngine:
         if self._engine is None:

@@ -15,10 +15,13 @@ With `advertised_port` the broker tells clients to reach it at 127.0.0.1:<advert
 from __future__ import annotations
 
 import base64
+import contextlib
+import queue
 import shutil
 import socket
 import string
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +34,7 @@ from ingestlab.stack import artifacts
 from ingestlab.stack.component import StartupError, port_taken, wait_until
 from ingestlab.stack.container import Bind, ContainerProcess, container_labels
 from ingestlab.stack.ports import LOOPBACK, free_ports
-from ingestlab.stack.process import NativeProcess
+from ingestlab.stack.process import NativeProcess, launch_argv
 
 if TYPE_CHECKING:
     from ingestlab.stack.docker_engine import DockerEngine
@@ -63,6 +66,11 @@ IMAGE_CLASSPATH = "/opt/kafka/libs/*"
 IMAGE_LOG4J = f"/opt/kafka/config/{_LOG4J.name}"
 _IMAGE_HINT = ("see the broker's log; the kafka image holds the JVM in /opt/java and the jars in "
                "/opt/kafka/libs (stack.images.ensure_image builds it from the host's jars)")
+
+
+# The quota shell (`QuotaShell`): a single Java source file run with the broker's jars.
+QUOTA_SHELL_SOURCE = artifacts.KAFKA_DIR / "QuotaShell.java"
+_QUOTA_READY, _QUOTA_OK, _QUOTA_ERROR = "ready", "ok ", "error "
 
 
 def is_quorum_race(log_text: str) -> bool:
@@ -244,6 +252,12 @@ class _BrokerLogic:
         wait_until(has_leaders, component=self,  # type: ignore[arg-type]
                    timeout_s=timeout_s, what=f"serving all {count} partitions of {name!r}")
 
+    def quota_shell(self, *, log_path: Path | None = None) -> QuotaShell:
+        """A `QuotaShell` on this broker (not started), its JVM on the broker's cores; its
+        output goes to `log_path` (default: `work_dir/quota-shell.log`)."""
+        return QuotaShell(self.bootstrap, cores=self.cores,
+                          log_path=log_path or self.work_dir / "quota-shell.log")
+
     def restart(self) -> float:
         """Start the broker again after `kill()` (or `stop()`): the same config, data dir and
         ports, no new format, so it recovers the log it had. Returns the seconds from this
@@ -393,3 +407,131 @@ class ContainerKafkaBroker(_BrokerLogic, ContainerProcess):
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), **ContainerProcess.describe(self)}
+
+
+class QuotaShell:
+    """Sets and lifts a broker's default producer byte-rate quota (`producer_byte_rate` for
+    every client id without one of its own) through Kafka's own Admin API
+    (`alterClientQuotas`, what `kafka-configs.sh` calls), from one JVM started once
+    (`infra/kafka/QuotaShell.java`, run as a source file with the broker's jars on the host),
+    so that a change costs a round trip to the broker: `kafka-configs.sh` per change took 3-8 s
+    on the study's busy broker core, most of it the JVM's start, and disturbed the load it
+    shares the core with.
+
+    ```
+    with broker.quota_shell() as quota:    # the JVM starts, its client connects
+        took_s = quota.set(5e6)            # bytes/s; returns once the broker has it
+        ...
+        quota.clear()
+    ```
+    A producer past its quota is throttled: the broker answers its produce requests with a
+    throttle time and keeps its connection muted that long (KIP-219), so on average it sends
+    no more than the quota (measured over `quota.window.num` x `quota.window.size.seconds`,
+    11 x 1 s by default). The JVM runs pinned to `cores` with a parent-death signal; `close()`
+    (leaving the block) ends it, by pid if it does not exit when its stdin closes.
+    """
+
+    def __init__(self, bootstrap: str, *, cores: tuple[int, ...] | None, log_path: Path,
+                 start_timeout_s: float = 90.0, command_timeout_s: float = 30.0) -> None:
+        self.bootstrap = bootstrap
+        self.cores = cores
+        self.log_path = log_path
+        self.start_timeout_s = start_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.startup_s: float | None = None
+        self._popen: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
+
+    def argv(self) -> list[str]:
+        """The JVM's command: a small heap, the client compiler and the serial GC (a client
+        that sends two requests), the broker's log4j2 config (its loggers print to stdout,
+        which the protocol's lines share: `QuotaShell` keeps only those)."""
+        return [shutil.which("java") or "java", "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                f"-Dlog4j2.configurationFile={_LOG4J}", "-cp", artifacts.kafka_classpath(),
+                str(QUOTA_SHELL_SOURCE), self.bootstrap]
+
+    def start(self) -> QuotaShell:
+        """Start the JVM and wait until its Admin client is made."""
+        if self._popen is not None:
+            raise RuntimeError("this quota shell was already started")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        with self.log_path.open("a") as log:
+            self._popen = subprocess.Popen(launch_argv(self.argv(), cores=self.cores), stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, name="ingestlab-quota-shell", daemon=True)
+        self._reader.start()
+        self._expect(_QUOTA_READY, self.start_timeout_s)
+        self.startup_s = time.monotonic() - began
+        return self
+
+    def set(self, bytes_per_s: float) -> float:
+        """Set the quota (bytes/s, >= 1); returns the seconds until the broker had it."""
+        if bytes_per_s < 1:
+            raise ValueError(f"a producer quota must be >= 1 byte/s, got {bytes_per_s!r}")
+        return self._command(f"set {bytes_per_s:.0f}")
+
+    def clear(self) -> float:
+        """Lift the quota; returns the seconds until the broker had it."""
+        return self._command("clear")
+
+    def close(self) -> None:
+        """End the JVM: stdin closed, then SIGKILL by pid if it has not exited in 5 s."""
+        popen, self._popen = self._popen, None
+        if popen is None:
+            return
+        with contextlib.suppress(OSError):
+            popen.stdin.close()  # type: ignore[union-attr]
+        try:
+            popen.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+        if self._reader is not None:
+            self._reader.join(5.0)
+
+    def __enter__(self) -> QuotaShell:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self) -> None:
+        """The JVM's stdout: protocol lines into the queue, the rest into its log."""
+        popen = self._popen
+        assert popen is not None and popen.stdout is not None
+        with self.log_path.open("a") as log:
+            for line in popen.stdout:
+                line = line.rstrip("\n")
+                if line == _QUOTA_READY or line.startswith((_QUOTA_OK, _QUOTA_ERROR)):
+                    self._lines.put(line)
+                else:
+                    log.write(line + "\n")
+        self._lines.put(None)  # it exited
+
+    def _expect(self, what: str, timeout_s: float) -> str:
+        try:
+            line = self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            raise RuntimeError(f"the quota shell said nothing within {timeout_s:g} s "
+                               f"(see {self.log_path})") from None
+        if line is None:
+            raise RuntimeError(f"the quota shell exited (see {self.log_path})")
+        if not line.startswith(what):
+            raise RuntimeError(f"the quota shell answered {line!r}")
+        return line
+
+    def _command(self, line: str) -> float:
+        popen = self._popen
+        if popen is None or popen.stdin is None:
+            raise RuntimeError("the quota shell is not running: start() it first")
+        began = time.monotonic()
+        popen.stdin.write(line + "\n")
+        popen.stdin.flush()
+        self._expect(_QUOTA_OK, self.command_timeout_s)
+        return time.monotonic() - began

@@ -175,11 +175,13 @@ class ServiceProcess(_ServiceLogic, NativeProcess):
 
 class ContainerService(_ServiceLogic, ContainerProcess):
     """A started ingestion service in a container of `spec.image` (`container_spec_for`),
-    listening on 127.0.0.1:`port` of the host (host networking)."""
+    listening on 127.0.0.1:`port` of the host (host networking); `memory_limit_bytes` (None:
+    none) limits its container's memory, swap included."""
 
     def __init__(self, spec: ServiceSpec, *, brokers: str, log_dir: Path,
                  cores: tuple[int, ...] | None = None, port: int | None = None,
-                 engine: DockerEngine | None = None, stack_id: str | None = None) -> None:
+                 engine: DockerEngine | None = None, stack_id: str | None = None,
+                 memory_limit_bytes: int | None = None) -> None:
         if spec.image is None:
             raise ValueError(f"{spec.name}: a container service needs a spec with an image "
                              "(container_spec_for)")
@@ -189,7 +191,8 @@ class ContainerService(_ServiceLogic, ContainerProcess):
                                   log_path=log_dir / f"{spec.name}.log",
                                   env=service_env(spec, port=self.port, brokers=brokers), cwd=spec.cwd,
                                   cores=cores, endpoint=f"{LOOPBACK}:{self.port}",
-                                  labels=container_labels(spec.name, stack_id=stack_id), engine=engine)
+                                  labels=container_labels(spec.name, stack_id=stack_id), engine=engine,
+                                  memory_limit_bytes=memory_limit_bytes)
         self.ready_s: float | None = None
 
     def describe(self) -> dict[str, object]:

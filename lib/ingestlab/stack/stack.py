@@ -54,7 +54,10 @@ class StackRuntime(Protocol):
                cores: tuple[int, ...], start_timeout_s: float, advertised_port: int | None) -> Broker: ...
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
-                node_flags: tuple[str, ...], memory_report_ms: int) -> RunningService: ...
+                node_flags: tuple[str, ...], memory_report_ms: int,
+                memory_limit_bytes: int | None = None) -> RunningService:
+        """A service, not started; `memory_limit_bytes` (None: none) limits its memory, swap
+        included (a runtime that cannot raises ValueError)."""
 
     def describe(self) -> dict[str, object]: ...
 
@@ -76,7 +79,11 @@ class NativeRuntime:
                            cores=cores, start_timeout_s=start_timeout_s, advertised_port=advertised_port)
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
-                node_flags: tuple[str, ...], memory_report_ms: int) -> ServiceProcess:
+                node_flags: tuple[str, ...], memory_report_ms: int,
+                memory_limit_bytes: int | None = None) -> ServiceProcess:
+        if memory_limit_bytes is not None:
+            raise ValueError("a memory limit needs the container runtime (a container's cgroup); "
+                             "the native runtime runs the service without one")
         spec = spec_for(name, node_flags=node_flags, memory_report_ms=memory_report_ms)
         return ServiceProcess(spec, brokers=brokers, log_dir=log_dir, cores=cores)
 
@@ -150,11 +157,12 @@ class ContainerRuntime:
                                     stack_id=self.stack_id, advertised_port=advertised_port)
 
     def service(self, name: ServiceName, *, brokers: str, log_dir: Path, cores: tuple[int, ...],
-                node_flags: tuple[str, ...], memory_report_ms: int) -> ContainerService:
+                node_flags: tuple[str, ...], memory_report_ms: int,
+                memory_limit_bytes: int | None = None) -> ContainerService:
         spec = container_spec_for(name, image=self.image(program_of(name)), node_flags=node_flags,
                                   memory_report_ms=memory_report_ms)
         return ContainerService(spec, brokers=brokers, log_dir=log_dir, cores=cores, engine=self.engine,
-                                stack_id=self.stack_id)
+                                stack_id=self.stack_id, memory_limit_bytes=memory_limit_bytes)
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "image_flavour": self.flavour, "images": dict(self.images),
@@ -203,6 +211,9 @@ class Stack:
     byte between a service and the broker passes it (see `stack.slow_link`). It passes bytes
     through unchanged until its `shape` is changed (the `slow` fault of `experiments.faults`).
 
+    `service_memory_limit_bytes` (None: none) limits each service's memory, swap included
+    (the container runtime only: its container's cgroup; `experiments.backlog`).
+
     While the stack runs, the calling thread (and every thread it starts, such as Kafka
     clients' and the sampler's) is kept on the load cores, so the code driving a measurement
     never takes CPU from the service under test; its affinity is restored on leaving.
@@ -218,6 +229,7 @@ class Stack:
         topic: str = TOPIC,
         runtime: StackRuntime | None = None,
         broker_link: bool = False,
+        service_memory_limit_bytes: int | None = None,
     ) -> None:
         self.config = config
         self.runtime = runtime if runtime is not None else runtime_for(config)
@@ -228,6 +240,7 @@ class Stack:
         self.log_dir = log_dir or self._tmp / "logs"
         self.kafka: Broker | None = None
         self.broker_link = broker_link
+        self.service_memory_limit_bytes = service_memory_limit_bytes
         self.link: SlowLink | None = None
         self.services: dict[ServiceName, RunningService] = {}
         self.timings_s: dict[str, float] = {}
@@ -281,10 +294,14 @@ class Stack:
         if self.kafka is None:
             raise RuntimeError("the broker is not running: enter the Stack first")
         brokers = self.link.address if self.link else self.kafka.bootstrap
+        # only when set: a runtime without limits need not know the argument
+        limit = ({"memory_limit_bytes": self.service_memory_limit_bytes}
+                 if self.service_memory_limit_bytes is not None else {})
         return self.runtime.service(name, brokers=brokers, log_dir=log_dir or self.log_dir,
                                     cores=self.config.cores.service,
                                     node_flags=self.config.stack.node_flags,
-                                    memory_report_ms=self.config.stack.memory_report_ms)
+                                    memory_report_ms=self.config.stack.memory_report_ms,
+                                    **limit)
 
     def start_service(self, name: ServiceName) -> RunningService:
         """Start (or restart) one service against the running broker; returns once ready."""
