@@ -1,6 +1,8 @@
 """Notebook 03's closing table: the article's memory claims, point by point, each with its
-own words beside a sentence written from the measurements (the soak, the backlog runs and the
-long soaks), and what was found instead where the claim does not hold here. Memory in MiB."""
+own words (from data/, never written here) beside a sentence written from the measurements
+(the soak, the backlog runs and the long soaks), and what was found instead where the claim
+does not hold here. A size "holds" within the claims table's tolerance (x2) of the article's.
+Memory in MiB."""
 
 from __future__ import annotations
 
@@ -9,21 +11,27 @@ from typing import Any
 
 import polars as pl
 
+from ingestlab.analysis.claims import TOLERANCE
 from ingestlab.config import StudyConfig
+from ingestlab.notebook.article import article_claims, article_fact
 from ingestlab.results import Run, find_runs
 
-# The article's words (../shared/seed: the table, "Garbage Collection Sawtooth", "Rate
-# Limiting, Backpressure").
-ARTICLE = {
-    "sustained": "Average Memory Usage (Sustained): 820 MB (Sawtooth pattern)",
-    "heap_peak": "Memory increases continuously as JSON records are processed in JavaScript heap memory, "
-                 "peaking at 800MB before V8 triggers a stop-the-world old-generation GC run.",
-    "heap_queue": "the Express event loop continues to accept connections, queueing payloads in heap memory",
-    "oom": "This leads to garbage collection bottlenecks and eventual OOM crashes.",
-    "flat": "memory usage stabilizes at 42MB and remains flat throughout the execution run",
-    "bounded": "The Rust rdkafka producer implements bounded internal queues ... stops the service from "
-               "accepting more incoming data than its system buffers can hold",
-}
+
+def article_words() -> dict[str, str]:
+    """The article's words for each memory claim, from its table and facts as data
+    (data/article_claims.csv, data/article_facts.csv)."""
+    memory = article_claims()["memory_sustained_mb"]
+    backpressure = article_fact("node_backpressure").quote
+    queueing, _, oom = backpressure.partition(". ")
+    table = f"{memory['metric']}: {{:,.0f}} {memory['unit']} ({{}})"
+    return {
+        "sustained": table.format(memory["node_value"], memory["node_note"]),
+        "heap_peak": article_fact("node_heap_peak_mb").quote,
+        "heap_queue": queueing + ".",
+        "oom": oom,
+        "flat": table.format(memory["rust_value"], memory["rust_note"]),
+        "bounded": article_fact("rust_backpressure").quote,
+    }
 
 
 def _mib(value: float | None) -> str:
@@ -59,25 +67,30 @@ def memory_claims(soak: Run, backlog_runs: Sequence[Run] = (), long: Mapping[str
     `long`), `holds` ("yes", "no", or "not measured")."""
     long = long or {}
     services = soak.summary.services
+    words = article_words()
+    # A size holds within the claims table's tolerance of the article's (analysis.claims).
+    node_mb = article_claims()["memory_sustained_mb"]["node_value"]
+    heap_mb = article_fact("node_heap_peak_mb").value
     rows: list[dict[str, str]] = []
 
     def add(key: str, service: str, measured: str, holds: str) -> None:
-        rows.append({"claim": ARTICLE[key], "service": service, "measured": measured, "holds": holds})
+        rows.append({"claim": words[key], "service": service, "measured": measured, "holds": holds})
 
     node, rust = services.get("node"), services.get("rust")
     long_node = long["node"].summary.services["node"] if "node" in long else None
     long_rust = long["rust"].summary.services["rust"] if "rust" in long else None
     if node is not None:
         add("sustained", "node", _soak_sentence(node, long_node),
-            "yes" if node.memory_pattern == "sawtooth" and node.rss_mean_mib >= 400 else "no")
+            "yes" if node.memory_pattern == "sawtooth" and node.rss_mean_mib >= node_mb / TOLERANCE else "no")
         parts = node.memory_parts or {}
         majors = sum(n for kind, n in (node.gc_events_by_kind or {}).items() if kind != "Scavenge")
         add("heap_peak", "node",
             f"V8's heap held {_mib(parts.get('heap_used_peak_mib') or node.heap_peak_mib)} of objects "
             "at most "
             f"({_mib(parts.get('heap_total_peak_mib'))} committed), with {majors} old-generation collections "
-            f"in {node.duration_s:.0f} s: V8 collects long before the heap nears 800 MB",
-            "no" if (parts.get("heap_used_peak_mib") or node.heap_peak_mib or 0) < 400 else "yes")
+            f"in {node.duration_s:.0f} s",
+            "yes" if (parts.get("heap_used_peak_mib") or node.heap_peak_mib or 0) >= heap_mb / TOLERANCE
+            else "no")
     for service, key_first in (("node", "heap_queue"), ("rust", "bounded")):
         free = _backlog(backlog_runs, service, limited=False)
         if not free:
