@@ -99,10 +99,6 @@ def _parameters(notebook: Path, study: dict[str, Path]) -> dict[str, object]:
         # no look beyond the minimum: `make test` stays under its time budget (the sequential
         # rule's looks are tested in tests/unit/test_study.py on saved runs)
         parameters |= {"trials": 3, "max_trials": 3, "reports_dir": str(study["reports"])}
-    if notebook.stem == "03_memory_and_gc":
-        # a shorter drain than quick's; the slow stage keeps its 30 s: 16 s (the quota's 11 s
-        # window and 5 s after it) let Rust's throttled rate read 27.7 MB/s for a 7.5 MB/s quota
-        parameters |= {"backlog_changes": {"warmup_s": 2.0, "before_s": 3.0, "drain_s": 10.0}}
     if notebook.stem == "06_language_or_design":
         # the article's two and the promise-matched pair, two trials; the variants' ceilings and
         # cold starts are left to the study (each a search of its own)
