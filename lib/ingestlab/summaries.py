@@ -272,9 +272,10 @@ class SoakResult:
     # Holds made (> 1: the load generator saturated in the earlier ones, each said why).
     attempts: int = 1
     repeated_because: list[str] = field(default_factory=list)
-    # The trend over the measured phase (`analysis.memory.memory_slope`): RSS summed over the
-    # service's processes, MiB per hour, with its 95% interval [low, high], fitted on means of
-    # `rss_slope_window_s` (a minute, or a tenth of a shorter soak); None: too few windows.
+    # The trend over the steady state (`analysis.memory.memory_slope`: the measured phase less
+    # its first 20%): RSS summed over the service's processes, MiB per hour, with its 95%
+    # interval [low, high], fitted on means of `rss_slope_window_s` (a minute, or a tenth of a
+    # shorter soak); None: too few windows.
     rss_slope_mib_per_h: float | None = None
     rss_slope_ci_mib_per_h: list[float] | None = None
     rss_slope_window_s: float | None = None

@@ -1,6 +1,6 @@
 """The memory trend (`analysis.memory.memory_slope`, `analysis.memory_parts.part_slopes`) on
 hand-built series: a known slope recovered within its interval, a flat series whose interval
-holds 0, too few windows."""
+holds 0, a start-up climb that is no trend, too few windows."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def test_a_known_slope_is_recovered_within_its_interval():
     low, high = found["ci_per_h"]
     assert low < 12 * MIB < high
     assert found["slope_per_h"] / MIB == pytest.approx(12, abs=0.5)
-    assert (found["windows"], found["window_s"], found["level"]) == (60, 60.0, 0.95)
-    assert found["span_s"] == pytest.approx(3600)
+    # the steady state: the last 80% of the hour, in minutes
+    assert (found["windows"], found["window_s"], found["level"]) == (48, 60.0, 0.95)
+    assert found["span_s"] == pytest.approx(2880)
     assert low > 0  # a leak of 12 MiB/h shows over an hour
 
 
@@ -42,7 +43,7 @@ def test_a_flat_series_has_an_interval_around_zero():
     found = memory_slope(series(1800, lambda t: 50 * MIB + rng.gauss(0, 1) * MIB))
     low, high = found["ci_per_h"]
     assert low < 0 < high
-    assert found["windows"] == 30
+    assert found["windows"] == 24
 
 
 def test_a_constant_series_has_slope_and_interval_zero():
@@ -51,15 +52,29 @@ def test_a_constant_series_has_slope_and_interval_zero():
     assert found["ci_per_h"] == pytest.approx([0, 0], abs=1e-6)
 
 
-def test_a_short_series_gets_ten_windows_of_a_tenth_of_its_span():
+def test_a_short_series_gets_ten_windows_of_a_tenth_of_its_steady_state():
     found = memory_slope(series(115, lambda t: 30 * MIB + t * 1000))
     assert found["windows"] == 10
-    assert found["window_s"] == pytest.approx(11.5)
+    assert found["window_s"] == pytest.approx(9.2)  # 80% of 115 s, in tenths
     assert found["slope_per_h"] == pytest.approx(3600 * 1000, rel=1e-6)
+    whole = memory_slope(series(115, lambda t: 30 * MIB + t * 1000), warmup_fraction=0.0)
+    assert whole["window_s"] == pytest.approx(11.5) and whole["warmup_fraction"] == 0.0
+
+
+def test_the_climb_to_its_level_is_no_trend():
+    # an hour: from 60 to 300 MiB in the first minute, then flat with noise
+    rng = random.Random(5)
+    found = memory_slope(series(3600, lambda t: min(300, 60 + 4 * t) * MIB + rng.gauss(0, 2) * MIB))
+    low, high = found["ci_per_h"]
+    assert low < 0 < high
+    with_the_climb = memory_slope(series(3600, lambda t: min(300, 60 + 4 * t) * MIB), warmup_fraction=0.0)
+    assert with_the_climb["slope_per_h"] > 10 * MIB  # the climb alone reads as 11.8 MiB/h of growth
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        memory_slope(series(60, lambda t: 1.0), warmup_fraction=1.0)
 
 
 def test_a_last_partial_window_is_merged_into_the_one_before():
-    found = memory_slope(series(659, lambda t: 1.0))  # 10 whole minutes and 59 s
+    found = memory_slope(series(659, lambda t: 1.0), warmup_fraction=0.0)  # 10 whole minutes and 59 s
     assert found["windows"] == 10 and found["window_s"] == 60.0
 
 
@@ -67,7 +82,7 @@ def test_too_few_windows_give_none():
     assert memory_slope(series(1, lambda t: 1.0, every_s=0.2)) is None  # 6 samples
     # samples 10 s apart over 50 s: 6 samples, fewer than 10 windows
     assert memory_slope(series(50, lambda t: 1.0, every_s=10)) is None
-    assert memory_slope(series(600, lambda t: 1.0), window_s=120) is None  # 5 windows
+    assert memory_slope(series(600, lambda t: 1.0), window_s=120) is None  # 4 windows in the steady state
     assert memory_slope(pl.DataFrame({"t_ns": [], "rss_bytes": []}, schema={"t_ns": pl.Int64,
                                                                              "rss_bytes": pl.Int64})) is None
 
@@ -80,7 +95,7 @@ def test_nulls_are_left_out_and_the_column_is_chosen():
 
 
 def test_part_slopes_per_part_in_mib_per_hour():
-    timeline = series(1200, lambda t: 0, every_s=1.0).drop("rss_bytes").with_columns(
+    timeline = series(1500, lambda t: 0, every_s=1.0).drop("rss_bytes").with_columns(
         rss_bytes=pl.lit(100 * MIB),
         queue_bytes=pl.lit(5 * MIB),
         heap_total_bytes=(pl.col("t_ns") - T0_NS) / 1e9 * (6 * MIB / 3600),  # 6 MiB/h

@@ -11,7 +11,8 @@ its ceiling is another experiment, not this one. A hold whose load generator sat
 again (`SoakConfig.saturation_repeats`); a run still flagged feeds no row of the claims.
 
 Memory's trend (`analysis.memory.memory_slope`): RSS summed over the service's processes and
-each memory part, MiB per hour with a 95% interval, over the measured phase.
+each memory part, MiB per hour with a 95% interval, over the steady state (the measured phase
+less its first 20%, in which memory climbs to its level).
 
 A long hold (`ingestlab run soak --duration 1h`: longer than `SoakConfig.segment_s`) is held as
 segments (`experiments.segments`, `hold_segments`): consecutive engine runs in one sampler,
@@ -231,8 +232,8 @@ def sampled_fields(config: StudyConfig, service: ServiceName, log_path: Path, sa
 
 def memory_trends(totals: pl.DataFrame, parts: pl.DataFrame, *, since_ns: int) -> dict[str, Any]:
     """The trend (`analysis.memory.memory_slope`, MiB per hour with its 95% interval) of RSS
-    summed per tick (`totals`) and of each memory part (`parts`), from `since_ns` (epoch ns:
-    the end of the warm-up) on, as `SoakResult` fields."""
+    summed per tick (`totals`) and of each memory part (`parts`) in the steady state of what
+    was sampled from `since_ns` (epoch ns: the end of the warm-up) on, as `SoakResult` fields."""
     found: dict[str, Any] = {}
     rss = memory_slope(totals.filter(pl.col("t_ns") >= since_ns), value="rss_bytes")
     if rss is not None:
