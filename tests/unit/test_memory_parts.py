@@ -82,3 +82,14 @@ def test_the_chart_stacks_the_parts_and_marks_major_collections(tmp_path) -> Non
     assert [v["kind"] for v in values if v.get("kind")] == ["Mark-Compact"]  # scavenges are not marked
     charts.save_png(chart, tmp_path / "parts.png")
     assert (tmp_path / "parts.png").stat().st_size > 0
+
+
+def test_windows_without_a_queue_report_do_not_break_the_summary() -> None:
+    # the first windows had no librdkafka report yet (a fresh producer): the queue is null there
+    rows = [_v8(i + 0.2, 7, heap_mib=20) for i in range(5)] + [_queue(i + 0.1, 7, 5.0 * i) for i in (3, 4)]
+    timeline = parts_timeline(_reports(rows), _totals([60, 60, 60, 70, 80]))
+    summary = parts_summary(timeline)
+    assert summary["queue_peak_mib"] == pytest.approx(20.0)
+    assert summary["grew_most"] in ("librdkafka producer queue", "the rest of RSS", "V8 heap")
+    only_nulls = timeline.with_columns(pl.lit(None, pl.Int64).alias("queue_messages"))
+    assert parts_summary(only_nulls)["queue_messages_peak"] is None

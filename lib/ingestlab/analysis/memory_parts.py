@@ -83,15 +83,22 @@ def parts_summary(timeline: pl.DataFrame) -> dict[str, Any]:
         name = column.removesuffix("_bytes")
         found[f"{name}_mean_mib"] = float(values.mean()) / MIB
         found[f"{name}_peak_mib"] = float(values.max()) / MIB
-    found["queue_messages_peak"] = int(timeline["queue_messages"].max())
-    fifth = max(1, timeline.height // 5)
-    growth = {part: (float(timeline[part].tail(fifth).mean()) - float(timeline[part].head(fifth).mean()))
-              / MIB for part in PARTS if timeline[part].null_count() < timeline.height}
-    grew = max(growth, key=growth.get)
-    found["grew_most"], found["grew_most_mib"] = PARTS[grew], growth[grew]
+    messages = timeline["queue_messages"].max()
+    found["queue_messages_peak"] = None if messages is None else int(messages)
+    growth = {}
+    for part in PARTS:
+        # a window without a report of the part has none (null): the fifths are of its reports
+        values = timeline[part].drop_nulls()
+        fifth = max(1, values.len() // 5)
+        if not values.is_empty():
+            growth[part] = (float(values.tail(fifth).mean()) - float(values.head(fifth).mean())) / MIB
+    if growth:
+        grew = max(growth, key=growth.get)
+        found["grew_most"], found["grew_most_mib"] = PARTS[grew], growth[grew]
     at_peak = timeline.row(int(timeline["rss_bytes"].arg_max()), named=True)
     held = {part: at_peak[part] for part in PARTS if at_peak[part] is not None}
-    found["largest_at_peak"] = PARTS[max(held, key=held.get)]
+    if held:
+        found["largest_at_peak"] = PARTS[max(held, key=held.get)]
     return found
 
 
