@@ -93,3 +93,13 @@ def test_windows_without_a_queue_report_do_not_break_the_summary() -> None:
     assert summary["grew_most"] in ("librdkafka producer queue", "the rest of RSS", "V8 heap")
     only_nulls = timeline.with_columns(pl.lit(None, pl.Int64).alias("queue_messages"))
     assert parts_summary(only_nulls)["queue_messages_peak"] is None
+
+
+def test_the_part_largest_at_the_peak_is_judged_where_every_part_was_reported() -> None:
+    # second 2 has the highest RSS but no queue report (late): its queue and rest are unknown
+    rows = [r for i in range(4) for r in (_queue(i + 0.1, 7, queue_mib=100), _v8(i + 0.2, 7, heap_mib=20))
+            if not (i == 2 and r["source"] == "librdkafka")]
+    timeline = parts_timeline(_reports(rows), _totals([150, 160, 400, 170]))
+    assert timeline["queue_bytes"][2] is None
+    # judged at 170 MiB (queue 100, heap 20, rest 48), not at 400 MiB where only the heap is known
+    assert parts_summary(timeline)["largest_at_peak"] == "librdkafka producer queue"

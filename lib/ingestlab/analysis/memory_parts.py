@@ -95,9 +95,13 @@ def parts_summary(timeline: pl.DataFrame) -> dict[str, Any]:
     if growth:
         grew = max(growth, key=growth.get)
         found["grew_most"], found["grew_most_mib"] = PARTS[grew], growth[grew]
-    at_peak = timeline.row(int(timeline["rss_bytes"].arg_max()), named=True)
-    held = {part: at_peak[part] for part in PARTS if at_peak[part] is not None}
-    if held:
+    # RSS's peak among the windows with every part the service reports: in a window without a
+    # queue report the queue and the rest are null, and the heap alone would look the largest
+    reported = [part for part in PARTS if timeline[part].null_count() < timeline.height]
+    complete = timeline.drop_nulls(["rss_bytes", *reported])
+    if reported and not complete.is_empty():
+        at_peak = complete.row(int(complete["rss_bytes"].arg_max()), named=True)
+        held = {part: at_peak[part] for part in reported}
         found["largest_at_peak"] = PARTS[max(held, key=held.get)]
     return found
 

@@ -58,6 +58,7 @@ one clock, seconds after the slowdown began.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import threading
@@ -68,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from confluent_kafka import KafkaException
 
 from ingestlab.analysis.backlog import (
     WINDOW_SCHEMA,
@@ -91,7 +93,7 @@ from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.schedules import constant
 from ingestlab.quantiles import nearest_rank
 from ingestlab.results import Run
-from ingestlab.stack import Stack
+from ingestlab.stack import Stack, StartupError
 from ingestlab.stack.kafka import QuotaShell
 from ingestlab.summaries import BacklogResult, BacklogSummary, ComparisonRate
 from ingestlab.telemetry.gc_trace import parse_gc_log
@@ -114,9 +116,9 @@ FLUSH_QUIET_S = 3.0
 FLUSH_STUCK_S = 15.0
 # Records appended per second over this share of the quota (once throttled): it did not hold.
 # Kafka throttles after the fact (a request passes, and the client is muted for as long as it
-# went over), so records run a little over the quota: 1.07-1.23 x in the quick profile's
-# 30-s slow stages here.
-QUOTA_HELD_SHARE = 1.5
+# went over), so records run over the quota: 1.05 x over the full profile's 300 s here, 1.1-1.9 x
+# over the quick profile's 30 s, whose measure has not settled.
+QUOTA_HELD_SHARE = 2.0
 
 
 def quota_bytes_per_s(config: StudyConfig, rate_rps: float) -> float:
@@ -247,6 +249,24 @@ def _ended(process: Any, samples: pl.DataFrame) -> tuple[dict[str, Any] | None, 
     return state, died
 
 
+def _started_stack(config: StudyConfig, service: ServiceName, *, log_dir: Path,
+                   memory_limit_bytes: int | None) -> Stack:
+    """A started stack of a broker and `service`; a start that fails is tried once more (on the
+    busy shared machine a fresh broker once took over 30 s to create the topic, which ended a
+    full run after its first service's ten minutes)."""
+    for attempt in (1, 2):
+        stack = Stack(config, services=(service,), log_dir=log_dir,
+                      service_memory_limit_bytes=memory_limit_bytes)
+        try:
+            return stack.__enter__()  # on failure it has torn down what it started
+        except (StartupError, KafkaException):
+            if attempt == 2:
+                raise
+            # its logs kept apart: the service's log is parsed for its reports
+            log_dir.rename(log_dir.with_name(f"{log_dir.name}-failed-start"))
+    raise AssertionError("unreachable")
+
+
 def hold_backlog(config: StudyConfig, service: ServiceName, rate_rps: float, *, log_dir: Path,
                  out_dir: Path) -> Leg:
     """Start a broker and `service` (with `backlog.memory_limit_mb`), let it rest, then hold
@@ -258,7 +278,8 @@ def hold_backlog(config: StudyConfig, service: ServiceName, rate_rps: float, *, 
                           seed=config.seed, id_prefix=f"{service}-backlog")
     max_in_flight = math.ceil(rate_rps * b.request_timeout_s) + POOL_SLACK
     limit = b.memory_limit_mb * MB if b.memory_limit_mb is not None else None
-    with Stack(config, services=(service,), log_dir=log_dir, service_memory_limit_bytes=limit) as stack:
+    started = _started_stack(config, service, log_dir=log_dir, memory_limit_bytes=limit)
+    with contextlib.closing(started) as stack:
         assert stack.kafka is not None
         process = stack.service(service)
         sampler = ProcessSampler(process, interval_s=b.sample_interval_s, cores=config.cores.load)

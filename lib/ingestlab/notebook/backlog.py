@@ -20,7 +20,8 @@ from ingestlab.summaries import BacklogResult, BacklogSummary
 TABLE_COLUMNS: tuple[str, ...] = (
     "service", "rate_rps", "quota_bytes_per_s", "slow_s", "cap_reached_s", "cap_reached", "errors_began_s",
     "queue_peak_messages", "queue_peak_mib", "rss_before_mib", "rss_peak_mib", "largest_at_peak",
-    "heap_total_peak_mib", "rss_end_mib", "rss_returned_share", "drained_s", "accepted", "lost",
+    "heap_total_peak_mib", "rss_end_mib", "rss_returned_share", "drained_s", "flushed_s", "rss_flushed_mib",
+    "accepted", "lost",
     "delivered_after_error", "duplicated", "memory_limit_mb", "died_s", "oom_killed",
 )
 
@@ -43,6 +44,10 @@ def _s(value: float | None) -> str:
     return "never" if value is None else f"{value:,.0f} s after the slowdown began"
 
 
+def _from(value: float | None) -> str:
+    return "none" if value is None else f"from {value:,.0f} s after the slowdown began"
+
+
 def service_findings(service: str, r: BacklogResult) -> list[str]:
     """What one service did, in sentences with its numbers."""
     lines = []
@@ -53,23 +58,28 @@ def service_findings(service: str, r: BacklogResult) -> list[str]:
         lines.append(f"{service}: librdkafka's queue never reached a cap (at most "
                      f"{r.queue_peak_messages or 0:,} of {r.queue_messages_max or 0:,} messages, "
                      f"{r.queue_peak_mib or 0:,.0f} MiB).")
-    lines.append(f"{service}: errors (over 1% of a second's requests not answered 202) began "
-                 f"{_s(r.errors_began_s)}; in all {r.errors_5xx:,} 5xx, {r.timeouts:,} timeouts, "
+    lines.append(f"{service}: errors (over 1% of a second's requests not answered 202): "
+                 f"{_from(r.errors_began_s)} (5xx: {_from(r.errors_5xx_began_s)}; timeouts: "
+                 f"{_from(r.timeouts_began_s)}); in all {r.errors_5xx:,} 5xx, {r.timeouts:,} timeouts, "
                  f"{r.no_answer + r.dropped:,} without an answer.")
     if r.rss_peak_mib is not None:
         part = f"; its largest part then: {r.largest_at_peak}" if r.largest_at_peak else ""
         lines.append(f"{service}: RSS from {r.rss_before_mib or 0:,.0f} MiB before to a peak of "
-                     f"{r.rss_peak_mib:,.0f} MiB{part}.")
+                     f"{r.rss_peak_mib:,.0f} MiB {_s(r.rss_peak_s)}{part}.")
     if r.died_s is not None:
         how = "OOM-killed by its container's memory limit" if r.oom_killed else f"exit code {r.exit_code}"
-        lines.append(f"{service}: died {_s(r.died_s)} ({how}, {r.memory_limit_mb:,} MB), with "
+        limit = f", {r.memory_limit_mb:,} MB" if r.memory_limit_mb is not None else ""
+        lines.append(f"{service}: died {_s(r.died_s)} ({how}{limit}), with "
                      f"{r.queue_messages_at_death or 0:,} messages in its queue.")
     elif r.rss_end_mib is not None:
         back = ("" if r.rss_returned_share is None
                 else f", {100 * r.rss_returned_share:.0f}% of its growth given back")
-        drained = ("the queue did not drain within the run" if r.drained_s is None
+        drained = ("the queue did not drain within the load" if r.drained_s is None
                    else f"the queue drained {r.drained_s:,.0f} s after Kafka caught up")
-        lines.append(f"{service}: {drained}; RSS at the end {r.rss_end_mib:,.0f} MiB{back}.")
+        lines.append(f"{service}: {drained}; RSS at the load's end {r.rss_end_mib:,.0f} MiB{back}.")
+        if r.flushed_s is not None and r.rss_flushed_mib is not None:
+            lines.append(f"{service}: Kafka had every accepted record {r.flushed_s:,.0f} s after the load "
+                         f"ended; RSS then {r.rss_flushed_mib:,.0f} MiB.")
     lines.append(f"{service}: of {r.accepted:,} requests answered 202, {r.lost:,} never reached Kafka; "
                  f"{r.delivered_after_error:,} reached it after their client saw an error or gave up; "
                  f"{r.duplicated:,} duplicates.")
