@@ -479,12 +479,26 @@ class BacklogConfig:
         return self.warmup_s + self.before_s + self.slow_s + self.drain_s + 2 * self.quota_command_budget_s
 
 
+@dataclass(frozen=True)
+class ReporterCostConfig:
+    """What the memory reports cost (`experiments.reporter_cost`): `pairs` pairs of contracts
+    runs at `contracts.rate_rps`, reports off and on, `duration_s` measured each (after the
+    contracts' warm-up). At least 2 pairs: an interval needs two."""
+
+    pairs: int = 4
+    duration_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.pairs < 2 or self.duration_s <= 0:
+            raise ValueError(f"reporter_cost: need pairs >= 2 and duration_s > 0, got {self.pairs}, {self.duration_s}")
+
+
 # Each part of a StudyConfig that is a config of its own, by field name.
 _PARTS: dict[str, type] = {
     "stack": StackConfig, "load": LoadConfig, "smoke": SmokeConfig, "calibration": CalibrationConfig,
     "ceiling": CeilingConfig, "soak": SoakConfig, "startup": StartupConfig, "bad_input": BadInputConfig,
     "faults": FaultsConfig, "contracts": ContractsConfig, "overload": OverloadConfig,
-    "cpu_cores": CpuCoresConfig, "backlog": BacklogConfig,
+    "cpu_cores": CpuCoresConfig, "backlog": BacklogConfig, "reporter_cost": ReporterCostConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
 PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
@@ -512,6 +526,7 @@ PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
         "cpu_cores": {"trials": 3, "duration_s": 3.0, "warmup_s": 1.0},
         # the queue grows for 30 s, not to librdkafka's caps (about 2 minutes per service here)
         "backlog": {"warmup_s": 3.0, "before_s": 5.0, "slow_s": 30.0, "drain_s": 15.0, "flush_wait_s": 30.0},
+        "reporter_cost": {"pairs": 2, "duration_s": 5.0},
     },
 }
 
@@ -555,6 +570,7 @@ class StudyConfig:
     overload: OverloadConfig = field(default_factory=OverloadConfig)
     cpu_cores: CpuCoresConfig = field(default_factory=CpuCoresConfig)
     backlog: BacklogConfig = field(default_factory=BacklogConfig)
+    reporter_cost: ReporterCostConfig = field(default_factory=ReporterCostConfig)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

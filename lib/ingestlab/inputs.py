@@ -174,7 +174,7 @@ def run_experiment(config: StudyConfig, experiment: str) -> Run:
     the calibration for every experiment that drives load with a chosen engine, the study's
     comparison rate for the soak and cpu-cores (and the soak's for backlog), the ceilings for
     overload."""
-    if experiment in ("ceiling", "contracts"):
+    if experiment in ("ceiling", "contracts", "reporter-cost"):
         return EXPERIMENTS[experiment](config, limits=engine_limits(config))
     if experiment in ("soak", "cpu-cores"):
         rate = rate_for(config, experiment)

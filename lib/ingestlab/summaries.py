@@ -50,6 +50,7 @@ History of the summary schema (`SUMMARY_VERSION`):
    `segment_s`, `segment_gap_s`, `segment_gap_share`, `segments_saturated`,
    `last_segment_only`; `rig_rss_peak_mib`, `engine_rss_peak_mib`, `rig_rss_growth_mib`
    (all with defaults: older soaks read as one engine run without a trend).
+   The `reporter-cost` experiment's summary (`ReporterCostSummary`), a new type.
 """
 
 from __future__ import annotations
@@ -745,6 +746,34 @@ class BacklogSummary(PerService[BacklogResult]):
     mechanism: str = ""
 
 
+# --- reporter-cost ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReporterCostResult:
+    """One service's CPU per request (us) in each pair's arm without and with the memory
+    reports, and their overhead (% of CPU per request; geometric mean of the pairs' ratios)
+    with its 95% interval [low, high]."""
+
+    cpu_per_request_off_us: list[float]
+    cpu_per_request_on_us: list[float]
+    overhead_pct: float
+    overhead_ci_pct: list[float]
+
+
+@dataclass(frozen=True)
+class ReporterCostSummary(PerService[ReporterCostResult]):
+    """`experiments.reporter_cost`: per service a `ReporterCostResult`; the rate (req/s), each
+    arm's measured length (s), the reports' interval when on (ms), and the arms' run ids
+    (under the run's `arms/`) with each one's `memory_report_ms` (0: off), in the order run."""
+
+    EXPERIMENT: ClassVar[str] = "reporter-cost"
+    RESULT: ClassVar[type] = ReporterCostResult
+    rate_rps: float = 0.0
+    duration_s: float = 0.0
+    memory_report_ms: int = 0
+    arms: list[str] = field(default_factory=list)
+    arm_report_ms: list[int] = field(default_factory=list)
+
+
 # --- rates --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ComparisonRate:
@@ -781,12 +810,12 @@ class ClaimsSummary:
 
 Summary = (SmokeSummary | LatencyAccuracySummary | EngineCapacitySummary | CeilingSummary | SoakSummary
            | StartupSummary | BadInputSummary | FaultsSummary | ClaimsSummary
-           | OverloadSummary | CpuCoresSummary | RatesSummary | BacklogSummary)
+           | OverloadSummary | CpuCoresSummary | RatesSummary | BacklogSummary | ReporterCostSummary)
 SUMMARY_TYPES: dict[str, type] = {
     cls.EXPERIMENT: cls
     for cls in (SmokeSummary, LatencyAccuracySummary, EngineCapacitySummary, CeilingSummary, SoakSummary,
                 StartupSummary, BadInputSummary, FaultsSummary, ContractsSummary, OverloadSummary,
-                CpuCoresSummary, RatesSummary, BacklogSummary,
+                CpuCoresSummary, RatesSummary, BacklogSummary, ReporterCostSummary,
                 ClaimsSummary)
 }
 

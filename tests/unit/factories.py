@@ -21,6 +21,7 @@ from ingestlab.summaries import (
     OverloadRate,
     OverloadResult,
     PerService,
+    ReporterCostResult,
     SoakResult,
     StartupResult,
     Summary,
@@ -101,6 +102,9 @@ RESULT_DEFAULTS[BacklogResult] = dict(
     accepted=55_000, errors_5xx=0, timeouts=0, no_answer=0, dropped=0, p99_before_ms=20.0, p99_slow_ms=30.0,
     delivered=55_000, lost=0, delivered_after_error=0, duplicated=0, ledger_by_stage={},
     engine_saturated=False, engine_notes=[])
+RESULT_DEFAULTS[ReporterCostResult] = dict(
+    cpu_per_request_off_us=[100.0, 102.0], cpu_per_request_on_us=[101.0, 103.0], overhead_pct=1.0,
+    overhead_ci_pct=[0.5, 1.5])
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],
                             engine_lag_p99_ms=1.0, engine_cpu_pct_at_max=95.0, engine_pool=32,

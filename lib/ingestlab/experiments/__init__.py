@@ -16,6 +16,7 @@ from ingestlab.experiments.cpu_cores import cpu_cores
 from ingestlab.experiments.engine_bench import engine_capacity, latency_accuracy
 from ingestlab.experiments.faults import faults
 from ingestlab.experiments.overload import overload
+from ingestlab.experiments.reporter_cost import reporter_cost
 from ingestlab.experiments.smoke import smoke
 from ingestlab.experiments.soak import soak
 from ingestlab.experiments.startup import startup
@@ -34,7 +35,8 @@ EXPERIMENTS: dict[str, Callable[..., Run]] = {
     "overload": overload,
     "cpu-cores": cpu_cores,
     "backlog": backlog,
+    "reporter-cost": reporter_cost,
 }
 
 __all__ = ["EXPERIMENTS", "backlog", "bad_input", "ceiling", "contracts", "cpu_cores", "engine_capacity",
-           "faults", "latency_accuracy", "overload", "smoke", "soak", "startup"]
+           "faults", "latency_accuracy", "overload", "reporter_cost", "smoke", "soak", "startup"]
