@@ -490,7 +490,8 @@ class ReporterCostConfig:
 
     def __post_init__(self) -> None:
         if self.pairs < 2 or self.duration_s <= 0:
-            raise ValueError(f"reporter_cost: need pairs >= 2 and duration_s > 0, got {self.pairs}, {self.duration_s}")
+            raise ValueError(f"reporter_cost: need pairs >= 2 and duration_s > 0, "
+                             f"got {self.pairs} and {self.duration_s}")
 
 
 # Each part of a StudyConfig that is a config of its own, by field name.

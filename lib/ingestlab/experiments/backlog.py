@@ -313,12 +313,13 @@ def hold_backlog(config: StudyConfig, service: ServiceName, rate_rps: float, *, 
     windows = pl.DataFrame([window], schema=WINDOW_SCHEMA)
     log_path = log_dir / f"{service}.log"
     gc = parse_gc_log(log_path).events.with_columns(**key) if has_v8_trace(service) else None
-    parts = memory_parts_of(log_path, samples) if not samples.is_empty() else pl.DataFrame()
+    reports = parse_memory_reports(log_path).frame
+    parts = memory_parts_of(reports, samples) if not samples.is_empty() else pl.DataFrame()
     return Leg(
         requests=with_stage(rows.with_columns(**key), windows),
         samples=samples.with_columns(**key),
         parts=parts.with_columns(**key) if not parts.is_empty() else parts,
-        reports=parse_memory_reports(log_path).frame.with_columns(**key),
+        reports=reports.with_columns(**key),
         gc=gc,
         records=records.with_columns(**key),
         window=window,

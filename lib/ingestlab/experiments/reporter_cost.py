@@ -70,8 +70,9 @@ def reporter_cost(config: StudyConfig, *, limits: EngineLimits) -> Run:
             arms.append(contracts(arm, limits=limits))
             arm_ms.append(ms)
     results = overhead(list(config.services), arms, arm_ms)
-    summary = ReporterCostSummary(services=results, rate_rps=config.contracts.rate_rps, duration_s=c.duration_s,
-                                  memory_report_ms=report_ms, arms=[a.run_id for a in arms], arm_report_ms=arm_ms)
+    summary = ReporterCostSummary(services=results, rate_rps=config.contracts.rate_rps,
+                                  duration_s=c.duration_s, memory_report_ms=report_ms,
+                                  arms=[a.run_id for a in arms], arm_report_ms=arm_ms)
     found = _checks(results) + [f"arm {a.run_id}: {w}" for a in arms for w in a.warnings]
     run.write_summary(summary, warnings_found=found)
     return run

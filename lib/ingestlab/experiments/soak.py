@@ -205,7 +205,7 @@ def sampled_fields(config: StudyConfig, service: ServiceName, log_path: Path, sa
     window = samples.filter(pl.col("t_ns") >= load_start_ns)
     totals = tree_totals(window)
     rss = memory_pattern(totals, value="rss_bytes")
-    parts = memory_parts_of(log_path, window)
+    parts = memory_parts_of(parse_memory_reports(log_path).frame, window)
     fields = {
         "runtime": config.runtime,
         **cgroup_memory(window),
@@ -330,13 +330,12 @@ class HoldSpan(NamedTuple):
     end_ns: int
 
 
-def memory_parts_of(log_path: Path, window: pl.DataFrame) -> pl.DataFrame:
+def memory_parts_of(reports: pl.DataFrame, window: pl.DataFrame) -> pl.DataFrame:
     """The service's memory parts over the sampled `window` (`analysis.memory_parts`), from
-    the memory reports in its log (empty when the stack did not ask for them:
-    `StackConfig.memory_report_ms` 0)."""
+    its memory reports (`parse_memory_reports(...).frame`; empty when the stack did not ask
+    for them: `StackConfig.memory_report_ms` 0)."""
     start = window["t_ns"].min()
-    reports = parse_memory_reports(log_path).frame.filter(pl.col("t_ns") >= start)
-    return parts_timeline(reports, tree_totals(window))
+    return parts_timeline(reports.filter(pl.col("t_ns") >= start), tree_totals(window))
 
 
 def cgroup_memory(window: pl.DataFrame) -> dict[str, float | None]:
