@@ -19,8 +19,9 @@ from pathlib import Path
 import polars as pl
 
 from ingestlab import compare, inputs, report
-from ingestlab.config import PROFILES, RUNTIMES, SERVICES, StudyConfig
+from ingestlab.config import PROFILES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
+from ingestlab.names import RUNTIMES
 from ingestlab.results import Run, RunWarning, new_study_id
 from ingestlab.stack import StartupError, artifacts
 from ingestlab.stack.artifacts import ArtifactMissing

@@ -61,6 +61,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import dacite
 
+from ingestlab.names import CONTAINER, NATIVE
+
 SUMMARY_VERSION = 5
 # Versions this code reads: each newer one only added fields with defaults.
 READABLE_VERSIONS = frozenset({2, 3, 4, 5})
@@ -256,7 +258,7 @@ class SoakResult:
     heap_growth_per_1000_requests_mib: float | None = None
     gc_unparsed_lines: int | None = None
     gc_warnings: list[str] | None = None
-    runtime: str = "native"
+    runtime: str = NATIVE
     cgroup_mem_mean_mb: float | None = None
     cgroup_mem_peak_mb: float | None = None
     # From the intended send to the record's append time in Kafka (analysis.e2e), ms.
@@ -342,7 +344,7 @@ class StartupResult:
     footprint_bytes: int
     footprint_without_base_bytes: int
     footprint_parts: list[dict[str, Any]]
-    runtime: str = "native"
+    runtime: str = NATIVE
     image_flavour: str | None = None
     image_bytes: int | None = None
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -517,7 +519,7 @@ class OverloadRate:
     engine_notes: list[str]
     generator_limited: bool
     generator_notes: list[str]
-    runtime: str = "native"
+    runtime: str = NATIVE
     heap_pattern: str | None = None
     heap_mean_mib: float | None = None
     heap_peak_mib: float | None = None
@@ -607,7 +609,7 @@ class CpuCoresResult:
     engine_notes: list[str]
     sampler_overhead_core_pct: float
     allowed_cores: list[int]
-    runtime: str = "native"
+    runtime: str = NATIVE
     # Trials run again because their load generator saturated (each with why); the flagged
     # ones are not among the per-trial values.
     repeated_trials: list[str] = field(default_factory=list)
@@ -714,7 +716,7 @@ class BacklogResult:
     ledger_by_stage: dict[str, dict[str, int]]
     engine_saturated: bool
     engine_notes: list[str]
-    runtime: str = "container"
+    runtime: str = CONTAINER
     memory_limit_mb: int | None = None
     died_s: float | None = None
     exit_code: int | None = None

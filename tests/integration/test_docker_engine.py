@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ingestlab.names import CONVENTIONAL, IMAGE_FLAVOURS
 from ingestlab.stack import images
 from ingestlab.stack.docker_engine import CONTAINER_LABEL, DockerEngine, shared_engine
 from ingestlab.stack.kafka import KafkaBroker
@@ -74,10 +75,10 @@ def test_the_engine_makes_no_bridge(engine: DockerEngine) -> None:
 
 
 def test_six_images_minimal_smaller_than_conventional(engine: DockerEngine, tags: dict[str, str]) -> None:
-    assert sorted(tags) == sorted(f"{c}:{f}" for c in images.COMPONENTS for f in images.FLAVOURS)
+    assert sorted(tags) == sorted(f"{c}:{f}" for c in images.COMPONENTS for f in IMAGE_FLAVOURS)
     for component in images.COMPONENTS:
         sizes = {}
-        for flavour in images.FLAVOURS:
+        for flavour in IMAGE_FLAVOURS:
             tag = tags[f"{component}:{flavour}"]
             assert tag == images.format_tag(component, flavour, tag.rsplit("-", 1)[1])
             labels = engine.client().images.get(tag).labels
@@ -85,7 +86,7 @@ def test_six_images_minimal_smaller_than_conventional(engine: DockerEngine, tags
             sizes[flavour] = images.image_bytes(engine, tag)
             parts = images.image_parts(engine, tag)
             assert sum(part["bytes"] for part in parts) == sizes[flavour], parts
-            assert (parts[0]["part"] == images.BASE_PART) == (flavour == "conventional")
+            assert (parts[0]["part"] == images.BASE_PART) == (flavour == CONVENTIONAL)
         assert 0 < sizes["minimal"] < sizes["conventional"], (component, sizes)
     # A second pass finds every image by its tag and builds nothing.
     begin = time.monotonic()
@@ -115,7 +116,7 @@ def test_node_minimal_connects_to_a_real_broker(engine: DockerEngine, tags: dict
             assert (status, body) == (200, {"status": "ok"}), container.logs().decode(errors="replace")
 
 
-@pytest.mark.parametrize("flavour", images.FLAVOURS)
+@pytest.mark.parametrize("flavour", IMAGE_FLAVOURS)
 def test_kafka_images_hold_a_jvm_and_a_shell(engine: DockerEngine, tags: dict[str, str], flavour) -> None:
     config = f"/opt/kafka/config/{images.kafka_log4j_config().name}"
     script = f"test -f {config} && ls /opt/kafka/libs | grep -c '^kafka_2.13-' && /opt/java/bin/java -version"

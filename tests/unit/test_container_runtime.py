@@ -9,13 +9,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import psutil
 import pytest
 import requests
 
 from ingestlab.cli import _config, build_parser
-from ingestlab.config import IMAGE_FLAVOURS, RUNTIMES, StudyConfig
+from ingestlab.config import StudyConfig
+from ingestlab.names import (
+    CONTAINER,
+    CONVENTIONAL,
+    IMAGE_FLAVOURS,
+    MINIMAL,
+    NATIVE,
+    RUNTIMES,
+    ImageFlavour,
+    Runtime,
+)
 from ingestlab.stack import artifacts
 from ingestlab.stack.container import (
     NETWORK_MODE,
@@ -219,9 +230,10 @@ def test_unknown_runtimes_and_flavours_are_refused(bad):
         StudyConfig().replace(**bad)
 
 
-def test_config_and_images_agree_on_the_flavours():
-    images = pytest.importorskip("ingestlab.stack.images")
-    assert set(IMAGE_FLAVOURS) == set(images.FLAVOURS)
+def test_the_runtime_and_flavour_names_are_defined_once():
+    """`names` spells each name for its Literal type and for its tuple: the two agree."""
+    assert get_args(Runtime) == RUNTIMES == (CONTAINER, NATIVE)
+    assert get_args(ImageFlavour) == IMAGE_FLAVOURS == (MINIMAL, CONVENTIONAL)
 
 
 @pytest.mark.parametrize("command", [["smoke"], ["run", "smoke"]])

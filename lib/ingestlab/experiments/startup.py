@@ -21,12 +21,13 @@ import polars as pl
 
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.load.payloads import PayloadSet
+from ingestlab.names import CONTAINER, IMAGE_FLAVOURS, NATIVE
 from ingestlab.quantiles import nearest_rank
 from ingestlab.results import Run
 from ingestlab.stack import Stack
 from ingestlab.stack.component import StartupError
 from ingestlab.stack.footprint import footprint
-from ingestlab.stack.images import FLAVOURS, ensure_image, image_bytes, image_parts
+from ingestlab.stack.images import ensure_image, image_bytes, image_parts
 from ingestlab.stack.ports import LOOPBACK
 from ingestlab.stack.process import process_tree
 from ingestlab.stack.services import INGEST_PATH, RunningService
@@ -127,7 +128,7 @@ def _one_cold_start(service: RunningService, run: int, payload: PayloadSet, *,
         readings = [ProcMemory().read(p.pid) for p in process_tree(pid)]
         uss = [r.uss_bytes for r in readings]
         charged = (Cgroup.of_pid(pid).read().memory_bytes / MB
-                   if getattr(service, "runtime", "native") == "container" else None)
+                   if getattr(service, "runtime", NATIVE) == CONTAINER else None)
         return {
             "service": service.name, "run": run, "pid": pid, "spawned_ns": spawned_ns,
             "port_open_ms": (port_ns - t0_ns) / NS_PER_MS, "cold_start_ms": (ready_ns - t0_ns) / NS_PER_MS,
@@ -191,7 +192,7 @@ def _images(runtime: object, service: ServiceName) -> dict[str, dict[str, object
         return {}
     engine = runtime.engine
     found = {}
-    for flavour in FLAVOURS:
+    for flavour in IMAGE_FLAVOURS:
         tag = ensure_image(engine, program_of(service), flavour)  # a variant runs its program's image
         found[flavour] = {"tag": tag, "bytes": image_bytes(engine, tag), "parts": image_parts(engine, tag)}
     return found

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from ingestlab.names import CONTAINER
 from ingestlab.stack.component import StartupError, log_tail
 from ingestlab.stack.docker_engine import CONTAINER_LABEL
 
@@ -219,7 +220,7 @@ class ContainerProcess:
     whether the kernel's OOM killer ended it.
     """
 
-    runtime = "container"
+    runtime = CONTAINER
 
     def __init__(
         self,

@@ -57,6 +57,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from ingestlab.files import DistinctFiles
+from ingestlab.names import CONVENTIONAL, IMAGE_FLAVOURS, MINIMAL, ImageFlavour
 from ingestlab.stack import artifacts
 from ingestlab.stack.footprint import keep_in_stdlib, python_deployment, shared_libraries
 from ingestlab.units import MB
@@ -64,8 +65,6 @@ from ingestlab.units import MB
 if TYPE_CHECKING:
     from ingestlab.stack.docker_engine import DockerEngine
 
-Flavour = Literal["minimal", "conventional"]
-FLAVOURS: tuple[Flavour, ...] = ("minimal", "conventional")
 COMPONENTS = ("kafka", "node", "rust", "python")
 
 # Raise when what goes into an image changes in a way the inputs' digests do not show (the
@@ -177,7 +176,7 @@ def _file_digest(path: Path) -> str:
     return _digest_of(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def content_key(recipe: Recipe, flavour: Flavour, base_key: str = "") -> str:
+def content_key(recipe: Recipe, flavour: ImageFlavour, base_key: str = "") -> str:
     """16 hex digits naming everything that goes into `recipe`'s image in `flavour`."""
     h = hashlib.sha256()
     header = [RECIPE_VERSION, recipe.component, flavour, base_key, recipe.workdir, list(recipe.cmd),
@@ -188,12 +187,12 @@ def content_key(recipe: Recipe, flavour: Flavour, base_key: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def format_tag(component: str, flavour: Flavour, key: str) -> str:
+def format_tag(component: str, flavour: ImageFlavour, key: str) -> str:
     """"ingestlab/<component>:<flavour>-<key>", e.g. "ingestlab/rust:minimal-0123456789abcdef"."""
     if component not in COMPONENTS:
         raise ValueError(f"unknown component {component!r}; choose from {COMPONENTS}")
-    if flavour not in FLAVOURS:
-        raise ValueError(f"unknown flavour {flavour!r}; choose from {FLAVOURS}")
+    if flavour not in IMAGE_FLAVOURS:
+        raise ValueError(f"unknown flavour {flavour!r}; choose from {IMAGE_FLAVOURS}")
     return f"{REPOSITORY}/{component}:{flavour}-{key}"
 
 
@@ -460,10 +459,10 @@ def recipe(component: str) -> Recipe:
     return RECIPES[component]()
 
 
-def flavour_entries(recipe: Recipe, flavour: Flavour, base_root: Path | None = None) -> list[Entry]:
+def flavour_entries(recipe: Recipe, flavour: ImageFlavour, base_root: Path | None = None) -> list[Entry]:
     """The entries an image of `flavour` gets: minimal adds the skeleton; conventional leaves
     out the shell and every library `base_root` already has."""
-    if flavour == "minimal":
+    if flavour == MINIMAL:
         return [*_skeleton(), *recipe.entries]
     if base_root is None:
         raise ValueError("the conventional flavour needs the base root to see what it has")
@@ -590,31 +589,31 @@ def _has_image(engine: DockerEngine, tag: str) -> bool:
         return False
 
 
-def image_tag(component: str, flavour: Flavour) -> str:
+def image_tag(component: str, flavour: ImageFlavour) -> str:
     """The tag of `component`'s image in `flavour` for the artifacts on disk now, e.g.
     "ingestlab/rust:minimal-<key>" (Kafka's may build the jlink JRE first: about a minute)."""
     return format_tag(component, flavour, _key(recipe(component), flavour))
 
 
-def _key(rec: Recipe, flavour: Flavour) -> str:
-    return content_key(rec, flavour, base_key() if flavour == "conventional" else "")
+def _key(rec: Recipe, flavour: ImageFlavour) -> str:
+    return content_key(rec, flavour, base_key() if flavour == CONVENTIONAL else "")
 
 
-def ensure_image(engine: DockerEngine, component: str, flavour: Flavour) -> str:
+def ensure_image(engine: DockerEngine, component: str, flavour: ImageFlavour) -> str:
     """`component`'s image in `flavour`, built if its tag is missing; returns the tag. About a
     second when it exists (the inputs' digests); a build takes 5-60 s."""
     rec = recipe(component)
     return _ensure(engine, rec, flavour)
 
 
-def _ensure(engine: DockerEngine, rec: Recipe, flavour: Flavour) -> str:
+def _ensure(engine: DockerEngine, rec: Recipe, flavour: ImageFlavour) -> str:
     key = _key(rec, flavour)
     tag = format_tag(rec.component, flavour, key)
     if _has_image(engine, tag):
         return tag
     begin = time.monotonic()
     base = base_root = None
-    if flavour == "conventional":
+    if flavour == CONVENTIONAL:
         base = ensure_base(engine)
         base_root = build_base_root()  # kept since the base was made (made again if deleted)
     entries = flavour_entries(rec, flavour, base_root)
@@ -633,7 +632,7 @@ def _ensure(engine: DockerEngine, rec: Recipe, flavour: Flavour) -> str:
 
 
 def build_images(engine: DockerEngine | None = None,
-                 flavours: Iterable[Flavour] = FLAVOURS) -> dict[str, str]:
+                 flavours: Iterable[ImageFlavour] = IMAGE_FLAVOURS) -> dict[str, str]:
     """Every component's image in each flavour (eight by default), built where missing;
     returns {"<component>:<flavour>": tag}. Without `engine`, the shared engine."""
     if engine is None:

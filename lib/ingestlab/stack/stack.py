@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
-from ingestlab.config import ImageFlavour, Runtime, ServiceName, StudyConfig
+from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.names import CONTAINER, MINIMAL, NATIVE, ImageFlavour, Runtime
 from ingestlab.stack import topic as topic_io
 from ingestlab.stack.component import Component, StartupError, port_taken
 from ingestlab.stack.kafka import TOPIC, ContainerKafkaBroker, KafkaBroker
@@ -68,7 +69,7 @@ class StackRuntime(Protocol):
 class NativeRuntime:
     """Broker and services as child processes of this Python (`stack.process`)."""
 
-    name: Runtime = "native"
+    name: Runtime = NATIVE
 
     def prepare(self, services: Sequence[ServiceName]) -> None:
         pass  # `make setup` built everything; ArtifactMissing names what is not there
@@ -105,9 +106,9 @@ class ContainerRuntime:
     exist (`container.remove_orphans`).
     """
 
-    name: Runtime = "container"
+    name: Runtime = CONTAINER
 
-    def __init__(self, flavour: ImageFlavour = "minimal", *, engine: DockerEngine | None = None) -> None:
+    def __init__(self, flavour: ImageFlavour = MINIMAL, *, engine: DockerEngine | None = None) -> None:
         self.flavour = flavour
         self.stack_id = uuid.uuid4().hex[:12]
         self.images: dict[str, str] = {}
@@ -181,8 +182,8 @@ class ContainerRuntime:
 
 # The one place a runtime is chosen.
 RUNTIMES: dict[Runtime, Callable[[StudyConfig], StackRuntime]] = {
-    "native": lambda config: NativeRuntime(),
-    "container": lambda config: ContainerRuntime(config.stack.image_flavour),
+    NATIVE: lambda config: NativeRuntime(),
+    CONTAINER: lambda config: ContainerRuntime(config.stack.image_flavour),
 }
 
 

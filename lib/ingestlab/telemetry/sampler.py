@@ -43,6 +43,7 @@ from typing import Literal, NamedTuple, Protocol
 import polars as pl
 import psutil
 
+from ingestlab.names import CONTAINER, NATIVE
 from ingestlab.stack.process import process_tree
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA, Cgroup, CgroupGone, CgroupReading
 
@@ -322,7 +323,7 @@ class ProcessSampler:
         choice = self._cgroup_choice
         if choice != "auto":
             return choice  # type: ignore[return-value]
-        if getattr(self.component, "runtime", "native") != "container":
+        if getattr(self.component, "runtime", NATIVE) != CONTAINER:
             return None
         try:
             return Cgroup.of_pid(pid)
