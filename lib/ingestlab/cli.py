@@ -21,10 +21,10 @@ import polars as pl
 from ingestlab import compare, inputs, report
 from ingestlab.config import PROFILES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
+from ingestlab.host.component import ArtifactMissing, StartupError
 from ingestlab.names import RUNTIMES
 from ingestlab.results import Run, RunWarning, new_study_id
-from ingestlab.stack import StartupError, artifacts
-from ingestlab.stack.artifacts import ArtifactMissing
+from ingestlab.stack import artifacts
 from ingestlab.summaries import PerService
 
 

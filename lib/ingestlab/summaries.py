@@ -366,7 +366,7 @@ class BadInputResult:
     (`analysis.bad_input`: violations, crashes); the delivery ledger of every request it
     answered 202 (the cases and the valid probes between them; `analysis.delivery`:
     `unexpected` is a record of a request the client saw refused); whether the 1 MiB boundary
-    body reached Kafka; the TCP addresses its process listened on (`stack.exposure`)."""
+    body reached Kafka; the TCP addresses its process listened on (`host.exposure`)."""
 
     cases: int
     violations: int

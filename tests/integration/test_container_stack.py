@@ -13,9 +13,9 @@ import docker.errors
 import polars as pl
 import pytest
 
+from ingestlab.host.component import ArtifactMissing
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.stack import ContainerProcess, Stack
-from ingestlab.stack.artifacts import ArtifactMissing
 from ingestlab.stack.container import OWNER_LABEL, STACK_LABEL, owner_value
 from ingestlab.stack.docker_engine import CONTAINER_LABEL, shared_engine
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA
@@ -118,7 +118,7 @@ def test_an_interrupted_container_stack_leaves_no_container(engine, container_co
 
 
 def test_a_container_that_exits_fails_its_start_with_its_log_tail_and_is_removed(engine, tmp_path):
-    from ingestlab.stack.component import StartupError, wait_until
+    from ingestlab.host.component import StartupError, wait_until
     from ingestlab.stack.images import ensure_image
 
     image = ensure_image(engine, "kafka", "minimal")  # it has a shell (busybox)

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from ingestlab.host.ports import LOOPBACK, free_port
 from ingestlab.names import CONVENTIONAL, IMAGE_FLAVOURS
 from ingestlab.stack import images
 from ingestlab.stack.docker_engine import CONTAINER_LABEL, DockerEngine, shared_engine
 from ingestlab.stack.kafka import KafkaBroker
-from ingestlab.stack.ports import LOOPBACK, free_port
 
 # This session's containers (other sessions may share the engine at the same time).
 SESSION_LABEL = f"{CONTAINER_LABEL}.test-session"

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from ingestlab.host.component import ArtifactMissing
 from ingestlab.stack import artifacts, docker_engine, images
 from ingestlab.stack.images import Entry, Recipe
 
@@ -293,7 +294,7 @@ def test_missing_dockerd_says_run_make_setup(tmp_path, monkeypatch):
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     engine = docker_engine.DockerEngine(state_dir=tmp_path / "docker")
-    with pytest.raises(artifacts.ArtifactMissing, match="make setup"):
+    with pytest.raises(ArtifactMissing, match="make setup"):
         engine.start()
 
 

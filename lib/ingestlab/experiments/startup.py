@@ -20,16 +20,16 @@ import time
 import polars as pl
 
 from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.host.component import StartupError
+from ingestlab.host.ports import LOOPBACK
+from ingestlab.host.process import process_tree
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.names import CONTAINER, IMAGE_FLAVOURS, NATIVE
 from ingestlab.quantiles import nearest_rank
 from ingestlab.results import Run
 from ingestlab.stack import Stack
-from ingestlab.stack.component import StartupError
 from ingestlab.stack.footprint import footprint
 from ingestlab.stack.images import ensure_image, image_bytes, image_parts
-from ingestlab.stack.ports import LOOPBACK
-from ingestlab.stack.process import process_tree
 from ingestlab.stack.services import INGEST_PATH, RunningService
 from ingestlab.stack.stack import ContainerRuntime
 from ingestlab.summaries import StartupResult, StartupSummary
@@ -150,7 +150,7 @@ def cold_start(stack: Stack, service: ServiceName, *, runs: int = 5,
     POLL_INTERVAL_S (2 ms) while the connection is refused; once connected each POST waits
     for its answer. Times are monotonic, in ms from just before the start (native: fork +
     exec included, and the ~2 ms of the launch programs that pin it:
-    `stack.process.launch_argv`); the port is seen
+    `host.process.launch_argv`); the port is seen
     open within ~2 ms of it opening, and the first 202 includes that request's own service
     time (for Rust, the broker's acknowledgement).
     Memory is read SETTLE_S (1 s) after the first 202. Each run's process is stopped

@@ -28,7 +28,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ingestlab.paths import PROJECT_ROOT
+from ingestlab.host.component import ArtifactMissing
+from ingestlab.paths import PROJECT_ROOT, cache_root
 
 NODE_DIR = PROJECT_ROOT / "services" / "node"
 RUST_DIR = PROJECT_ROOT / "services" / "rust"
@@ -38,14 +39,6 @@ DELAY_SERVER_DIR = PROJECT_ROOT / "infra" / "delay-server"
 RUST_BINARY_NAME = "ingest-rust"
 OHA_VERSION = "1.16.0"
 SETUP_HINT = "run `make setup` to build the services and fetch the broker"
-
-
-class ArtifactMissing(FileNotFoundError):
-    """A built artifact is not where the current sources say it should be."""
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("INGESTLAB_CACHE", Path.home() / ".cache" / "ingestlab"))
 
 
 def _digest(paths: Iterable[Path], extra: str = "") -> str:

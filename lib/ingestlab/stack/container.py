@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from ingestlab.host.component import StartupError, log_tail
 from ingestlab.names import CONTAINER
-from ingestlab.stack.component import StartupError, log_tail
 from ingestlab.stack.docker_engine import CONTAINER_LABEL
 
 if TYPE_CHECKING:  # docker and testcontainers load only when a container is started

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 import psutil
 
 from ingestlab.config import machine_cores
-from ingestlab.stack import artifacts
-from ingestlab.stack.component import StartupError
-from ingestlab.stack.process import process_tree
+from ingestlab.host.component import ArtifactMissing, StartupError
+from ingestlab.host.process import process_tree
+from ingestlab.paths import cache_root
 
 if TYPE_CHECKING:  # importing docker costs ~0.2 s; only the methods that talk to it need it
     import docker
@@ -88,7 +88,7 @@ class DockerEngine:
     stop_timeout_s = 15.0
 
     def __init__(self, *, state_dir: Path | None = None) -> None:
-        self.state_dir = Path(state_dir) if state_dir is not None else artifacts.cache_root() / "docker"
+        self.state_dir = Path(state_dir) if state_dir is not None else cache_root() / "docker"
         self.data_root = self.state_dir / "data"
         self.exec_root = exec_root_for(self.state_dir)
         self.socket_path = self.exec_root / "docker.sock"
@@ -187,7 +187,7 @@ class DockerEngine:
     def _launch(self, timeout_s: float) -> None:
         dockerd = shutil.which("dockerd")
         if dockerd is None:
-            raise artifacts.ArtifactMissing(_MISSING)
+            raise ArtifactMissing(_MISSING)
         if os.geteuid() != 0:
             raise StartupError("docker", "dockerd must run as root", hint=_HINT)
         for path in (self.data_root, self.exec_root):
@@ -199,7 +199,7 @@ class DockerEngine:
             log.flush()
             # Its own session: Ctrl-C in a notebook or a terminal does not reach the daemon,
             # and it outlives this process while another process still uses it.
-            # On every core (taskset exec's into dockerd, as stack.process pins children; no
+            # On every core (taskset exec's into dockerd, as host.process pins children; no
             # preexec_fn while other threads run): a container's process starts with its
             # engine's CPU affinity, which a cpuset does not widen, and a study pins its own
             # process to the load core (a service given both cores ran on core 0 alone under a

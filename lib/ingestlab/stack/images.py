@@ -57,7 +57,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from ingestlab.files import DistinctFiles
+from ingestlab.host.component import ArtifactMissing
 from ingestlab.names import CONVENTIONAL, IMAGE_FLAVOURS, MINIMAL, ImageFlavour
+from ingestlab.paths import cache_root
 from ingestlab.stack import artifacts
 from ingestlab.stack.footprint import keep_in_stdlib, python_deployment, shared_libraries
 from ingestlab.units import MB
@@ -297,7 +299,7 @@ def java_home() -> Path:
     """The JDK whose `java` is on PATH (its jlink and jdeps make the image's JRE)."""
     java = shutil.which("java")
     if java is None:
-        raise artifacts.ArtifactMissing(f"java not found on PATH: {artifacts.SETUP_HINT}")
+        raise ArtifactMissing(f"java not found on PATH: {artifacts.SETUP_HINT}")
     return Path(java).resolve().parents[1]
 
 
@@ -311,7 +313,7 @@ def jre_dir() -> Path:
     home = java_home()
     h = hashlib.sha256((home / "release").read_bytes())
     h.update(json.dumps([artifacts.kafka_libs_dir().name, JRE_EXTRA_MODULES, JLINK_FLAGS]).encode())
-    return artifacts.cache_root() / "images" / "jre" / h.hexdigest()[:16]
+    return cache_root() / "images" / "jre" / h.hexdigest()[:16]
 
 
 def build_jre() -> Path:
@@ -366,7 +368,7 @@ def static_shell() -> Path:
     for candidate in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
         if candidate and Path(candidate).exists() and elf_interpreter(Path(candidate).resolve()) is None:
             return Path(candidate).resolve()
-    raise artifacts.ArtifactMissing("a static busybox (Debian's busybox-static) is not installed: "
+    raise ArtifactMissing("a static busybox (Debian's busybox-static) is not installed: "
                                     "run `make setup`")
 
 
@@ -380,7 +382,7 @@ def rust_recipe() -> Recipe:
 def node_recipe() -> Recipe:
     found = shutil.which("node")
     if found is None:
-        raise artifacts.ArtifactMissing(f"node not found on PATH: {artifacts.SETUP_HINT}")
+        raise ArtifactMissing(f"node not found on PATH: {artifacts.SETUP_HINT}")
     node = Path(found).resolve()
     modules = artifacts.require(artifacts.NODE_DIR / "node_modules", "the Node service's node_modules")
     modules = modules.resolve()
@@ -617,7 +619,7 @@ def _ensure(engine: DockerEngine, rec: Recipe, flavour: ImageFlavour) -> str:
         base = ensure_base(engine)
         base_root = build_base_root()  # kept since the base was made (made again if deleted)
     entries = flavour_entries(rec, flavour, base_root)
-    work = artifacts.cache_root() / "images" / "contexts"
+    work = cache_root() / "images" / "contexts"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix=f"{rec.component}-{flavour}-") as context:
         parts = build_context(Path(context), entries, rec, base)
@@ -759,7 +761,7 @@ def base_tag() -> str:
 
 def base_root_dir() -> Path:
     """The debootstrapped root the base image was imported from (kept to see what it holds)."""
-    return artifacts.cache_root() / "images" / "minbase" / base_key() / "root"
+    return cache_root() / "images" / "minbase" / base_key() / "root"
 
 
 # Files of the root that are not wanted in an image: apt's lists and caches (no apt runs in
@@ -774,7 +776,7 @@ def build_base_root() -> Path:
         return final
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
     if not Path(debootstrap).exists():
-        raise artifacts.ArtifactMissing("debootstrap is not installed: run `make setup`")
+        raise ArtifactMissing("debootstrap is not installed: run `make setup`")
     suite = debian_suite()
     mirror = mirror_for(suite, _apt_source_texts())
     staging = final.parent / f".root.{os.getpid()}.partial"

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from ingestlab.host.component import StartupError, port_taken, wait_until
+from ingestlab.host.ports import LOOPBACK, free_ports
+from ingestlab.host.process import NativeProcess, launch_argv
 from ingestlab.stack import artifacts
-from ingestlab.stack.component import StartupError, port_taken, wait_until
 from ingestlab.stack.container import Bind, ContainerProcess, container_labels
-from ingestlab.stack.ports import LOOPBACK, free_ports
-from ingestlab.stack.process import NativeProcess, launch_argv
 
 if TYPE_CHECKING:
     from ingestlab.stack.docker_engine import DockerEngine
@@ -270,7 +270,7 @@ class _BrokerLogic:
         names it "an unclean election": the only replica leads again, nothing is truncated).
 
         Natively the new JVM gets the parent-death signal of the calling *thread* (see
-        `stack.process.launch_argv`): call this from a thread that outlives the broker.
+        `host.process.launch_argv`): call this from a thread that outlives the broker.
         """
         if self.is_running():  # type: ignore[attr-defined]
             raise RuntimeError("the broker is running: kill() or stop() it before restart()")

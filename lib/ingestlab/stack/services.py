@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingestlab.config import ServiceName
+from ingestlab.host.component import wait_until
+from ingestlab.host.ports import LOOPBACK, free_port
+from ingestlab.host.process import NativeProcess
 from ingestlab.stack import artifacts
-from ingestlab.stack.component import wait_until
 from ingestlab.stack.container import ContainerProcess, container_labels
-from ingestlab.stack.ports import LOOPBACK, free_port
-from ingestlab.stack.process import NativeProcess
 from ingestlab.variants import Program, Variant, program_of, variant
 
 if TYPE_CHECKING:

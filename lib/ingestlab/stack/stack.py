@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Protocol
 import polars as pl
 
 from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.host.component import Component, StartupError, port_taken
 from ingestlab.names import CONTAINER, MINIMAL, NATIVE, ImageFlavour, Runtime
 from ingestlab.stack import topic as topic_io
-from ingestlab.stack.component import Component, StartupError, port_taken
 from ingestlab.stack.kafka import TOPIC, ContainerKafkaBroker, KafkaBroker
 from ingestlab.stack.services import (
     ContainerService,
@@ -67,7 +67,7 @@ class StackRuntime(Protocol):
 
 
 class NativeRuntime:
-    """Broker and services as child processes of this Python (`stack.process`)."""
+    """Broker and services as child processes of this Python (`host.process`)."""
 
     name: Runtime = NATIVE
 

@@ -43,8 +43,8 @@ from typing import Literal, NamedTuple, Protocol
 import polars as pl
 import psutil
 
+from ingestlab.host.process import process_tree
 from ingestlab.names import CONTAINER, NATIVE
-from ingestlab.stack.process import process_tree
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA, Cgroup, CgroupGone, CgroupReading
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # units of the utime/stime fields of /proc/.../stat
