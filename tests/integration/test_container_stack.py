@@ -13,11 +13,11 @@ import docker.errors
 import polars as pl
 import pytest
 
+from ingestlab.engine.docker_engine import shared_engine
+from ingestlab.engine.labels import CONTAINER_LABEL, OWNER_LABEL, STACK_LABEL, owner_value
 from ingestlab.host.component import ArtifactMissing
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.stack import ContainerProcess, Stack
-from ingestlab.stack.container import OWNER_LABEL, STACK_LABEL, owner_value
-from ingestlab.stack.docker_engine import CONTAINER_LABEL, shared_engine
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA
 from ingestlab.telemetry.sampler import ProcessSampler
 

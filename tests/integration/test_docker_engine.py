@@ -16,10 +16,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from ingestlab.engine.docker_engine import DockerEngine, shared_engine
+from ingestlab.engine.labels import CONTAINER_LABEL, IMAGE_COMPONENT_LABEL, IMAGE_FLAVOUR_LABEL
 from ingestlab.host.ports import LOOPBACK, free_port
 from ingestlab.names import CONVENTIONAL, IMAGE_FLAVOURS
 from ingestlab.stack import images
-from ingestlab.stack.docker_engine import CONTAINER_LABEL, DockerEngine, shared_engine
 from ingestlab.stack.kafka import KafkaBroker
 
 # This session's containers (other sessions may share the engine at the same time).
@@ -82,7 +83,7 @@ def test_six_images_minimal_smaller_than_conventional(engine: DockerEngine, tags
             tag = tags[f"{component}:{flavour}"]
             assert tag == images.format_tag(component, flavour, tag.rsplit("-", 1)[1])
             labels = engine.client().images.get(tag).labels
-            assert labels[images.LABEL_COMPONENT] == component and labels[images.LABEL_FLAVOUR] == flavour
+            assert labels[IMAGE_COMPONENT_LABEL] == component and labels[IMAGE_FLAVOUR_LABEL] == flavour
             sizes[flavour] = images.image_bytes(engine, tag)
             parts = images.image_parts(engine, tag)
             assert sum(part["bytes"] for part in parts) == sizes[flavour], parts

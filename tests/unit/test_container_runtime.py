@@ -17,6 +17,23 @@ import requests
 
 from ingestlab.cli import _config, build_parser
 from ingestlab.config import StudyConfig
+from ingestlab.engine.container import (
+    NETWORK_MODE,
+    Bind,
+    ContainerProcess,
+    container_kwargs,
+    remove_containers,
+    remove_orphans,
+)
+from ingestlab.engine.labels import (
+    CONTAINER_LABEL,
+    OWNER_LABEL,
+    ROLE_LABEL,
+    STACK_LABEL,
+    container_labels,
+    owner_alive,
+    owner_value,
+)
 from ingestlab.names import (
     CONTAINER,
     CONVENTIONAL,
@@ -28,21 +45,6 @@ from ingestlab.names import (
     Runtime,
 )
 from ingestlab.stack import artifacts
-from ingestlab.stack.container import (
-    NETWORK_MODE,
-    OWNER_LABEL,
-    ROLE_LABEL,
-    STACK_LABEL,
-    Bind,
-    ContainerProcess,
-    container_kwargs,
-    container_labels,
-    owner_alive,
-    owner_value,
-    remove_containers,
-    remove_orphans,
-)
-from ingestlab.stack.docker_engine import CONTAINER_LABEL
 from ingestlab.stack.kafka import IMAGE_CLASSPATH, IMAGE_JAVA, IMAGE_LOG4J, ContainerKafkaBroker, KafkaBroker
 from ingestlab.stack.services import (
     IMAGE_NODE,

@@ -9,8 +9,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from ingestlab.engine import docker_engine
 from ingestlab.host.component import ArtifactMissing
-from ingestlab.stack import artifacts, docker_engine, images
+from ingestlab.stack import artifacts, images
 from ingestlab.stack.images import Entry, Recipe
 
 

@@ -6,7 +6,7 @@ Each runs natively (`host.process.NativeProcess`) or in a container
 from `StudyConfig.runtime`).
 """
 
-from ingestlab.stack.container import ContainerProcess
+from ingestlab.engine.container import ContainerProcess
 from ingestlab.stack.kafka import TOPIC, ContainerKafkaBroker, KafkaBroker
 from ingestlab.stack.services import ContainerService, ServiceProcess
 from ingestlab.stack.stack import ContainerRuntime, NativeRuntime, Stack, runtime_for

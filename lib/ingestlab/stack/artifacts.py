@@ -13,7 +13,7 @@ them and a changed lock file rebuilds:
 - Tools:       tools/oha-<version>/bin/oha (cargo install --locked)
 - Images:      the container images, built from the above into the workbook's own Docker
                engine (state in docker/; jlink JRE, Debian minbase root and build contexts in
-               images/; stack/images.py, stack/docker_engine.py)
+               images/; stack/images.py, engine/docker_engine.py)
 
 `ingestlab build` (called by `make setup`) builds whatever is missing.
 """
@@ -220,7 +220,8 @@ def build_images() -> dict[str, str]:
     """The six container images (kafka, node, rust; minimal and conventional) in the
     workbook's own Docker engine, built where their inputs changed; {"<component>:<flavour>":
     tag}. Needs root (dockerd), debootstrap and busybox-static (installed by `make setup`)."""
-    from ingestlab.stack import docker_engine, images  # they import this module
+    from ingestlab.engine import docker_engine
+    from ingestlab.stack import images  # it imports this module
 
     return images.build_images(docker_engine.shared_engine())
 

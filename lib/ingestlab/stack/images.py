@@ -1,7 +1,7 @@
 """The workbook's container images, built here out of what `make setup` already built.
 
 No registry can be reached, so no image is pulled: each image is a build context (a directory
-with the files and a Dockerfile) handed to the workbook's engine (`stack/docker_engine.py`).
+with the files and a Dockerfile) handed to the workbook's engine (`engine/docker_engine.py`).
 Two flavours per component:
 
 - `minimal`: `FROM scratch`, holding only what runs: the executable (stripped: symbols and
@@ -56,6 +56,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
+from ingestlab.engine.labels import (
+    IMAGE_BASE_LABEL,
+    IMAGE_COMPONENT_LABEL,
+    IMAGE_FLAVOUR_LABEL,
+    IMAGE_KEY_LABEL,
+    IMAGE_PARTS_LABEL,
+)
 from ingestlab.files import DistinctFiles
 from ingestlab.host.component import ArtifactMissing
 from ingestlab.names import CONVENTIONAL, IMAGE_FLAVOURS, MINIMAL, ImageFlavour
@@ -65,7 +72,7 @@ from ingestlab.stack.footprint import keep_in_stdlib, python_deployment, shared_
 from ingestlab.units import MB
 
 if TYPE_CHECKING:
-    from ingestlab.stack.docker_engine import DockerEngine
+    from ingestlab.engine.docker_engine import DockerEngine
 
 COMPONENTS = ("kafka", "node", "rust", "python")
 
@@ -75,11 +82,6 @@ RECIPE_VERSION = 1
 BASE_RECIPE_VERSION = 1
 REPOSITORY = "ingestlab"
 BASE_REPOSITORY = f"{REPOSITORY}/debian-minbase"
-LABEL_COMPONENT = "org.ingestlab.component"
-LABEL_FLAVOUR = "org.ingestlab.flavour"
-LABEL_KEY = "org.ingestlab.key"
-LABEL_PARTS = "org.ingestlab.parts"
-LABEL_BASE = "org.ingestlab.base"
 BASE_PART = "base root"
 
 # Parts, in the order of their layers.
@@ -623,10 +625,10 @@ def _ensure(engine: DockerEngine, rec: Recipe, flavour: ImageFlavour) -> str:
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix=f"{rec.component}-{flavour}-") as context:
         parts = build_context(Path(context), entries, rec, base)
-        labels = {LABEL_COMPONENT: rec.component, LABEL_FLAVOUR: flavour, LABEL_KEY: key,
-                  LABEL_PARTS: ",".join(parts)}
+        labels = {IMAGE_COMPONENT_LABEL: rec.component, IMAGE_FLAVOUR_LABEL: flavour, IMAGE_KEY_LABEL: key,
+                  IMAGE_PARTS_LABEL: ",".join(parts)}
         if base:
-            labels[LABEL_BASE] = base
+            labels[IMAGE_BASE_LABEL] = base
         engine.client().images.build(path=context, tag=tag, labels=labels, rm=True, forcerm=True)
     print(f"  built {tag} in {time.monotonic() - begin:.1f} s ({image_bytes(engine, tag) / MB:.1f} MB)",
           flush=True)
@@ -638,7 +640,7 @@ def build_images(engine: DockerEngine | None = None,
     """Every component's image in each flavour (eight by default), built where missing;
     returns {"<component>:<flavour>": tag}. Without `engine`, the shared engine."""
     if engine is None:
-        from ingestlab.stack.docker_engine import shared_engine
+        from ingestlab.engine.docker_engine import shared_engine
 
         engine = shared_engine()
     flavours = tuple(flavours)
@@ -660,7 +662,7 @@ def image_parts(engine: DockerEngine, tag: str) -> list[dict]:
     in layer order; the base image's layers (conventional) as one part, "base root"."""
     client = engine.client()
     labels = client.images.get(tag).labels or {}
-    names = [name for name in labels.get(LABEL_PARTS, "").split(",") if name]
+    names = [name for name in labels.get(IMAGE_PARTS_LABEL, "").split(",") if name]
     return parts_from_history(client.api.history(tag), names)
 
 

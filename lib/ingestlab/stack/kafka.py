@@ -25,19 +25,18 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from ingestlab.engine.container import Bind, ContainerProcess
+from ingestlab.engine.docker_engine import DockerEngine
+from ingestlab.engine.labels import container_labels
 from ingestlab.host.component import StartupError, port_taken, wait_until
 from ingestlab.host.ports import LOOPBACK, free_ports
 from ingestlab.host.process import NativeProcess, launch_argv
 from ingestlab.stack import artifacts
-from ingestlab.stack.container import Bind, ContainerProcess, container_labels
-
-if TYPE_CHECKING:
-    from ingestlab.stack.docker_engine import DockerEngine
 
 TOPIC = "data-ingestion"
 # message.timestamp.type: each record's timestamp is when the broker appended it (ms, wall clock).

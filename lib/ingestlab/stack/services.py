@@ -12,18 +12,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ingestlab.config import ServiceName
+from ingestlab.engine.container import ContainerProcess
+from ingestlab.engine.docker_engine import DockerEngine
+from ingestlab.engine.labels import container_labels
 from ingestlab.host.component import wait_until
 from ingestlab.host.ports import LOOPBACK, free_port
 from ingestlab.host.process import NativeProcess
 from ingestlab.stack import artifacts
-from ingestlab.stack.container import ContainerProcess, container_labels
 from ingestlab.variants import Program, Variant, program_of, variant
-
-if TYPE_CHECKING:
-    from ingestlab.stack.docker_engine import DockerEngine
 
 INGEST_PATH = "/api/ingest"
 HEALTH_PATH = "/healthz"

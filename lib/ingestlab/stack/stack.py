@@ -16,11 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import polars as pl
 
 from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.engine.container import prepare_testcontainers, remove_containers, remove_orphans
+from ingestlab.engine.docker_engine import DockerEngine, shared_engine
+from ingestlab.engine.labels import STACK_LABEL
 from ingestlab.host.component import Component, StartupError, port_taken
 from ingestlab.names import CONTAINER, MINIMAL, NATIVE, ImageFlavour, Runtime
 from ingestlab.stack import topic as topic_io
@@ -34,9 +37,6 @@ from ingestlab.stack.services import (
 )
 from ingestlab.stack.slow_link import SlowLink
 from ingestlab.variants import program_of
-
-if TYPE_CHECKING:
-    from ingestlab.stack.docker_engine import DockerEngine
 
 Broker = KafkaBroker | ContainerKafkaBroker
 
@@ -96,7 +96,7 @@ class NativeRuntime:
 
 
 class ContainerRuntime:
-    """Broker and services in containers (`stack.container`) of `engine` (default: the
+    """Broker and services in containers (`engine.container`) of `engine` (default: the
     process's shared engine, started on first use), from the images of `flavour`, each built
     on first use if missing (`stack.images.ensure_image`, before the component's start is
     timed).
@@ -120,11 +120,7 @@ class ContainerRuntime:
 
     @property
     def engine(self) -> DockerEngine:
-        from ingestlab.stack.container import prepare_testcontainers, remove_orphans
-
         if self._engine is None:
-            from ingestlab.stack.docker_engine import shared_engine
-
             began = time.monotonic()
             self._engine = shared_engine()
             self.timings_s["engine"] = time.monotonic() - began
@@ -175,8 +171,6 @@ class ContainerRuntime:
     def close(self) -> None:
         if self._engine is None:
             return  # never used: nothing can carry its label
-        from ingestlab.stack.container import STACK_LABEL, remove_containers
-
         self.leftovers_removed += remove_containers(self._engine.client(), {STACK_LABEL: self.stack_id})
 
 

@@ -24,7 +24,7 @@ memory. CPU and thread numbers come from `/proc` for containers too, because a c
 processes have host pids.
 
 When the sampled component is a container (its `runtime` attribute is "container", as
-`stack.container.ContainerProcess` has), each tick also reads the container's cgroup
+`engine.container.ContainerProcess` has), each tick also reads the container's cgroup
 (`telemetry.cgroup`: memory charged, anonymous, page cache, CPU and throttled time) and the
 samples gain the columns of `CGROUP_SAMPLE_SCHEMA`, filled on the main process's rows (the
 cgroup is the whole container's) and null on its descendants' rows. A native process's samples

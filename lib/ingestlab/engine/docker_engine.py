@@ -11,7 +11,7 @@ When `DOCKER_HOST` is set, that engine is used as it is: never started or stoppe
 testcontainers needs two settings on this VM (`environ()`): `TC_HOST=127.0.0.1` (the VM has a
 `/.dockerenv`, so testcontainers would otherwise aim at a default gateway) and
 `TESTCONTAINERS_RYUK_DISABLED=true` (Ryuk's image cannot be pulled); containers are cleaned up
-by label instead (`CONTAINER_LABEL`, and testcontainers' own `org.testcontainers`).
+by label instead (`labels.CONTAINER_LABEL`, and testcontainers' own, `labels.TESTCONTAINERS_LABEL`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from ingestlab.config import machine_cores
+from ingestlab.engine.labels import CONTAINER_LABEL, OWNER_LABEL, TESTCONTAINERS_LABEL
 from ingestlab.host.component import ArtifactMissing, StartupError
 from ingestlab.host.process import process_tree
 from ingestlab.paths import cache_root
@@ -42,12 +43,6 @@ from ingestlab.paths import cache_root
 if TYPE_CHECKING:  # importing docker costs ~0.2 s; only the methods that talk to it need it
     import docker
 
-# Every container the workbook starts carries {CONTAINER_LABEL: "1"} (and its run id where
-# known), so whatever is left after a crash can be found and removed.
-CONTAINER_LABEL = "org.ingestlab"
-# "<pid>:<start time>" of the process that started the container (set by stack/container.py).
-OWNER_LABEL = f"{CONTAINER_LABEL}.owner"
-TESTCONTAINERS_LABEL = "org.testcontainers"
 
 DOCKERD_FLAGS = ("--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false",
                  "--storage-driver=overlay2")
