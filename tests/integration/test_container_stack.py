@@ -2,7 +2,7 @@
 workbook's engine (host networking), records read back from Kafka, nothing left behind.
 
 Needs Debian's docker.io (dockerd) and the images' inputs (make setup); the images are built
-on first use (`stack.images.ensure_image`) and cached in the engine's data root.
+on first use (`build.images.store.ensure_image`) and cached in the engine's data root.
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def test_an_interrupted_container_stack_leaves_no_container(engine, container_co
 
 
 def test_a_container_that_exits_fails_its_start_with_its_log_tail_and_is_removed(engine, tmp_path):
+    from ingestlab.build.images.store import ensure_image
     from ingestlab.host.component import StartupError, wait_until
-    from ingestlab.stack.images import ensure_image
 
     image = ensure_image(engine, "kafka", "minimal")  # it has a shell (busybox)
     proc = ContainerProcess("doomed", ["/bin/sh", "-c", "echo boom on $MARK; exit 3"], image=image,

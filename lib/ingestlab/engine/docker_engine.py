@@ -1,6 +1,6 @@
 """The workbook's own Docker engine: Debian's `dockerd`, started by the workbook, on loopback only.
 
-No container registry can be reached, so every image is built here (`stack/images.py`), and
+No container registry can be reached, so every image is built here (`build/images/`), and
 every container runs with host networking: the daemon is started without a bridge and without
 touching iptables (`--bridge=none --iptables=false --ip-masq=false --ip6tables=false`), so no
 private bridge network ever appears on the host. Its state lives under the build cache

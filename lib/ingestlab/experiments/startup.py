@@ -1,7 +1,7 @@
 """`startup`: cold start, memory once ready, and deployment footprint of each service.
 
 The broker is started once and kept up; each service is then spawned `config.startup.runs`
-times (`cold_start`: spawn to first 202). Footprint (`stack.footprint`: bytes a deployment
+times (`cold_start`: spawn to first 202). Footprint (`build.footprint`: bytes a deployment
 needs: binary + shared libraries, or node + node_modules + sources) stands in for the
 article's container image size until images are built.
 
@@ -19,6 +19,8 @@ import time
 
 import polars as pl
 
+from ingestlab.build.footprint import footprint
+from ingestlab.build.images.store import ensure_image, image_bytes, image_parts
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.host.component import StartupError
 from ingestlab.host.ports import LOOPBACK
@@ -28,8 +30,6 @@ from ingestlab.names import CONTAINER, IMAGE_FLAVOURS, NATIVE
 from ingestlab.quantiles import nearest_rank
 from ingestlab.results import Run
 from ingestlab.stack import Stack
-from ingestlab.stack.footprint import footprint
-from ingestlab.stack.images import ensure_image, image_bytes, image_parts
 from ingestlab.stack.services import INGEST_PATH, RunningService
 from ingestlab.stack.stack import ContainerRuntime
 from ingestlab.summaries import StartupResult, StartupSummary

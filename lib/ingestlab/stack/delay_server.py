@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ingestlab.build import artifacts
 from ingestlab.host.component import wait_until
 from ingestlab.host.ports import LOOPBACK, free_port
 from ingestlab.host.process import NativeProcess
-from ingestlab.stack import artifacts
 
 
 class DelayServer(NativeProcess):

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import polars as pl
 
+from ingestlab.build.images.store import ensure_image
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.engine.container import prepare_testcontainers, remove_containers, remove_orphans
 from ingestlab.engine.docker_engine import DockerEngine, shared_engine
@@ -98,7 +99,7 @@ class NativeRuntime:
 class ContainerRuntime:
     """Broker and services in containers (`engine.container`) of `engine` (default: the
     process's shared engine, started on first use), from the images of `flavour`, each built
-    on first use if missing (`stack.images.ensure_image`, before the component's start is
+    on first use if missing (`build.images.store.ensure_image`, before the component's start is
     timed).
 
     Every container carries this runtime's id (`STACK_LABEL`); `close()` removes whatever still
@@ -138,8 +139,6 @@ class ContainerRuntime:
         """The tag of `component`'s image ("kafka", or a program: "node", "rust", "python"),
         built if missing."""
         if component not in self.images:
-            from ingestlab.stack.images import ensure_image
-
             began = time.monotonic()
             self.images[component] = ensure_image(self.engine, component, self.flavour)
             self.timings_s[f"image_{component}"] = time.monotonic() - began
