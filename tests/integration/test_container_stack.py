@@ -13,11 +13,12 @@ import docker.errors
 import polars as pl
 import pytest
 
+from ingestlab.engine.container import ContainerProcess
 from ingestlab.engine.docker_engine import shared_engine
 from ingestlab.engine.labels import CONTAINER_LABEL, OWNER_LABEL, STACK_LABEL, owner_value
 from ingestlab.host.component import ArtifactMissing
 from ingestlab.load.payloads import PayloadSet
-from ingestlab.stack import ContainerProcess, Stack
+from ingestlab.stack import Stack
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA
 from ingestlab.telemetry.sampler import ProcessSampler
 

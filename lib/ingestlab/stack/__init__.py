@@ -6,10 +6,9 @@ Each runs natively (`host.process.NativeProcess`) or in a container
 from `StudyConfig.runtime`).
 """
 
-from ingestlab.engine.container import ContainerProcess
 from ingestlab.stack.kafka import TOPIC, ContainerKafkaBroker, KafkaBroker
 from ingestlab.stack.services import ContainerService, ServiceProcess
 from ingestlab.stack.stack import ContainerRuntime, NativeRuntime, Stack, runtime_for
 
-__all__ = ["TOPIC", "ContainerKafkaBroker", "ContainerProcess", "ContainerRuntime", "ContainerService",
-           "KafkaBroker", "NativeRuntime", "ServiceProcess", "Stack", "runtime_for"]
+__all__ = ["TOPIC", "ContainerKafkaBroker", "ContainerRuntime", "ContainerService", "KafkaBroker",
+           "NativeRuntime", "ServiceProcess", "Stack", "runtime_for"]
