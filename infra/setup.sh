@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make setup`: everything the project needs, installed by its own files. Idempotent, and
 # fast when nothing changed: built services and broker jars are cached under
-# ~/.cache/ingestlab keyed by their lock files (see lib/ingestlab/stack/artifacts.py).
+# ~/.cache/ingestlab keyed by their lock files (see lib/ingestlab/build/artifacts.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ fi
 # rdkafka crate compile it from source); wrk (closed-loop cross-check) and nginx with the echo
 # module (the trivial reference endpoint for engine benchmarks).
 APT_PACKAGES=(libssl-dev zlib1g-dev pkg-config wrk nginx-light libnginx-mod-http-echo)
-# The workbook's container engine and what its images are built with (stack/images.py):
+# The workbook's container engine and what its images are built with (build/images/):
 # docker.io (dockerd, started by the workbook itself with its own data root, no bridge),
 # debootstrap (the Debian minbase root of the conventional images), busybox-static (the shell
 # of the minimal Kafka image). Without recommends: they would add git, apparmor, needrestart.

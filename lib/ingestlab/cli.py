@@ -19,11 +19,12 @@ from pathlib import Path
 import polars as pl
 
 from ingestlab import compare, inputs, report
-from ingestlab.config import PROFILES, RUNTIMES, SERVICES, StudyConfig
+from ingestlab.build import builders
+from ingestlab.config import PROFILES, SERVICES, StudyConfig
 from ingestlab.experiments import EXPERIMENTS
+from ingestlab.host.component import ArtifactMissing, StartupError
+from ingestlab.names import RUNTIMES
 from ingestlab.results import Run, RunWarning, new_study_id
-from ingestlab.stack import StartupError, artifacts
-from ingestlab.stack.artifacts import ArtifactMissing
 from ingestlab.summaries import PerService
 
 
@@ -113,27 +114,27 @@ PARALLEL_BUILDS = 3
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    unknown = set(args.artifact) - set(artifacts.BUILDERS)
+    unknown = set(args.artifact) - set(builders.BUILDERS)
     if unknown:
         print(f"ingestlab build: unknown artifact(s) {sorted(unknown)}; choose from "
-              f"{', '.join(artifacts.BUILDERS)}", file=sys.stderr)
+              f"{', '.join(builders.BUILDERS)}", file=sys.stderr)
         return 2
-    names = args.artifact or list(artifacts.BUILDERS)
+    names = args.artifact or list(builders.BUILDERS)
 
     def build(name: str) -> None:
         start = time.monotonic()
-        path = artifacts.BUILDERS[name]()
+        path = builders.BUILDERS[name]()
         print(f"{name:6s} ready in {time.monotonic() - start:6.1f} s: {path}", flush=True)
 
     # The builds are independent processes (Maven's download, npm's librdkafka compile, cargo):
     # side by side they overlap one's waits with another's compiling on the 2 cores. The
     # images are made of their results, so they come last.
-    first = [name for name in names if name not in artifacts.BUILT_FROM_OTHERS]
+    first = [name for name in names if name not in builders.BUILT_FROM_OTHERS]
     with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS) as pool:
         for done in [pool.submit(build, name) for name in first]:
             done.result()  # the first failure, with its command, after the others finished
     for name in names:
-        if name in artifacts.BUILT_FROM_OTHERS:
+        if name in builders.BUILT_FROM_OTHERS:
             build(name)
     return 0
 
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     build = sub.add_parser("build", help="build the services and fetch the broker jars (make setup)")
     build.add_argument("artifact", nargs="*",
-                       help=f"what to build: {', '.join(artifacts.BUILDERS)} (default: all)")
+                       help=f"what to build: {', '.join(builders.BUILDERS)} (default: all)")
     build.set_defaults(func=cmd_build)
     cmp = sub.add_parser("compare", help="two studies' claims tables side by side, with agreeing verdicts")
     cmp.add_argument("a", help="study A: a study id, a claims run id, a run directory or a runs directory")

@@ -12,18 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ingestlab.names import CONTAINER, IMAGE_FLAVOURS, MINIMAL, RUNTIMES, ImageFlavour, Runtime
 from ingestlab.variants import ARTICLE_SERVICES, SERVICES, ServiceName
 
 Profile = Literal["quick", "full"]
 PROFILES: tuple[Profile, ...] = ("quick", "full")
-# How the broker and the services run: as child processes of this Python ("native"), or each
-# in a container of the workbook's own Docker engine (stack.container; host networking).
-Runtime = Literal["container", "native"]
-RUNTIMES: tuple[Runtime, ...] = ("container", "native")
-# Which images the container runtime runs (stack.images builds them): "minimal" holds the
-# program and what it loads, nothing else; "conventional" has a distribution's base below it.
-ImageFlavour = Literal["minimal", "conventional"]
-IMAGE_FLAVOURS: tuple[ImageFlavour, ...] = ("minimal", "conventional")
 
 
 def machine_cores() -> set[int]:
@@ -97,7 +90,7 @@ class StackConfig:
     # After the load stops: how long to wait for the last records to show up in Kafka.
     readback_timeout_s: float = 30.0
     # The images the container runtime runs (ignored by the native runtime).
-    image_flavour: ImageFlavour = "minimal"
+    image_flavour: ImageFlavour = MINIMAL
     # > 0: every service prints its memory parts (librdkafka's queue, Node's V8 heap) every
     # this many ms (INGESTLAB_MEMORY_REPORT_MS, services/README.md "Memory reports");
     # 0 = off, the article's programs unchanged. The study asks for them at 1 Hz: the memory
@@ -547,7 +540,7 @@ class StudyConfig:
     services: tuple[ServiceName, ...] = ARTICLE_SERVICES
     cores: CoreLayout = field(default_factory=CoreLayout)
     # Native processes or containers (the same broker, services and pinning either way).
-    runtime: Runtime = "container"
+    runtime: Runtime = CONTAINER
     seed: int = 1
     # The study a run belongs to (`ingestlab study` makes one with results.new_study_id);
     # the claims then use only that study's runs. None: no study.

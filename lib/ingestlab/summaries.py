@@ -62,6 +62,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import dacite
 
+from ingestlab.names import CONTAINER, NATIVE
+
 SUMMARY_VERSION = 5
 # Versions this code reads: each newer one only added fields with defaults.
 READABLE_VERSIONS = frozenset({2, 3, 4, 5})
@@ -257,7 +259,7 @@ class SoakResult:
     heap_growth_per_1000_requests_mib: float | None = None
     gc_unparsed_lines: int | None = None
     gc_warnings: list[str] | None = None
-    runtime: str = "native"
+    runtime: str = NATIVE
     cgroup_mem_mean_mb: float | None = None
     cgroup_mem_peak_mb: float | None = None
     # From the intended send to the record's append time in Kafka (analysis.e2e), ms.
@@ -343,7 +345,7 @@ class StartupResult:
     footprint_bytes: int
     footprint_without_base_bytes: int
     footprint_parts: list[dict[str, Any]]
-    runtime: str = "native"
+    runtime: str = NATIVE
     image_flavour: str | None = None
     image_bytes: int | None = None
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -365,7 +367,7 @@ class BadInputResult:
     (`analysis.bad_input`: violations, crashes); the delivery ledger of every request it
     answered 202 (the cases and the valid probes between them; `analysis.delivery`:
     `unexpected` is a record of a request the client saw refused); whether the 1 MiB boundary
-    body reached Kafka; the TCP addresses its process listened on (`stack.exposure`)."""
+    body reached Kafka; the TCP addresses its process listened on (`host.exposure`)."""
 
     cases: int
     violations: int
@@ -518,7 +520,7 @@ class OverloadRate:
     engine_notes: list[str]
     generator_limited: bool
     generator_notes: list[str]
-    runtime: str = "native"
+    runtime: str = NATIVE
     heap_pattern: str | None = None
     heap_mean_mib: float | None = None
     heap_peak_mib: float | None = None
@@ -608,7 +610,7 @@ class CpuCoresResult:
     engine_notes: list[str]
     sampler_overhead_core_pct: float
     allowed_cores: list[int]
-    runtime: str = "native"
+    runtime: str = NATIVE
     # Trials run again because their load generator saturated (each with why); the flagged
     # ones are not among the per-trial values.
     repeated_trials: list[str] = field(default_factory=list)
@@ -715,7 +717,7 @@ class BacklogResult:
     ledger_by_stage: dict[str, dict[str, int]]
     engine_saturated: bool
     engine_notes: list[str]
-    runtime: str = "container"
+    runtime: str = CONTAINER
     memory_limit_mb: int | None = None
     died_s: float | None = None
     exit_code: int | None = None

@@ -6,8 +6,8 @@ the other variants share their programs' input handling."""
 from __future__ import annotations
 
 from ingestlab.experiments.bad_input import problems_found, run_corpus
+from ingestlab.host.exposure import off_loopback
 from ingestlab.load.bad_input import corpus
-from ingestlab.stack.exposure import off_loopback
 from ingestlab.stack.topic import BROKER_MESSAGE_MAX_BYTES
 
 

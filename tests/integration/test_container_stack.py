@@ -2,7 +2,7 @@
 workbook's engine (host networking), records read back from Kafka, nothing left behind.
 
 Needs Debian's docker.io (dockerd) and the images' inputs (make setup); the images are built
-on first use (`stack.images.ensure_image`) and cached in the engine's data root.
+on first use (`build.images.store.ensure_image`) and cached in the engine's data root.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import docker.errors
 import polars as pl
 import pytest
 
+from ingestlab.engine.container import ContainerProcess
+from ingestlab.engine.docker_engine import shared_engine
+from ingestlab.engine.labels import CONTAINER_LABEL, OWNER_LABEL, STACK_LABEL, owner_value
+from ingestlab.host.component import ArtifactMissing
 from ingestlab.load.payloads import PayloadSet
-from ingestlab.stack import ContainerProcess, Stack
-from ingestlab.stack.artifacts import ArtifactMissing
-from ingestlab.stack.container import OWNER_LABEL, STACK_LABEL, owner_value
-from ingestlab.stack.docker_engine import CONTAINER_LABEL, shared_engine
+from ingestlab.stack import Stack
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA
 from ingestlab.telemetry.sampler import ProcessSampler
 
@@ -118,8 +119,8 @@ def test_an_interrupted_container_stack_leaves_no_container(engine, container_co
 
 
 def test_a_container_that_exits_fails_its_start_with_its_log_tail_and_is_removed(engine, tmp_path):
-    from ingestlab.stack.component import StartupError, wait_until
-    from ingestlab.stack.images import ensure_image
+    from ingestlab.build.images.store import ensure_image
+    from ingestlab.host.component import StartupError, wait_until
 
     image = ensure_image(engine, "kafka", "minimal")  # it has a shell (busybox)
     proc = ContainerProcess("doomed", ["/bin/sh", "-c", "echo boom on $MARK; exit 3"], image=image,

@@ -16,10 +16,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingestlab.stack import images
-from ingestlab.stack.docker_engine import CONTAINER_LABEL, DockerEngine, shared_engine
+from ingestlab.build import artifacts
+from ingestlab.build.images import contents, store
+from ingestlab.engine.docker_engine import DockerEngine, shared_engine
+from ingestlab.engine.labels import CONTAINER_LABEL, IMAGE_COMPONENT_LABEL, IMAGE_FLAVOUR_LABEL
+from ingestlab.host.ports import LOOPBACK, free_port
+from ingestlab.names import CONVENTIONAL, IMAGE_FLAVOURS
 from ingestlab.stack.kafka import KafkaBroker
-from ingestlab.stack.ports import LOOPBACK, free_port
 
 # This session's containers (other sessions may share the engine at the same time).
 SESSION_LABEL = f"{CONTAINER_LABEL}.test-session"
@@ -33,7 +36,7 @@ def engine() -> DockerEngine:
 
 @pytest.fixture(scope="module")
 def tags(engine: DockerEngine) -> dict[str, str]:
-    return images.build_images(engine)
+    return store.build_images(engine)
 
 
 @contextlib.contextmanager
@@ -74,22 +77,22 @@ def test_the_engine_makes_no_bridge(engine: DockerEngine) -> None:
 
 
 def test_six_images_minimal_smaller_than_conventional(engine: DockerEngine, tags: dict[str, str]) -> None:
-    assert sorted(tags) == sorted(f"{c}:{f}" for c in images.COMPONENTS for f in images.FLAVOURS)
-    for component in images.COMPONENTS:
+    assert sorted(tags) == sorted(f"{c}:{f}" for c in contents.COMPONENTS for f in IMAGE_FLAVOURS)
+    for component in contents.COMPONENTS:
         sizes = {}
-        for flavour in images.FLAVOURS:
+        for flavour in IMAGE_FLAVOURS:
             tag = tags[f"{component}:{flavour}"]
-            assert tag == images.format_tag(component, flavour, tag.rsplit("-", 1)[1])
+            assert tag == contents.format_tag(component, flavour, tag.rsplit("-", 1)[1])
             labels = engine.client().images.get(tag).labels
-            assert labels[images.LABEL_COMPONENT] == component and labels[images.LABEL_FLAVOUR] == flavour
-            sizes[flavour] = images.image_bytes(engine, tag)
-            parts = images.image_parts(engine, tag)
+            assert labels[IMAGE_COMPONENT_LABEL] == component and labels[IMAGE_FLAVOUR_LABEL] == flavour
+            sizes[flavour] = store.image_bytes(engine, tag)
+            parts = store.image_parts(engine, tag)
             assert sum(part["bytes"] for part in parts) == sizes[flavour], parts
-            assert (parts[0]["part"] == images.BASE_PART) == (flavour == "conventional")
+            assert (parts[0]["part"] == store.BASE_PART) == (flavour == CONVENTIONAL)
         assert 0 < sizes["minimal"] < sizes["conventional"], (component, sizes)
     # A second pass finds every image by its tag and builds nothing.
     begin = time.monotonic()
-    assert images.build_images(engine) == tags
+    assert store.build_images(engine) == tags
     assert time.monotonic() - begin < 20
 
 
@@ -115,9 +118,9 @@ def test_node_minimal_connects_to_a_real_broker(engine: DockerEngine, tags: dict
             assert (status, body) == (200, {"status": "ok"}), container.logs().decode(errors="replace")
 
 
-@pytest.mark.parametrize("flavour", images.FLAVOURS)
+@pytest.mark.parametrize("flavour", IMAGE_FLAVOURS)
 def test_kafka_images_hold_a_jvm_and_a_shell(engine: DockerEngine, tags: dict[str, str], flavour) -> None:
-    config = f"/opt/kafka/config/{images.kafka_log4j_config().name}"
+    config = f"/opt/kafka/config/{artifacts.KAFKA_LOG4J.name}"
     script = f"test -f {config} && ls /opt/kafka/libs | grep -c '^kafka_2.13-' && /opt/java/bin/java -version"
     with running(engine, tags[f"kafka:{flavour}"], ["/bin/sh", "-c", script]) as container:
         result = container.wait(timeout=60)

@@ -15,10 +15,10 @@ import polars as pl
 import psutil
 import pytest
 
+from ingestlab.host.component import ArtifactMissing
 from ingestlab.load.native import oha_path, run_oha
 from ingestlab.load.rows import REQUEST_SCHEMA
 from ingestlab.load.wrk import run_wrk
-from ingestlab.stack.artifacts import ArtifactMissing
 from ingestlab.stack.nginx import ECHO_MODULE, ReferenceEndpoint
 
 CORES = sorted(os.sched_getaffinity(0))

@@ -8,11 +8,11 @@ import psutil
 import pytest
 
 from ingestlab.config import StudyConfig
+from ingestlab.engine.docker_engine import shared_engine
+from ingestlab.host.component import ArtifactMissing
+from ingestlab.host.exposure import listening_addresses
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.stack import Stack
-from ingestlab.stack.artifacts import ArtifactMissing
-from ingestlab.stack.docker_engine import shared_engine
-from ingestlab.stack.exposure import listening_addresses
 
 
 def test_workers_share_the_port_and_each_is_ready(config: StudyConfig, tmp_path, monkeypatch, post) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from ingestlab.stack import artifacts
+from ingestlab.build import artifacts
 from ingestlab.stack.kafka import KafkaBroker
 
 

@@ -9,10 +9,10 @@ import polars as pl
 import psutil
 import pytest
 
+from ingestlab.build.footprint import footprint, parse_ldd
 from ingestlab.experiments.startup import COLD_START_SCHEMA, cold_start
 from ingestlab.files import tree_bytes
 from ingestlab.stack import Stack
-from ingestlab.stack.footprint import footprint, parse_ldd
 from ingestlab.telemetry.sampler import ProcessSampler, cpu_by_thread
 from ingestlab.units import MB
 

@@ -11,8 +11,8 @@ import pytest
 
 from ingestlab.analysis.ceiling import decisive_steps
 from ingestlab.config import CORE_LAYOUTS
+from ingestlab.host.exposure import off_loopback
 from ingestlab.results import Run
-from ingestlab.stack.exposure import off_loopback
 from ingestlab.variants import variant
 
 SERVICES = ("node", "rust")

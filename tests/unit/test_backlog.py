@@ -29,6 +29,7 @@ from ingestlab.analysis.backlog import (
 )
 from ingestlab.analysis.memory_parts import parts_timeline
 from ingestlab.config import BacklogConfig, StudyConfig
+from ingestlab.engine.container import container_kwargs
 from ingestlab.experiments.backlog import (
     Leg,
     backlog_result,
@@ -39,7 +40,6 @@ from ingestlab.experiments.backlog import (
 from ingestlab.load.engine import BACKLOG_ERROR
 from ingestlab.load.rows import REQUEST_SCHEMA
 from ingestlab.notebook.backlog import TABLE_COLUMNS, backlog_findings, backlog_numbers, backlog_table
-from ingestlab.stack.container import container_kwargs
 from ingestlab.stack.stack import NativeRuntime
 from ingestlab.stack.topic import RECORD_SCHEMA
 from ingestlab.summaries import BacklogSummary, dump_summary, load_summary

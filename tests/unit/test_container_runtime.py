@@ -9,33 +9,44 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import psutil
 import pytest
 import requests
 
+from ingestlab.build import artifacts, layout
 from ingestlab.cli import _config, build_parser
-from ingestlab.config import IMAGE_FLAVOURS, RUNTIMES, StudyConfig
-from ingestlab.stack import artifacts
-from ingestlab.stack.container import (
+from ingestlab.config import StudyConfig
+from ingestlab.engine.container import (
     NETWORK_MODE,
-    OWNER_LABEL,
-    ROLE_LABEL,
-    STACK_LABEL,
     Bind,
     ContainerProcess,
     container_kwargs,
-    container_labels,
-    owner_alive,
-    owner_value,
     remove_containers,
     remove_orphans,
 )
-from ingestlab.stack.docker_engine import CONTAINER_LABEL
-from ingestlab.stack.kafka import IMAGE_CLASSPATH, IMAGE_JAVA, IMAGE_LOG4J, ContainerKafkaBroker, KafkaBroker
+from ingestlab.engine.labels import (
+    CONTAINER_LABEL,
+    OWNER_LABEL,
+    ROLE_LABEL,
+    STACK_LABEL,
+    container_labels,
+    owner_alive,
+    owner_value,
+)
+from ingestlab.names import (
+    CONTAINER,
+    CONVENTIONAL,
+    IMAGE_FLAVOURS,
+    MINIMAL,
+    NATIVE,
+    RUNTIMES,
+    ImageFlavour,
+    Runtime,
+)
+from ingestlab.stack.kafka import ContainerKafkaBroker, KafkaBroker
 from ingestlab.stack.services import (
-    IMAGE_NODE,
-    IMAGE_RUST_BINARY,
     ContainerService,
     ServiceProcess,
     container_spec_for,
@@ -133,10 +144,10 @@ def test_the_container_broker_runs_the_native_argv_with_the_images_paths(tmp_pat
     broker = ContainerKafkaBroker(image="ingestlab/kafka:minimal-k", work_dir=tmp_path / "c", cores=(0,),
                                   heap_mib=256, stack_id="s")
     argv = broker.argv
-    assert argv[0] == IMAGE_JAVA == "/opt/java/bin/java"
-    assert argv[argv.index("-cp") + 1] == IMAGE_CLASSPATH == "/opt/kafka/libs/*"
-    assert f"-Dlog4j2.configurationFile=/opt/kafka/config/{Path(IMAGE_LOG4J).name}" in argv
-    assert Path(IMAGE_LOG4J).name == "log4j2.properties"
+    assert argv[0] == layout.JAVA_BINARY == "/opt/java/bin/java"
+    assert argv[argv.index("-cp") + 1] == layout.KAFKA_CLASSPATH == "/opt/kafka/libs/*"
+    assert f"-Dlog4j2.configurationFile=/opt/kafka/config/{Path(layout.KAFKA_LOG4J).name}" in argv
+    assert Path(layout.KAFKA_LOG4J).name == "log4j2.properties"
     assert argv[-2:] == ["kafka.Kafka", str(tmp_path / "c" / "server.properties")]
     assert "-Xmx256m" in argv
     # the same options as natively, apart from the paths
@@ -150,7 +161,7 @@ def test_the_container_broker_runs_the_native_argv_with_the_images_paths(tmp_pat
     assert broker.cores == (0,) and broker.labels is not None and broker.labels[STACK_LABEL] == "s"
     assert broker.endpoint == broker.bootstrap
     fmt = broker.format_storage_argv("abc")
-    assert fmt[0] == IMAGE_JAVA and IMAGE_CLASSPATH in fmt and "--cluster-id=abc" in fmt
+    assert fmt[0] == layout.JAVA_BINARY and layout.KAFKA_CLASSPATH in fmt and "--cluster-id=abc" in fmt
     assert fmt[-1] == str(broker.config_path)
 
 
@@ -172,10 +183,10 @@ def test_a_container_service_gets_the_native_env_and_the_images_command(name, tm
     expected = {"PORT": str(service.port), "KAFKA_BROKERS": "127.0.0.1:9092", "ACK_MODE": v.promise}
     if v.program == "rust":
         expected["RUST_LOG"] = "info"
-        assert service.argv == [IMAGE_RUST_BINARY]
+        assert service.argv == [layout.RUST_BINARY]
     elif v.program == "node":
         entry = "cluster.js" if v.processes == "per-core" else "server.js"
-        assert service.argv == [IMAGE_NODE, *flags, entry]
+        assert service.argv == [layout.NODE_BINARY, *flags, entry]
         assert native.argv[1:] == service.argv[1:]  # the same flags and script
     else:
         assert service.argv[1:] == native.argv[1:] == ["serve.py"]
@@ -219,9 +230,10 @@ def test_unknown_runtimes_and_flavours_are_refused(bad):
         StudyConfig().replace(**bad)
 
 
-def test_config_and_images_agree_on_the_flavours():
-    images = pytest.importorskip("ingestlab.stack.images")
-    assert set(IMAGE_FLAVOURS) == set(images.FLAVOURS)
+def test_the_runtime_and_flavour_names_are_defined_once():
+    """`names` spells each name for its Literal type and for its tuple: the two agree."""
+    assert get_args(Runtime) == RUNTIMES == (CONTAINER, NATIVE)
+    assert get_args(ImageFlavour) == IMAGE_FLAVOURS == (MINIMAL, CONVENTIONAL)
 
 
 @pytest.mark.parametrize("command", [["smoke"], ["run", "smoke"]])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from ingestlab.stack.exposure import listening_addresses, off_loopback
+from ingestlab.host.exposure import listening_addresses, off_loopback
 
 
 def test_a_listening_socket_of_this_process_is_found_and_a_bound_one_is_not():

@@ -9,8 +9,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from ingestlab.stack import artifacts, docker_engine, images
-from ingestlab.stack.images import Entry, Recipe
+from ingestlab.build import builders
+from ingestlab.build.images import contents, context, elf, flavours, jre, minbase, node_modules, store
+from ingestlab.build.images.contents import Entry, Recipe
+from ingestlab.engine import docker_engine
+from ingestlab.host.component import ArtifactMissing
 
 
 def _recipe(tmp_path: Path, content: bytes = b"binary", *, tree_key: str = "k1") -> Recipe:
@@ -27,34 +30,34 @@ def _recipe(tmp_path: Path, content: bytes = b"binary", *, tree_key: str = "k1")
 
 # --- tags and keys ----------------------------------------------------------------------------
 def test_tag_says_component_flavour_and_key():
-    tag = images.format_tag("rust", "minimal", "0123456789abcdef")
+    tag = contents.format_tag("rust", "minimal", "0123456789abcdef")
     assert tag == "ingestlab/rust:minimal-0123456789abcdef"
-    assert images.format_tag("node", "conventional", "ab") == "ingestlab/node:conventional-ab"
+    assert contents.format_tag("node", "conventional", "ab") == "ingestlab/node:conventional-ab"
     with pytest.raises(ValueError, match="unknown component"):
-        images.format_tag("go", "minimal", "ab")
+        contents.format_tag("go", "minimal", "ab")
     with pytest.raises(ValueError, match="unknown flavour"):
-        images.format_tag("rust", "fat", "ab")  # type: ignore[arg-type]
+        contents.format_tag("rust", "fat", "ab")  # type: ignore[arg-type]
 
 
 def test_content_key_is_stable_and_changes_with_every_input(tmp_path):
     recipe = _recipe(tmp_path)
-    key = images.content_key(recipe, "minimal")
+    key = contents.content_key(recipe, "minimal")
     assert len(key) == 16 and int(key, 16) >= 0
-    assert images.content_key(_recipe(tmp_path), "minimal") == key
-    assert images.content_key(recipe, "conventional", "base1") != key
-    on_base1 = images.content_key(recipe, "conventional", "base1")
-    assert on_base1 != images.content_key(recipe, "conventional", "base2")
-    assert images.content_key(_recipe(tmp_path, b"binary, rebuilt"), "minimal") != key
-    assert images.content_key(_recipe(tmp_path, tree_key="k2"), "minimal") != key
+    assert contents.content_key(_recipe(tmp_path), "minimal") == key
+    assert contents.content_key(recipe, "conventional", "base1") != key
+    on_base1 = contents.content_key(recipe, "conventional", "base1")
+    assert on_base1 != contents.content_key(recipe, "conventional", "base2")
+    assert contents.content_key(_recipe(tmp_path, b"binary, rebuilt"), "minimal") != key
+    assert contents.content_key(_recipe(tmp_path, tree_key="k2"), "minimal") != key
     moved = Recipe("rust", recipe.entries, workdir="/srv", cmd=recipe.cmd)
-    assert images.content_key(moved, "minimal") != key
+    assert contents.content_key(moved, "minimal") != key
 
 
 def test_key_follows_content_not_timestamps(tmp_path):
     recipe = _recipe(tmp_path)
-    key = images.content_key(recipe, "minimal")
+    key = contents.content_key(recipe, "minimal")
     os.utime(tmp_path / "ingest-rust", ns=(1, 1))
-    assert images.content_key(_recipe(tmp_path), "minimal") == key
+    assert contents.content_key(_recipe(tmp_path), "minimal") == key
 
 
 # --- apt sources and the suite ----------------------------------------------------------------
@@ -84,29 +87,29 @@ deb file:///srv/mirror bookworm main contrib
 
 
 def test_apt_sources_in_both_formats():
-    assert images.parse_apt_sources(DEB822) == [
+    assert minbase.parse_apt_sources(DEB822) == [
         ("http://127.0.0.1:9/debian", ("bookworm", "bookworm-updates")),
         ("http://127.0.0.1:9/debian-security", ("bookworm-security",)),
     ]
-    assert images.parse_apt_sources(ONE_LINE) == [
+    assert minbase.parse_apt_sources(ONE_LINE) == [
         ("http://127.0.0.1:9/security", ("bookworm-security",)),
         ("file:///srv/mirror", ("bookworm",)),
     ]
 
 
 def test_mirror_serves_the_suite_itself():
-    assert images.mirror_for("bookworm", [DEB822, ONE_LINE]) == "http://127.0.0.1:9/debian"
-    assert images.mirror_for("bookworm", ["", ONE_LINE]) == "file:///srv/mirror"
+    assert minbase.mirror_for("bookworm", [DEB822, ONE_LINE]) == "http://127.0.0.1:9/debian"
+    assert minbase.mirror_for("bookworm", ["", ONE_LINE]) == "file:///srv/mirror"
     disabled = DEB822.replace("Types: deb\n#", "Enabled: no\nTypes: deb\n#", 1)
-    assert images.mirror_for("bookworm", [disabled, ONE_LINE]) == "file:///srv/mirror"
+    assert minbase.mirror_for("bookworm", [disabled, ONE_LINE]) == "file:///srv/mirror"
     with pytest.raises(RuntimeError, match="no apt source for 'trixie'"):
-        images.mirror_for("trixie", [DEB822, ONE_LINE])
+        minbase.mirror_for("trixie", [DEB822, ONE_LINE])
 
 
 def test_os_release_codename():
     text = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
-    assert images.parse_os_release(text)["VERSION_CODENAME"] == "bookworm"
-    assert images.parse_os_release(text)["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)"
+    assert minbase.parse_os_release(text)["VERSION_CODENAME"] == "bookworm"
+    assert minbase.parse_os_release(text)["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)"
 
 
 # --- node_modules, trimmed ------------------------------------------------------------------
@@ -132,18 +135,18 @@ def test_os_release_codename():
     ("node-rdkafka/src/binding.cc", False),
 ])
 def test_node_modules_keep_what_runs(path, kept):
-    assert images.keep_in_node_modules(PurePosixPath(path)) is kept
+    assert node_modules.keep_in_node_modules(PurePosixPath(path)) is kept
 
 
 # --- layers and parts -----------------------------------------------------------------------
 def test_dockerfile_has_one_layer_per_part_in_order(tmp_path):
     recipe = _recipe(tmp_path)
-    entries = images.flavour_entries(recipe, "minimal")
-    text, parts = images.dockerfile(entries, recipe, None)
+    entries = flavours.flavour_entries(recipe, "minimal")
+    text, parts = context.dockerfile(entries, recipe, None)
     assert parts == ["skeleton", "executable", "node_modules"]
     assert text.splitlines() == ["FROM scratch", "COPY skeleton/ /", "COPY executable/ /",
                                  "COPY node_modules/ /", "WORKDIR /app", 'CMD ["/app/ingest-rust"]']
-    text, parts = images.dockerfile(recipe.entries, recipe, "ingestlab/debian-minbase:abc")
+    text, parts = context.dockerfile(recipe.entries, recipe, "ingestlab/debian-minbase:abc")
     assert text.startswith("FROM ingestlab/debian-minbase:abc\n") and parts == ["executable", "node_modules"]
 
 
@@ -155,15 +158,15 @@ def test_parts_from_history_pairs_copy_layers_with_names():
         {"CreatedBy": "/bin/sh -c #(nop) COPY dir:aaa in / ", "Size": 2_500_000},
         {"CreatedBy": "", "Size": 110_000_000, "Comment": "Imported from -"},
     ]
-    assert images.parts_from_history(history, ["shared-libraries", "executable"]) == [
+    assert store.parts_from_history(history, ["shared-libraries", "executable"]) == [
         {"part": "base root", "bytes": 110_000_000},
         {"part": "shared-libraries", "bytes": 2_500_000},
         {"part": "executable", "bytes": 7_000_000},
     ]
-    assert images.parts_from_history(history[:4], ["shared-libraries", "executable"])[0] == {
+    assert store.parts_from_history(history[:4], ["shared-libraries", "executable"])[0] == {
         "part": "shared-libraries", "bytes": 2_500_000}
     with pytest.raises(ValueError, match="2 COPY layers but 1 part"):
-        images.parts_from_history(history, ["executable"])
+        store.parts_from_history(history, ["executable"])
 
 
 def _fake_base(root: Path) -> Path:
@@ -182,11 +185,11 @@ def _fake_base(root: Path) -> Path:
 
 def test_base_library_lookup_stays_inside_the_root(tmp_path):
     root = _fake_base(tmp_path / "root")
-    assert images.base_has_library(root, "/usr/lib/x86_64-linux-gnu/libz.so.1")
-    assert images.base_has_library(root, "/lib/x86_64-linux-gnu/libz.so.1")
-    assert images.base_has_library(root, "/lib64/ld-linux-x86-64.so.2")  # absolute link, inside root
-    assert not images.base_has_library(root, "/usr/lib/x86_64-linux-gnu/libssl.so.3")
-    assert not images._exists_in_root(root, "/etc/escape")  # ".." stops at the root
+    assert flavours.base_has_library(root, "/usr/lib/x86_64-linux-gnu/libz.so.1")
+    assert flavours.base_has_library(root, "/lib/x86_64-linux-gnu/libz.so.1")
+    assert flavours.base_has_library(root, "/lib64/ld-linux-x86-64.so.2")  # absolute link, inside root
+    assert not flavours.base_has_library(root, "/usr/lib/x86_64-linux-gnu/libssl.so.3")
+    assert not flavours._exists_in_root(root, "/etc/escape")  # ".." stops at the root
 
 
 def test_conventional_leaves_out_what_the_base_has(tmp_path):
@@ -202,12 +205,12 @@ def test_conventional_leaves_out_what_the_base_has(tmp_path):
         Entry("/usr/lib/x86_64-linux-gnu/libssl.so.3", "shared-libraries", source=ssl, library="libssl.so.3"),
         Entry("/bin/sh", "shell", source=shell),
     ), workdir="/opt/kafka", cmd=("java",))
-    conventional = images.flavour_entries(recipe, "conventional", root)
+    conventional = flavours.flavour_entries(recipe, "conventional", root)
     assert [e.dest for e in conventional] == ["/usr/lib/x86_64-linux-gnu/libssl.so.3"]
-    minimal = images.flavour_entries(recipe, "minimal")
+    minimal = flavours.flavour_entries(recipe, "minimal")
     assert {"/etc/passwd", "/etc/group", "/tmp", "/bin/sh"} <= {e.dest for e in minimal}
     with pytest.raises(ValueError, match="base root"):
-        images.flavour_entries(recipe, "conventional")
+        flavours.flavour_entries(recipe, "conventional")
 
 
 def test_build_context_holds_each_part_in_its_directory(tmp_path):
@@ -223,32 +226,32 @@ def test_build_context_holds_each_part_in_its_directory(tmp_path):
     binary.write_text("require('express')\n")
     recipe = Recipe("node", (
         Entry("/app/node_modules", "node_modules", kind="tree", source=modules, tree_key="k",
-              keep=images.keep_in_node_modules),
-        images._file("/app/server.js", "sources", binary),
+              keep=node_modules.keep_in_node_modules),
+        contents.file_entry("/app/server.js", "sources", binary),
     ), workdir="/app", cmd=("/usr/local/bin/node", "server.js"))
-    context = tmp_path / "context"
-    parts = images.build_context(context, images.flavour_entries(recipe, "minimal"), recipe, None)
+    directory = tmp_path / "context"
+    parts = context.build_context(directory, flavours.flavour_entries(recipe, "minimal"), recipe, None)
     assert parts == ["skeleton", "node_modules", "sources"]
-    assert (context / "skeleton" / "etc" / "passwd").read_text().startswith("root:x:0:0:")
-    assert (context / "skeleton" / "tmp").stat().st_mode & 0o7777 == 0o1777
-    copied = context / "node_modules" / "app" / "node_modules"
+    assert (directory / "skeleton" / "etc" / "passwd").read_text().startswith("root:x:0:0:")
+    assert (directory / "skeleton" / "tmp").stat().st_mode & 0o7777 == 0o1777
+    copied = directory / "node_modules" / "app" / "node_modules"
     assert (copied / "express" / "index.js").exists()
     assert os.readlink(copied / "express" / "alias.js") == "index.js"
     assert not (copied / "nan").exists()
     assert not (copied / ".bin").exists()
-    assert (context / "sources" / "app" / "server.js").samefile(binary)  # hard link, no copy
-    assert (context / "Dockerfile").read_text().startswith("FROM scratch\n")
+    assert (directory / "sources" / "app" / "server.js").samefile(binary)  # hard link, no copy
+    assert (directory / "Dockerfile").read_text().startswith("FROM scratch\n")
 
 
 # --- ELF --------------------------------------------------------------------------------------
 def test_elf_interpreter(tmp_path):
     python = Path(sys.executable).resolve()
-    interpreter = images.elf_interpreter(python)
+    interpreter = elf.elf_interpreter(python)
     assert interpreter and interpreter.startswith("/") and "ld" in Path(interpreter).name
     script = tmp_path / "script.sh"
     script.write_text("#!/bin/sh\n")
-    assert images.elf_interpreter(script) is None
-    assert not images.is_elf(script) and images.is_elf(python)
+    assert elf.elf_interpreter(script) is None
+    assert not elf.is_elf(script) and elf.is_elf(python)
 
 
 # --- the engine's own paths and settings ------------------------------------------------------
@@ -293,12 +296,12 @@ def test_missing_dockerd_says_run_make_setup(tmp_path, monkeypatch):
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     engine = docker_engine.DockerEngine(state_dir=tmp_path / "docker")
-    with pytest.raises(artifacts.ArtifactMissing, match="make setup"):
+    with pytest.raises(ArtifactMissing, match="make setup"):
         engine.start()
 
 
 def test_images_are_built_by_ingestlab_build_after_the_services():
-    names = list(artifacts.BUILDERS)
+    names = list(builders.BUILDERS)
     assert "images" in names
     assert names.index("images") > max(names.index(n) for n in ("kafka", "node", "rust"))
 
@@ -327,7 +330,7 @@ def test_jars_for_jdeps_lose_their_module_descriptors(tmp_path):
         jar.writestr("a/A.class", b"\xca\xfe\xba\xbe")
     with zipfile.ZipFile(plain, "w") as jar:
         jar.writestr("b/B.class", b"\xca\xfe\xba\xbe")
-    out = images.class_path_jars([modular, plain], tmp_path / "out")
+    out = jre.class_path_jars([modular, plain], tmp_path / "out")
     assert [p.name for p in out] == ["modular.jar", "plain.jar"]
     assert zipfile.ZipFile(out[0]).namelist() == ["a/A.class"]
     assert out[1].samefile(plain)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestlab.stack import artifacts
+from ingestlab.build import artifacts
 from ingestlab.stack.kafka import QUORUM_RACE_MARKERS, KafkaBroker, is_quorum_race, new_cluster_id
 
 # Every character a base64url cluster id can begin with.

@@ -8,10 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ingestlab.host.component import ArtifactMissing
 from ingestlab.load.native import oha_frame, oha_path, schedule_lag_ms
 from ingestlab.load.rows import REQUEST_SCHEMA
 from ingestlab.load.wrk import parse_wrk_output, post_script
-from ingestlab.stack.artifacts import ArtifactMissing
 
 FIXTURES = Path(__file__).parent / "fixtures" / "wrk"
 

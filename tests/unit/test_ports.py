@@ -1,6 +1,6 @@
 import socket
 
-from ingestlab.stack.ports import LOOPBACK, free_port, free_ports
+from ingestlab.host.ports import LOOPBACK, free_port, free_ports
 
 
 def test_free_port_can_be_bound_on_loopback():

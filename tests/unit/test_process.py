@@ -7,8 +7,8 @@ import time
 import psutil
 import pytest
 
-from ingestlab.stack.component import Component, StartupError, wait_until
-from ingestlab.stack.process import NativeProcess
+from ingestlab.host.component import Component, StartupError, wait_until
+from ingestlab.host.process import NativeProcess
 
 PY = sys.executable
 
@@ -50,7 +50,7 @@ def test_child_dies_with_the_process_that_started_it(tmp_path):
     pid_file = tmp_path / "child.pid"
     parent_code = (
         "import sys, time; from pathlib import Path; "
-        "from ingestlab.stack.process import NativeProcess; "
+        "from ingestlab.host.process import NativeProcess; "
         f"p = NativeProcess('sleeper', [sys.executable, '-c', 'import time; time.sleep(60)'], "
         f"log_path=Path({str(tmp_path / 'sleeper.log')!r})).start(); "
         f"tmp = Path({str(pid_file) + '.tmp'!r}); tmp.write_text(str(p.pid)); tmp.rename({str(pid_file)!r}); "
@@ -134,7 +134,7 @@ def test_startup_error_on_timeout(tmp_path):
 
 
 def test_port_taken_is_recognised_in_node_rust_and_java_logs():
-    from ingestlab.stack.component import port_taken
+    from ingestlab.host.component import port_taken
 
     for log in ("Error: listen EADDRINUSE: address already in use 127.0.0.1:4000",
                 'Error: Os { code: 98, kind: AddrInUse, message: "Address already in use" }',

@@ -1,6 +1,6 @@
 """The Python service's pure parts: its input rules (services/python/records.py) against the
 bad-input corpus's expectations, its settings and worker count (serve.py), and what its
-deployment and image hold (stack.footprint, stack.images)."""
+deployment and image hold (build.footprint, build.images)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from types import ModuleType
 
 import pytest
 
+from ingestlab.build import artifacts
+from ingestlab.build.footprint import keep_in_stdlib, python_deployment
+from ingestlab.build.images import contents, recipes
 from ingestlab.load.bad_input import BadInputCase, corpus
-from ingestlab.stack import artifacts, images
-from ingestlab.stack.footprint import keep_in_stdlib, python_deployment
 
 
 @pytest.fixture(scope="module")
@@ -131,10 +132,10 @@ def test_the_standard_library_less_what_the_service_never_imports(relative, kept
 
 def test_listing_key_changes_with_a_file(tmp_path: Path):
     (tmp_path / "a.py").write_text("a")
-    key = images.listing_key(tmp_path, [tmp_path / "a.py"])
-    assert key == images.listing_key(tmp_path, [tmp_path / "a.py"])
+    key = contents.listing_key(tmp_path, [tmp_path / "a.py"])
+    assert key == contents.listing_key(tmp_path, [tmp_path / "a.py"])
     (tmp_path / "a.py").write_text("ab")
-    assert images.listing_key(tmp_path, [tmp_path / "a.py"]) != key
+    assert contents.listing_key(tmp_path, [tmp_path / "a.py"]) != key
 
 
 def test_the_image_holds_the_interpreter_its_library_and_the_imported_distributions():
@@ -145,7 +146,7 @@ def test_the_image_holds_the_interpreter_its_library_and_the_imported_distributi
     assert keep(PurePosixPath("aiohttp/web.py"))
     assert any(keep(PurePosixPath(f"confluent_kafka.libs/{p.name}"))
                for p in (deployment.site_packages / "confluent_kafka.libs").iterdir())
-    recipe = images.recipe("python")
+    recipe = recipes.recipe("python")
     by_dest = {entry.dest: entry for entry in recipe.entries}
     stdlib = f"/usr/local/lib/{deployment.stdlib.name}"
     assert by_dest["/usr/local/bin/python3"].part == "executable"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import string
 
-from ingestlab.stack import artifacts
+from ingestlab.build import artifacts
 from ingestlab.stack.services import BODY_LIMIT_BYTES
 from ingestlab.stack.topic import BROKER_MESSAGE_MAX_BYTES, PRODUCER_MESSAGE_MAX_BYTES, RECORD_LIMIT_BYTES
 

@@ -17,7 +17,7 @@ from ingestlab.charts.style import (
 from ingestlab.units import MB
 
 # Footprint parts, in stacking order; "base image libraries" are glibc / libgcc, which any
-# glibc-based base image already holds (stack.footprint._BASE_LIBRARY).
+# glibc-based base image already holds (build.footprint._BASE_LIBRARY).
 FOOTPRINT_CATEGORIES: dict[str, str] = {
     "executable": "executable",
     "shared-library": "shared libraries",

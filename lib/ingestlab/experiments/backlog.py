@@ -88,12 +88,14 @@ from ingestlab.analysis.faults import outcome
 from ingestlab.config import ServiceName, StudyConfig
 from ingestlab.experiments.faults import POOL_SLACK
 from ingestlab.experiments.soak import REST_S, memory_parts_of
+from ingestlab.host.component import StartupError
 from ingestlab.load.engine import BACKLOG_ERROR, START_LEAD_S, LoadResult, run_load
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.schedules import constant
+from ingestlab.names import CONTAINER
 from ingestlab.quantiles import nearest_rank
 from ingestlab.results import Run
-from ingestlab.stack import Stack, StartupError
+from ingestlab.stack import Stack
 from ingestlab.stack.kafka import QuotaShell
 from ingestlab.summaries import BacklogResult, BacklogSummary, ComparisonRate
 from ingestlab.telemetry.gc_trace import parse_gc_log
@@ -443,7 +445,7 @@ def backlog(config: StudyConfig, *, rate: ComparisonRate) -> Run:
     while Kafka is made slower than the intake, then catches up; summary: `BacklogSummary`."""
     requests_per_service(config, rate.rate_rps)  # refuse a run too large before starting one
     b = config.backlog
-    if b.memory_limit_mb is not None and config.runtime != "container":
+    if b.memory_limit_mb is not None and config.runtime != CONTAINER:
         raise ValueError("backlog: memory_limit_mb needs the container runtime")
     run = Run.create(config, "backlog")
     run.update_meta(backlog_rate_rps=rate.rate_rps, backlog_rate_source=rate.source, mechanism=MECHANISM,

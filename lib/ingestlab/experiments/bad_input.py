@@ -20,13 +20,13 @@ import polars as pl
 from ingestlab.analysis.bad_input import classify, verdict_counts
 from ingestlab.analysis.delivery import counts_by_group, delivery_table
 from ingestlab.config import BadInputConfig, ServiceName, StudyConfig
+from ingestlab.host.exposure import listening_addresses, off_loopback
 from ingestlab.load.bad_input import BadInputCase, corpus, wire_request
 from ingestlab.load.own_loop import run_in_own_loop
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.raw_http import RawAnswer, RawRequest, exchange, request_head
 from ingestlab.results import Run
 from ingestlab.stack import Stack
-from ingestlab.stack.exposure import listening_addresses, off_loopback
 from ingestlab.stack.services import HEALTH_PATH, INGEST_PATH
 from ingestlab.stack.topic import BROKER_MESSAGE_MAX_BYTES, max_message_bytes
 from ingestlab.summaries import BadInputResult, BadInputSummary

@@ -1,7 +1,7 @@
 """`startup`: cold start, memory once ready, and deployment footprint of each service.
 
 The broker is started once and kept up; each service is then spawned `config.startup.runs`
-times (`cold_start`: spawn to first 202). Footprint (`stack.footprint`: bytes a deployment
+times (`cold_start`: spawn to first 202). Footprint (`build.footprint`: bytes a deployment
 needs: binary + shared libraries, or node + node_modules + sources) stands in for the
 article's container image size until images are built.
 
@@ -19,16 +19,17 @@ import time
 
 import polars as pl
 
+from ingestlab.build.footprint import footprint
+from ingestlab.build.images.store import ensure_image, image_bytes, image_parts
 from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.host.component import StartupError
+from ingestlab.host.ports import LOOPBACK
+from ingestlab.host.process import process_tree
 from ingestlab.load.payloads import PayloadSet
+from ingestlab.names import CONTAINER, IMAGE_FLAVOURS, NATIVE
 from ingestlab.quantiles import nearest_rank
 from ingestlab.results import Run
 from ingestlab.stack import Stack
-from ingestlab.stack.component import StartupError
-from ingestlab.stack.footprint import footprint
-from ingestlab.stack.images import FLAVOURS, ensure_image, image_bytes, image_parts
-from ingestlab.stack.ports import LOOPBACK
-from ingestlab.stack.process import process_tree
 from ingestlab.stack.services import INGEST_PATH, RunningService
 from ingestlab.stack.stack import ContainerRuntime
 from ingestlab.summaries import StartupResult, StartupSummary
@@ -127,7 +128,7 @@ def _one_cold_start(service: RunningService, run: int, payload: PayloadSet, *,
         readings = [ProcMemory().read(p.pid) for p in process_tree(pid)]
         uss = [r.uss_bytes for r in readings]
         charged = (Cgroup.of_pid(pid).read().memory_bytes / MB
-                   if getattr(service, "runtime", "native") == "container" else None)
+                   if getattr(service, "runtime", NATIVE) == CONTAINER else None)
         return {
             "service": service.name, "run": run, "pid": pid, "spawned_ns": spawned_ns,
             "port_open_ms": (port_ns - t0_ns) / NS_PER_MS, "cold_start_ms": (ready_ns - t0_ns) / NS_PER_MS,
@@ -149,7 +150,7 @@ def cold_start(stack: Stack, service: ServiceName, *, runs: int = 5,
     POLL_INTERVAL_S (2 ms) while the connection is refused; once connected each POST waits
     for its answer. Times are monotonic, in ms from just before the start (native: fork +
     exec included, and the ~2 ms of the launch programs that pin it:
-    `stack.process.launch_argv`); the port is seen
+    `host.process.launch_argv`); the port is seen
     open within ~2 ms of it opening, and the first 202 includes that request's own service
     time (for Rust, the broker's acknowledgement).
     Memory is read SETTLE_S (1 s) after the first 202. Each run's process is stopped
@@ -191,7 +192,7 @@ def _images(runtime: object, service: ServiceName) -> dict[str, dict[str, object
         return {}
     engine = runtime.engine
     found = {}
-    for flavour in FLAVOURS:
+    for flavour in IMAGE_FLAVOURS:
         tag = ensure_image(engine, program_of(service), flavour)  # a variant runs its program's image
         found[flavour] = {"tag": tag, "bytes": image_bytes(engine, tag), "parts": image_parts(engine, tag)}
     return found

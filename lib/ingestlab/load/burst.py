@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import aiohttp
 import polars as pl
 
+from ingestlab.host.ports import require_loopback
 from ingestlab.load.own_loop import run_in_own_loop
 from ingestlab.load.rows import REQUEST_SCHEMA, WallClock
-from ingestlab.stack.ports import require_loopback
 
 
 async def _send_all(url: str, items: Sequence[tuple[str, bytes]], concurrency: int,

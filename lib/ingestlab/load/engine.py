@@ -61,6 +61,7 @@ import psutil
 import yarl
 
 from ingestlab.config import machine_cores
+from ingestlab.host.ports import require_loopback
 from ingestlab.load.http1 import REQUEST_ERRORS, Http1Connection, request_head
 from ingestlab.load.payloads import PayloadSet
 from ingestlab.load.progress import ProgressMode, make_display
@@ -68,7 +69,6 @@ from ingestlab.load.rows import REQUEST_SCHEMA, WallClock, phase_of, send_rate_r
 from ingestlab.load.schedules import Schedule
 from ingestlab.load.timer_selector import TimerfdEpollSelector
 from ingestlab.quantiles import nearest_rank
-from ingestlab.stack.ports import require_loopback
 from ingestlab.units import NS_PER_MS
 
 # error_class values the engine writes itself (all others are exception class names).

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import polars as pl
 
+from ingestlab.build.artifacts import SETUP_HINT, oha_root
+from ingestlab.host.component import ArtifactMissing
+from ingestlab.host.ports import require_loopback
 from ingestlab.load.pinned import run_pinned
 from ingestlab.load.rows import REQUEST_SCHEMA, WallClock
 from ingestlab.quantiles import nearest_rank
-from ingestlab.stack.artifacts import SETUP_HINT, ArtifactMissing, oha_root
-from ingestlab.stack.ports import require_loopback
 from ingestlab.units import MS_PER_S
 
 

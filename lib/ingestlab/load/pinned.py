@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from ingestlab.stack.process import NativeProcess
+from ingestlab.host.process import NativeProcess
 
 _SAMPLE_INTERVAL_S = 0.05
 

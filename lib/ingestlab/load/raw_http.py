@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httptools
 
-from ingestlab.stack.ports import LOOPBACK
+from ingestlab.host.ports import LOOPBACK
 
 # The part of an answer's body that is kept (the services' answers are under 200 bytes).
 BODY_KEPT_BYTES = 2_000

@@ -12,9 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ingestlab.host.component import ArtifactMissing
+from ingestlab.host.ports import require_loopback
 from ingestlab.load.pinned import run_pinned
-from ingestlab.stack.artifacts import ArtifactMissing
-from ingestlab.stack.ports import require_loopback
 
 WRK_HINT = "apt-get install wrk (Debian)"
 # The time units wrk prints, in ms.

@@ -125,8 +125,8 @@ def node_modules_breakdown(node_modules: Path | None = None) -> pl.DataFrame:
     not counted. Columns: group, needed_at_runtime, files, bytes, mb (10^6 bytes).
     """
     # Imported here: reading saved runs should not need the stack's modules or ldd.
-    from ingestlab.stack import artifacts
-    from ingestlab.stack.footprint import shared_libraries
+    from ingestlab.build import artifacts
+    from ingestlab.build.footprint import shared_libraries
 
     root = (node_modules or artifacts.NODE_DIR / "node_modules").resolve(strict=True)
     files = DistinctFiles()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestlab.stack import artifacts
-from ingestlab.stack.component import wait_until
-from ingestlab.stack.ports import LOOPBACK, free_port
-from ingestlab.stack.process import NativeProcess
+from ingestlab.build import artifacts
+from ingestlab.host.component import wait_until
+from ingestlab.host.ports import LOOPBACK, free_port
+from ingestlab.host.process import NativeProcess
 
 
 class DelayServer(NativeProcess):

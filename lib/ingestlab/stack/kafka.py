@@ -1,12 +1,13 @@
 """A real single-node Apache Kafka broker (KRaft, combined broker+controller) on loopback.
 
 `KafkaBroker` runs the JVM as a native child process; `ContainerKafkaBroker` runs the same
-argv in a container of the kafka image (the JVM at `/opt/java/bin/java`, the jars in
-`/opt/kafka/libs/`, the log4j2 config in `/opt/kafka/config/`), with the broker's work dir
-(server.properties, data dir) bind-mounted at the same path, so the config file means the same
-on both sides. Both share everything else (`_BrokerLogic`): config, storage format, start with
-one retry on the quorum race, readiness by metadata request, topic creation, and a restart
-on the same data dir and ports after a kill (the `kill` fault of `experiments.faults`).
+argv in a container of the kafka image (the JVM, the jars and the log4j2 config where
+`build.layout` puts them: `/opt/java/bin/java`, `/opt/kafka/libs/`, `/opt/kafka/config/`),
+with the broker's work dir (server.properties, data dir) bind-mounted at the same path, so
+the config file means the same on both sides. Both share everything else (`_BrokerLogic`):
+config, storage format, start with one retry on the quorum race, readiness by metadata
+request, topic creation, and a restart on the same data dir and ports after a kill (the
+`kill` fault of `experiments.faults`).
 
 With `advertised_port` the broker tells clients to reach it at 127.0.0.1:<advertised_port>
 (e.g. a `stack.slow_link.SlowLink` in front of it) while it listens on its own port.
@@ -25,25 +26,23 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from ingestlab.stack import artifacts
-from ingestlab.stack.component import StartupError, port_taken, wait_until
-from ingestlab.stack.container import Bind, ContainerProcess, container_labels
-from ingestlab.stack.ports import LOOPBACK, free_ports
-from ingestlab.stack.process import NativeProcess, launch_argv
-
-if TYPE_CHECKING:
-    from ingestlab.stack.docker_engine import DockerEngine
+from ingestlab.build import artifacts, layout
+from ingestlab.engine.container import Bind, ContainerProcess
+from ingestlab.engine.docker_engine import DockerEngine
+from ingestlab.engine.labels import container_labels
+from ingestlab.host.component import StartupError, port_taken, wait_until
+from ingestlab.host.ports import LOOPBACK, free_ports
+from ingestlab.host.process import NativeProcess, launch_argv
 
 TOPIC = "data-ingestion"
 # message.timestamp.type: each record's timestamp is when the broker appended it (ms, wall clock).
 TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 _TEMPLATE = artifacts.KAFKA_DIR / "server.properties.template"
-_LOG4J = artifacts.KAFKA_DIR / "log4j2.properties"
 # On first start a KRaft node occasionally gives up before its single-voter quorum has
 # elected itself (the controller is not yet known when the broker registers). It is a race,
 # not a configuration error: a second start with a fresh data dir succeeds.
@@ -60,12 +59,8 @@ QUORUM_RACE_MARKERS = (
 BROKER_SESSION_TIMEOUT_S = 9.0
 _HINT = ("check that java 17+ is on PATH, that the jars were fetched (make setup) and that "
          "the machine has free memory for the broker heap")
-# The kafka image's layout (stack.images builds it).
-IMAGE_JAVA = "/opt/java/bin/java"
-IMAGE_CLASSPATH = "/opt/kafka/libs/*"
-IMAGE_LOG4J = f"/opt/kafka/config/{_LOG4J.name}"
-_IMAGE_HINT = ("see the broker's log; the kafka image holds the JVM in /opt/java and the jars in "
-               "/opt/kafka/libs (stack.images.ensure_image builds it from the host's jars)")
+_IMAGE_HINT = (f"see the broker's log; the kafka image holds the JVM in {layout.JAVA_HOME} and the jars in "
+               f"{layout.KAFKA_LIBS} (build.images.store.ensure_image builds it from the host's jars)")
 
 
 # The quota shell (`QuotaShell`): a single Java source file run with the broker's jars.
@@ -270,7 +265,7 @@ class _BrokerLogic:
         names it "an unclean election": the only replica leads again, nothing is truncated).
 
         Natively the new JVM gets the parent-death signal of the calling *thread* (see
-        `stack.process.launch_argv`): call this from a thread that outlives the broker.
+        `host.process.launch_argv`): call this from a thread that outlives the broker.
         """
         if self.is_running():  # type: ignore[attr-defined]
             raise RuntimeError("the broker is running: kill() or stop() it before restart()")
@@ -333,7 +328,7 @@ class KafkaBroker(_BrokerLogic, NativeProcess):
         return artifacts.kafka_classpath()
 
     def log4j(self) -> str:
-        return str(_LOG4J)
+        return str(artifacts.KAFKA_LOG4J)
 
     def _run_once(self, argv: list[str], timeout_s: float) -> tuple[int, str]:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
@@ -350,7 +345,7 @@ class ContainerKafkaBroker(_BrokerLogic, ContainerProcess):
     mount; its output goes to `work_dir/kafka-format.log` (and into StartupError on failure).
     """
 
-    java = IMAGE_JAVA
+    java = layout.JAVA_BINARY
 
     def __init__(
         self,
@@ -385,10 +380,10 @@ class ContainerKafkaBroker(_BrokerLogic, ContainerProcess):
         )
 
     def classpath(self) -> str:
-        return IMAGE_CLASSPATH
+        return layout.KAFKA_CLASSPATH
 
     def log4j(self) -> str:
-        return IMAGE_LOG4J
+        return layout.KAFKA_LOG4J
 
     @property
     def hint(self) -> str:
@@ -448,7 +443,7 @@ class QuotaShell:
         that sends two requests), the broker's log4j2 config (its loggers print to stdout,
         which the protocol's lines share: `QuotaShell` keeps only those)."""
         return [shutil.which("java") or "java", "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                f"-Dlog4j2.configurationFile={_LOG4J}", "-cp", artifacts.kafka_classpath(),
+                f"-Dlog4j2.configurationFile={artifacts.KAFKA_LOG4J}", "-cp", artifacts.kafka_classpath(),
                 str(QUOTA_SHELL_SOURCE), self.bootstrap]
 
     def start(self) -> QuotaShell:

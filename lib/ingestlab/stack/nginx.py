@@ -18,10 +18,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ingestlab.host.component import StartupError, wait_until
+from ingestlab.host.ports import LOOPBACK, free_port
+from ingestlab.host.process import NativeProcess
 from ingestlab.paths import PROJECT_ROOT
-from ingestlab.stack.component import StartupError, wait_until
-from ingestlab.stack.ports import LOOPBACK, free_port
-from ingestlab.stack.process import NativeProcess
 
 TEMPLATE = PROJECT_ROOT / "infra" / "nginx" / "nginx.conf.template"
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")

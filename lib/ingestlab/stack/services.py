@@ -6,24 +6,21 @@ differs (`spec_for`: the host's build; `container_spec_for`: the image's layout)
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ingestlab.build import artifacts, layout
 from ingestlab.config import ServiceName
-from ingestlab.stack import artifacts
-from ingestlab.stack.component import wait_until
-from ingestlab.stack.container import ContainerProcess, container_labels
-from ingestlab.stack.ports import LOOPBACK, free_port
-from ingestlab.stack.process import NativeProcess
+from ingestlab.engine.container import ContainerProcess
+from ingestlab.engine.docker_engine import DockerEngine
+from ingestlab.engine.labels import container_labels
+from ingestlab.host.component import wait_until
+from ingestlab.host.ports import LOOPBACK, free_port
+from ingestlab.host.process import NativeProcess
 from ingestlab.variants import Program, Variant, program_of, variant
-
-if TYPE_CHECKING:
-    from ingestlab.stack.docker_engine import DockerEngine
 
 INGEST_PATH = "/api/ingest"
 HEALTH_PATH = "/healthz"
@@ -49,11 +46,8 @@ class ServiceSpec:
     image: str | None = None
 
 
-# How each program starts, natively and in its image (stack.images builds those; WORKDIR /app).
-IMAGE_WORKDIR = Path("/app")
-IMAGE_NODE = "/usr/local/bin/node"
-IMAGE_RUST_BINARY = "/app/ingest-rust"
-IMAGE_PYTHON = "/usr/local/bin/python3"
+# How each program starts, natively and in its image (build.images builds those, at the paths of
+# build.layout; WORKDIR /app).
 # node-cluster's primary forks one server.js worker per core it may run on (services/node).
 NODE_ENTRY = {"one": "server.js", "per-core": "cluster.js"}
 PYTHON_ENTRY = "serve.py"
@@ -65,10 +59,11 @@ _HINTS: dict[Program, str] = {
               "or rerun `make setup` if aiohttp or confluent_kafka fail to import",
 }
 _IMAGE_HINTS: dict[Program, str] = {
-    "node": "the image holds node, server.js, cluster.js and node_modules in /app",
-    "rust": "the image holds /app/ingest-rust (stack.images.ensure_image rebuilds it when the sources "
-            "change)",
-    "python": "the image holds python3, its standard library and site-packages, and /app/serve.py",
+    "node": f"the image holds node, server.js, cluster.js and node_modules in {layout.APP_DIR}",
+    "rust": f"the image holds {layout.RUST_BINARY} (build.images.store.ensure_image rebuilds it when the "
+            "sources change)",
+    "python": "the image holds python3, its standard library and site-packages, and "
+              f"{layout.APP_DIR}/{PYTHON_ENTRY}",
 }
 
 
@@ -90,7 +85,7 @@ def spec_for(name: ServiceName, *, node_flags: tuple[str, ...] = (),
     if v.program == "node":
         artifacts.require(artifacts.NODE_DIR / "node_modules" / "node-rdkafka",
                           "the Node service's node_modules")
-        argv: tuple[str, ...] = (shutil.which("node") or "node", *node_flags, NODE_ENTRY[v.processes])
+        argv: tuple[str, ...] = (artifacts.node_executable(), *node_flags, NODE_ENTRY[v.processes])
         cwd = artifacts.NODE_DIR
     elif v.program == "rust":
         binary = artifacts.require(artifacts.rust_binary(), "the Rust service binary (current sources)")
@@ -109,12 +104,12 @@ def container_spec_for(name: ServiceName, *, image: str, node_flags: tuple[str, 
     with the image's paths."""
     v = variant(name)
     if v.program == "node":
-        argv: tuple[str, ...] = (IMAGE_NODE, *node_flags, NODE_ENTRY[v.processes])
+        argv: tuple[str, ...] = (layout.NODE_BINARY, *node_flags, NODE_ENTRY[v.processes])
     elif v.program == "rust":
-        argv = (IMAGE_RUST_BINARY,)
+        argv = (layout.RUST_BINARY,)
     else:
-        argv = (IMAGE_PYTHON, PYTHON_ENTRY)
-    return ServiceSpec(name=name, argv=argv, cwd=IMAGE_WORKDIR, env=_spec_env(v, memory_report_ms),
+        argv = (layout.PYTHON_BINARY, PYTHON_ENTRY)
+    return ServiceSpec(name=name, argv=argv, cwd=Path(layout.APP_DIR), env=_spec_env(v, memory_report_ms),
                        hint=f"{_HINTS[v.program]}; {_IMAGE_HINTS[v.program]}", image=image)
 
 
@@ -196,7 +191,7 @@ class ContainerService(_ServiceLogic, ContainerProcess):
         self.ready_s: float | None = None
 
     def describe(self) -> dict[str, object]:
-        # The images hold the host's builds (stack.images copies them): the same versions.
+        # The images hold the host's builds (build.images copies them): the same versions.
         return {**ContainerProcess.describe(self), "port": self.port,
                 "version": service_version(self.spec.name)}
 

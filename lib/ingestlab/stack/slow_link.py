@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ingestlab.stack.ports import LOOPBACK
+from ingestlab.host.ports import LOOPBACK
 
 # One read's most bytes, and how many read chunks may wait per direction of a connection
 # before the reader stops reading (= backpressure on the sender): at most 1 MiB in the proxy.

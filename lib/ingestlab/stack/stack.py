@@ -16,13 +16,18 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import polars as pl
 
-from ingestlab.config import ImageFlavour, Runtime, ServiceName, StudyConfig
+from ingestlab.build.images.store import ensure_image
+from ingestlab.config import ServiceName, StudyConfig
+from ingestlab.engine.container import prepare_testcontainers, remove_containers, remove_orphans
+from ingestlab.engine.docker_engine import DockerEngine, shared_engine
+from ingestlab.engine.labels import STACK_LABEL
+from ingestlab.host.component import Component, StartupError, port_taken
+from ingestlab.names import CONTAINER, MINIMAL, NATIVE, ImageFlavour, Runtime
 from ingestlab.stack import topic as topic_io
-from ingestlab.stack.component import Component, StartupError, port_taken
 from ingestlab.stack.kafka import TOPIC, ContainerKafkaBroker, KafkaBroker
 from ingestlab.stack.services import (
     ContainerService,
@@ -33,9 +38,6 @@ from ingestlab.stack.services import (
 )
 from ingestlab.stack.slow_link import SlowLink
 from ingestlab.variants import program_of
-
-if TYPE_CHECKING:
-    from ingestlab.stack.docker_engine import DockerEngine
 
 Broker = KafkaBroker | ContainerKafkaBroker
 
@@ -66,9 +68,9 @@ class StackRuntime(Protocol):
 
 
 class NativeRuntime:
-    """Broker and services as child processes of this Python (`stack.process`)."""
+    """Broker and services as child processes of this Python (`host.process`)."""
 
-    name: Runtime = "native"
+    name: Runtime = NATIVE
 
     def prepare(self, services: Sequence[ServiceName]) -> None:
         pass  # `make setup` built everything; ArtifactMissing names what is not there
@@ -95,9 +97,9 @@ class NativeRuntime:
 
 
 class ContainerRuntime:
-    """Broker and services in containers (`stack.container`) of `engine` (default: the
+    """Broker and services in containers (`engine.container`) of `engine` (default: the
     process's shared engine, started on first use), from the images of `flavour`, each built
-    on first use if missing (`stack.images.ensure_image`, before the component's start is
+    on first use if missing (`build.images.store.ensure_image`, before the component's start is
     timed).
 
     Every container carries this runtime's id (`STACK_LABEL`); `close()` removes whatever still
@@ -105,9 +107,9 @@ class ContainerRuntime:
     exist (`container.remove_orphans`).
     """
 
-    name: Runtime = "container"
+    name: Runtime = CONTAINER
 
-    def __init__(self, flavour: ImageFlavour = "minimal", *, engine: DockerEngine | None = None) -> None:
+    def __init__(self, flavour: ImageFlavour = MINIMAL, *, engine: DockerEngine | None = None) -> None:
         self.flavour = flavour
         self.stack_id = uuid.uuid4().hex[:12]
         self.images: dict[str, str] = {}
@@ -119,11 +121,7 @@ class ContainerRuntime:
 
     @property
     def engine(self) -> DockerEngine:
-        from ingestlab.stack.container import prepare_testcontainers, remove_orphans
-
         if self._engine is None:
-            from ingestlab.stack.docker_engine import shared_engine
-
             began = time.monotonic()
             self._engine = shared_engine()
             self.timings_s["engine"] = time.monotonic() - began
@@ -141,8 +139,6 @@ class ContainerRuntime:
         """The tag of `component`'s image ("kafka", or a program: "node", "rust", "python"),
         built if missing."""
         if component not in self.images:
-            from ingestlab.stack.images import ensure_image
-
             began = time.monotonic()
             self.images[component] = ensure_image(self.engine, component, self.flavour)
             self.timings_s[f"image_{component}"] = time.monotonic() - began
@@ -174,15 +170,13 @@ class ContainerRuntime:
     def close(self) -> None:
         if self._engine is None:
             return  # never used: nothing can carry its label
-        from ingestlab.stack.container import STACK_LABEL, remove_containers
-
         self.leftovers_removed += remove_containers(self._engine.client(), {STACK_LABEL: self.stack_id})
 
 
 # The one place a runtime is chosen.
 RUNTIMES: dict[Runtime, Callable[[StudyConfig], StackRuntime]] = {
-    "native": lambda config: NativeRuntime(),
-    "container": lambda config: ContainerRuntime(config.stack.image_flavour),
+    NATIVE: lambda config: NativeRuntime(),
+    CONTAINER: lambda config: ContainerRuntime(config.stack.image_flavour),
 }
 
 

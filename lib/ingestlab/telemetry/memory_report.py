@@ -21,7 +21,7 @@ ms, one line per report (services/README.md, "Memory reports"):
 `t_ms` is wall-clock epoch ms when the line was printed; `pid` the printing process (each
 worker of a cluster or of the Python service reports its own; in a container, the pid in the
 container's namespace). The container runtime copies a service's output into the same
-`log_path` as a native process writes (`stack.container`), so one parser reads either.
+`log_path` as a native process writes (`engine.container`), so one parser reads either.
 
 Which lines count: a line beginning with `REPORT_PREFIX` is a report; one whose rest is not a
 JSON object of a known `source` with whole numbers for `t_ms`, `pid` and that source's fields

@@ -24,7 +24,7 @@ memory. CPU and thread numbers come from `/proc` for containers too, because a c
 processes have host pids.
 
 When the sampled component is a container (its `runtime` attribute is "container", as
-`stack.container.ContainerProcess` has), each tick also reads the container's cgroup
+`engine.container.ContainerProcess` has), each tick also reads the container's cgroup
 (`telemetry.cgroup`: memory charged, anonymous, page cache, CPU and throttled time) and the
 samples gain the columns of `CGROUP_SAMPLE_SCHEMA`, filled on the main process's rows (the
 cgroup is the whole container's) and null on its descendants' rows. A native process's samples
@@ -43,7 +43,8 @@ from typing import Literal, NamedTuple, Protocol
 import polars as pl
 import psutil
 
-from ingestlab.stack.process import process_tree
+from ingestlab.host.process import process_tree
+from ingestlab.names import CONTAINER, NATIVE
 from ingestlab.telemetry.cgroup import CGROUP_SAMPLE_SCHEMA, Cgroup, CgroupGone, CgroupReading
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # units of the utime/stime fields of /proc/.../stat
@@ -322,7 +323,7 @@ class ProcessSampler:
         choice = self._cgroup_choice
         if choice != "auto":
             return choice  # type: ignore[return-value]
-        if getattr(self.component, "runtime", "native") != "container":
+        if getattr(self.component, "runtime", NATIVE) != CONTAINER:
             return None
         try:
             return Cgroup.of_pid(pid)

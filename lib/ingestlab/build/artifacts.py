@@ -13,9 +13,9 @@ them and a changed lock file rebuilds:
 - Tools:       tools/oha-<version>/bin/oha (cargo install --locked)
 - Images:      the container images, built from the above into the workbook's own Docker
                engine (state in docker/; jlink JRE, Debian minbase root and build contexts in
-               images/; stack/images.py, stack/docker_engine.py)
+               images/; build.images, engine.docker_engine)
 
-`ingestlab build` (called by `make setup`) builds whatever is missing.
+`ingestlab build` (called by `make setup`) builds whatever is missing (`build.builders`).
 """
 
 from __future__ import annotations
@@ -28,24 +28,19 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from ingestlab.paths import PROJECT_ROOT
+from ingestlab.host.component import ArtifactMissing
+from ingestlab.paths import PROJECT_ROOT, cache_root
 
 NODE_DIR = PROJECT_ROOT / "services" / "node"
 RUST_DIR = PROJECT_ROOT / "services" / "rust"
 PYTHON_DIR = PROJECT_ROOT / "services" / "python"
 KAFKA_DIR = PROJECT_ROOT / "infra" / "kafka"
+# The broker's log4j2 config: the native broker's, and (same file name) its image's.
+KAFKA_LOG4J = KAFKA_DIR / "log4j2.properties"
 DELAY_SERVER_DIR = PROJECT_ROOT / "infra" / "delay-server"
 RUST_BINARY_NAME = "ingest-rust"
 OHA_VERSION = "1.16.0"
 SETUP_HINT = "run `make setup` to build the services and fetch the broker"
-
-
-class ArtifactMissing(FileNotFoundError):
-    """A built artifact is not where the current sources say it should be."""
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("INGESTLAB_CACHE", Path.home() / ".cache" / "ingestlab"))
 
 
 def _digest(paths: Iterable[Path], extra: str = "") -> str:
@@ -87,6 +82,11 @@ def delay_server_binary() -> Path:
 
 def oha_root() -> Path:
     return cache_root() / "tools" / f"oha-{OHA_VERSION}"
+
+
+def node_executable() -> str:
+    """The `node` the Node service runs with natively: the one on PATH (its name if none)."""
+    return shutil.which("node") or "node"
 
 
 def python_interpreter() -> Path:
@@ -139,7 +139,7 @@ def _staging(final: Path) -> Path:
     return path
 
 
-# The build steps other stack modules (images.py) reuse: print and run a command, build into a
+# The build steps build.images reuses: print and run a command, build into a
 # staging directory beside the final one, move it into place.
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
     """Print `argv` and run it in `cwd`; raises CalledProcessError if it fails."""
@@ -221,19 +221,3 @@ def build_oha() -> Path:
          cwd=PROJECT_ROOT, env={"CARGO_TARGET_DIR": str(cache_root() / "cargo-install-target")})
     _publish(staging, oha_root())
     return final
-
-
-def build_images() -> dict[str, str]:
-    """The six container images (kafka, node, rust; minimal and conventional) in the
-    workbook's own Docker engine, built where their inputs changed; {"<component>:<flavour>":
-    tag}. Needs root (dockerd), debootstrap and busybox-static (installed by `make setup`)."""
-    from ingestlab.stack import docker_engine, images  # they import this module
-
-    return images.build_images(docker_engine.shared_engine())
-
-
-BUILDERS = {"kafka": build_kafka, "node": build_node, "rust": build_rust,
-            "delay-server": build_delay_server, "oha": build_oha, "images": build_images}
-# Artifacts made from the others' results: built after them.
-BUILT_FROM_OTHERS = frozenset({"images"})
-

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from ingestlab.stack.component import log_tail
+from ingestlab.host.component import log_tail
 
 
 def launch_argv(argv: Sequence[str], *, cores: tuple[int, ...] | None = None, nice: int = 0) -> list[str]:

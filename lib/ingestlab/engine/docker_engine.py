@@ -1,6 +1,6 @@
 """The workbook's own Docker engine: Debian's `dockerd`, started by the workbook, on loopback only.
 
-No container registry can be reached, so every image is built here (`stack/images.py`), and
+No container registry can be reached, so every image is built here (`build/images/`), and
 every container runs with host networking: the daemon is started without a bridge and without
 touching iptables (`--bridge=none --iptables=false --ip-masq=false --ip6tables=false`), so no
 private bridge network ever appears on the host. Its state lives under the build cache
@@ -11,7 +11,7 @@ When `DOCKER_HOST` is set, that engine is used as it is: never started or stoppe
 testcontainers needs two settings on this VM (`environ()`): `TC_HOST=127.0.0.1` (the VM has a
 `/.dockerenv`, so testcontainers would otherwise aim at a default gateway) and
 `TESTCONTAINERS_RYUK_DISABLED=true` (Ryuk's image cannot be pulled); containers are cleaned up
-by label instead (`CONTAINER_LABEL`, and testcontainers' own `org.testcontainers`).
+by label instead (`labels.CONTAINER_LABEL`, and testcontainers' own, `labels.TESTCONTAINERS_LABEL`).
 """
 
 from __future__ import annotations
@@ -35,19 +35,14 @@ from typing import TYPE_CHECKING
 import psutil
 
 from ingestlab.config import machine_cores
-from ingestlab.stack import artifacts
-from ingestlab.stack.component import StartupError
-from ingestlab.stack.process import process_tree
+from ingestlab.engine.labels import CONTAINER_LABEL, OWNER_LABEL, TESTCONTAINERS_LABEL
+from ingestlab.host.component import ArtifactMissing, StartupError
+from ingestlab.host.process import process_tree
+from ingestlab.paths import cache_root
 
 if TYPE_CHECKING:  # importing docker costs ~0.2 s; only the methods that talk to it need it
     import docker
 
-# Every container the workbook starts carries {CONTAINER_LABEL: "1"} (and its run id where
-# known), so whatever is left after a crash can be found and removed.
-CONTAINER_LABEL = "org.ingestlab"
-# "<pid>:<start time>" of the process that started the container (set by stack/container.py).
-OWNER_LABEL = f"{CONTAINER_LABEL}.owner"
-TESTCONTAINERS_LABEL = "org.testcontainers"
 
 DOCKERD_FLAGS = ("--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false",
                  "--storage-driver=overlay2")
@@ -88,7 +83,7 @@ class DockerEngine:
     stop_timeout_s = 15.0
 
     def __init__(self, *, state_dir: Path | None = None) -> None:
-        self.state_dir = Path(state_dir) if state_dir is not None else artifacts.cache_root() / "docker"
+        self.state_dir = Path(state_dir) if state_dir is not None else cache_root() / "docker"
         self.data_root = self.state_dir / "data"
         self.exec_root = exec_root_for(self.state_dir)
         self.socket_path = self.exec_root / "docker.sock"
@@ -187,7 +182,7 @@ class DockerEngine:
     def _launch(self, timeout_s: float) -> None:
         dockerd = shutil.which("dockerd")
         if dockerd is None:
-            raise artifacts.ArtifactMissing(_MISSING)
+            raise ArtifactMissing(_MISSING)
         if os.geteuid() != 0:
             raise StartupError("docker", "dockerd must run as root", hint=_HINT)
         for path in (self.data_root, self.exec_root):
@@ -199,7 +194,7 @@ class DockerEngine:
             log.flush()
             # Its own session: Ctrl-C in a notebook or a terminal does not reach the daemon,
             # and it outlives this process while another process still uses it.
-            # On every core (taskset exec's into dockerd, as stack.process pins children; no
+            # On every core (taskset exec's into dockerd, as host.process pins children; no
             # preexec_fn while other threads run): a container's process starts with its
             # engine's CPU affinity, which a cpuset does not widen, and a study pins its own
             # process to the load core (a service given both cores ran on core 0 alone under a

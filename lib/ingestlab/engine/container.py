@@ -1,6 +1,6 @@
 """The container runtime: a `Component` backed by a container of the workbook's Docker engine.
 
-`ContainerProcess` is the container twin of `process.NativeProcess`, with the same constructor
+`ContainerProcess` is the container twin of `host.process.NativeProcess`, with the same constructor
 shape (name, argv, log_path, env, cwd, cores, endpoint) plus the image and bind mounts, and the
 same behaviour seen from the outside:
 
@@ -53,20 +53,15 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from ingestlab.stack.component import StartupError, log_tail
-from ingestlab.stack.docker_engine import CONTAINER_LABEL
+from ingestlab.engine.docker_engine import DockerEngine, shared_engine
+from ingestlab.engine.labels import CONTAINER_LABEL, OWNER_LABEL, container_labels, owner_alive
+from ingestlab.host.component import StartupError, log_tail
+from ingestlab.names import CONTAINER
 
 if TYPE_CHECKING:  # docker and testcontainers load only when a container is started
     from docker.models.containers import Container
     from testcontainers.core.container import DockerContainer
 
-    from ingestlab.stack.docker_engine import DockerEngine
-
-# Labels besides {CONTAINER_LABEL: "1"} (the engine removes every container carrying that one
-# when it stops): which process started it, for which stack, as which component.
-OWNER_LABEL = f"{CONTAINER_LABEL}.owner"          # "<pid>:<start time>" of the starting process
-STACK_LABEL = f"{CONTAINER_LABEL}.stack"          # the Stack's (the runtime's) id
-ROLE_LABEL = f"{CONTAINER_LABEL}.role"            # kafka, kafka-format, node, rust ...
 NETWORK_MODE = "host"
 # How long to wait for the log-following thread to finish once the container has exited.
 _LOG_DRAIN_S = 5.0
@@ -89,37 +84,6 @@ class Bind:
 
 
 # --- pure parts -----------------------------------------------------------------------------
-def _process_start_time(pid: int) -> str:
-    """The start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22): with the
-    pid it names one process, even after the pid is reused."""
-    raw = Path(f"/proc/{pid}/stat").read_bytes()
-    return raw.rpartition(b")")[2].split()[19].decode()
-
-
-def owner_value(pid: int | None = None) -> str:
-    """The OWNER_LABEL value for process `pid` (default: this one): "<pid>:<start ticks>"."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}:{_process_start_time(pid)}"
-
-
-def owner_alive(value: str) -> bool:
-    """True if the process an OWNER_LABEL value names still runs (same pid, same start)."""
-    pid_text, _, start = value.partition(":")
-    try:
-        return _process_start_time(int(pid_text)) == start
-    except (ValueError, FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
-def container_labels(component: str, *, stack_id: str | None = None,
-                     owner: str | None = None) -> dict[str, str]:
-    """The labels of a container the workbook starts."""
-    labels = {CONTAINER_LABEL: "1", ROLE_LABEL: component, OWNER_LABEL: owner or owner_value()}
-    if stack_id:
-        labels[STACK_LABEL] = stack_id
-    return labels
-
-
 def container_kwargs(
     name: str,
     argv: Sequence[str],
@@ -219,7 +183,7 @@ class ContainerProcess:
     whether the kernel's OOM killer ended it.
     """
 
-    runtime = "container"
+    runtime = CONTAINER
 
     def __init__(
         self,
@@ -327,7 +291,7 @@ class ContainerProcess:
             self._release()
             if isinstance(exc, _engine_errors()):
                 raise StartupError(self.name, f"the engine could not start a container of {image}",
-                                   logs=str(exc), hint="check the image (stack.images.ensure_image) "
+                                   logs=str(exc), hint="check the image (build.images.store.ensure_image) "
                                    "and the engine's log (DockerEngine.logs())") from exc
             raise
         self.create_s = time.monotonic() - began
@@ -441,8 +405,6 @@ class ContainerProcess:
 
     def _engine_or_shared(self) -> DockerEngine:
         if self._engine is None:
-            from ingestlab.stack.docker_engine import shared_engine
-
             self._engine = shared_engine()
         return self._engine
 

@@ -1,4 +1,5 @@
-"""The one protocol every running part of a study implements, and its start-up errors.
+"""The one protocol every running part of a study implements, and the errors its start raises:
+`StartupError` (it did not become ready) and `ArtifactMissing` (what it runs was not built).
 
 Load, telemetry and fault-injection code only talk to `Component`, so they work the same
 for a native process today and a container later (testcontainers-python's model).
@@ -57,6 +58,11 @@ def log_tail(path: Path, tail_lines: int | None = 40) -> str:
     except FileNotFoundError:
         return ""
     return "".join(lines)
+
+
+class ArtifactMissing(FileNotFoundError):
+    """A built artifact is not where the current sources say it should be (`make setup` builds
+    it: `build.artifacts`), or a program setup installs is not there."""
 
 
 class StartupError(RuntimeError):

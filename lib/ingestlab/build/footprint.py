@@ -4,7 +4,7 @@ It stands in for the article's container image sizes where no image is built: it
 files a deployment needs on top of a base image (the executable, the shared libraries it
 loads, node_modules, Python's standard library and site-packages, and sources), each
 hard-linked file once. What a Python deployment holds (`python_deployment`) is also what its
-image holds (stack.images).
+image holds (build.images.recipes).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ingestlab.build import artifacts
 from ingestlab.config import ServiceName
 from ingestlab.files import DistinctFiles, tree_bytes
-from ingestlab.stack import artifacts
-from ingestlab.stack.services import spec_for
 from ingestlab.variants import program_of
 
 # Shared libraries every glibc-based base image already holds (glibc itself and the GCC
@@ -200,7 +199,9 @@ def footprint(service: ServiceName) -> dict[str, object]:
         binary = artifacts.require(artifacts.rust_binary(), "the Rust service binary")
         parts = [Part.of("executable", binary), *_library_parts([binary])]
     elif program == "node":
-        executable = Path(spec_for("node").argv[0]).resolve(strict=True)
+        artifacts.require(artifacts.NODE_DIR / "node_modules" / "node-rdkafka",
+                          "the Node service's node_modules")
+        executable = Path(artifacts.node_executable()).resolve(strict=True)
         node_modules = (artifacts.NODE_DIR / "node_modules").resolve(strict=True)
         addons = [path for path, _size in DistinctFiles().paths(node_modules.rglob("*.node"))]
         packages = _package_bytes(node_modules, DistinctFiles())

@@ -1,6 +1,6 @@
 """What a process exposes: the TCP addresses it listens on, read from the kernel's socket table.
 
-The study's rule is loopback only (`stack.ports`); this checks it on the running process rather
+The study's rule is loopback only (`host.ports`); this checks it on the running process rather
 than trusting its configuration.
 """
 
@@ -10,7 +10,7 @@ import ipaddress
 
 import psutil
 
-from ingestlab.stack.process import process_tree
+from ingestlab.host.process import process_tree
 
 
 def listening_addresses(pid: int) -> list[str]:
