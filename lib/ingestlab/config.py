@@ -15,8 +15,8 @@ from typing import Literal
 from ingestlab.names import CONTAINER, IMAGE_FLAVOURS, MINIMAL, RUNTIMES, ImageFlavour, Runtime
 from ingestlab.variants import ARTICLE_SERVICES, SERVICES, ServiceName
 
-Profile = Literal["quick", "full"]
-PROFILES: tuple[Profile, ...] = ("quick", "full")
+Profile = Literal["test", "quick", "full"]
+PROFILES: tuple[Profile, ...] = ("test", "quick", "full")
 
 
 def machine_cores() -> set[int]:
@@ -495,34 +495,54 @@ _PARTS: dict[str, type] = {
     "cpu_cores": CpuCoresConfig, "backlog": BacklogConfig, "reporter_cost": ReporterCostConfig,
 }
 # The profiles, as data: what each changes from the defaults (a dict per part it changes).
-PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
-    "full": {},
-    "quick": {
-        "trials": 3,
-        "max_trials": 5,
-        "smoke": {"requests": 60, "invalid": 6},
-        "load": {"warmup_s": 0.5},
-        "calibration": {"accuracy_duration_s": 5.0, "step_s": 2.0, "resolution": 1.3, "repeats": 1},
-        "ceiling": {"resolution": 1.5, "step_s": 2.0, "warmup_s": 2.0},
-        # a fresh broker's slow first 2 s stay in the warm-up
-        "soak": {"duration_s": 12.0, "warmup_s": 3.0},
-        "startup": {"runs": 3},
-        "bad_input": {"valid_probe_every": 10},
-        # queue_full is left out: its fill alone took 45-80 s per service here (see FaultsConfig);
-        # kill too: its restart waits out the broker's 9 s session (35-40 s per service; the
-        # integration tests kill and restart a broker under load)
-        "faults": {"faults": ("pause", "slow", "shutdown"), "before_s": 2.0, "fault_s": 3.0,
-                   "after_s": 5.0, "kill_down_s": 1.0},
-        "contracts": {"duration_s": 5.0, "warmup_s": 2.0},
-        # the article's rate only (no ceiling to find first), 6 s: node and rust in under a minute
-        "overload": {"ceiling_factors": (), "duration_s": 6.0, "warmup_s": 1.0},
-        # 3 trials: what a claim's interval needs (analysis.claims.MIN_TRIALS)
-        "cpu_cores": {"trials": 3, "duration_s": 3.0, "warmup_s": 1.0},
-        # the queue grows for 30 s, not to librdkafka's caps (about 2 minutes per service here)
-        "backlog": {"warmup_s": 3.0, "before_s": 5.0, "slow_s": 30.0, "drain_s": 15.0, "flush_wait_s": 30.0},
-        "reporter_cost": {"pairs": 2, "duration_s": 5.0},
-    },
+_QUICK: dict[str, object] = {
+    "trials": 3,
+    "max_trials": 5,
+    "smoke": {"requests": 60, "invalid": 6},
+    "load": {"warmup_s": 0.5},
+    "calibration": {"accuracy_duration_s": 5.0, "step_s": 2.0, "resolution": 1.3, "repeats": 1},
+    "ceiling": {"resolution": 1.5, "step_s": 2.0, "warmup_s": 2.0},
+    # a fresh broker's slow first 2 s stay in the warm-up
+    "soak": {"duration_s": 12.0, "warmup_s": 3.0},
+    "startup": {"runs": 3},
+    "bad_input": {"valid_probe_every": 10},
+    # queue_full is left out: its fill alone took 45-80 s per service here (see FaultsConfig);
+    # kill too: its restart waits out the broker's 9 s session (35-40 s per service; the
+    # integration tests kill and restart a broker under load)
+    "faults": {"faults": ("pause", "slow", "shutdown"), "before_s": 2.0, "fault_s": 3.0,
+               "after_s": 5.0, "kill_down_s": 1.0},
+    "contracts": {"duration_s": 5.0, "warmup_s": 2.0},
+    # the article's rate only (no ceiling to find first), 6 s: node and rust in under a minute
+    "overload": {"ceiling_factors": (), "duration_s": 6.0, "warmup_s": 1.0},
+    # 3 trials: what a claim's interval needs (analysis.claims.MIN_TRIALS)
+    "cpu_cores": {"trials": 3, "duration_s": 3.0, "warmup_s": 1.0},
+    # the queue grows for 30 s, not to librdkafka's caps (about 2 minutes per service here)
+    "backlog": {"warmup_s": 3.0, "before_s": 5.0, "slow_s": 30.0, "drain_s": 15.0, "flush_wait_s": 30.0},
+    "reporter_cost": {"pairs": 2, "duration_s": 5.0},
 }
+# The notebook tests' (`make test`): the quick profile, shorter wherever a notebook's checks
+# still hold: ceilings to within 2x (no bisection), half-length holds, a backlog whose slow
+# stage still outlasts Kafka's 11 s quota window, no look beyond the claims' 3 trials.
+_TEST: dict[str, object] = {
+    "max_trials": 3,
+    "calibration": {"accuracy_duration_s": 3.0, "step_s": 1.5},
+    "ceiling": {"resolution": 2.0, "step_s": 1.5, "warmup_s": 1.0},
+    "soak": {"duration_s": 6.0, "warmup_s": 2.0},
+    "faults": {"before_s": 1.0, "fault_s": 2.0, "after_s": 3.0},
+    "contracts": {"duration_s": 3.0, "warmup_s": 1.0},
+    "overload": {"duration_s": 4.0},
+    "cpu_cores": {"duration_s": 2.0},
+    "backlog": {"warmup_s": 2.0, "before_s": 4.0, "slow_s": 20.0, "drain_s": 8.0, "flush_wait_s": 20.0},
+}
+
+
+def _merged(base: dict[str, object], changes: dict[str, object]) -> dict[str, object]:
+    """`base` with `changes`, a part's dict merged into the part's."""
+    return base | {key: base[key] | value if isinstance(value, dict) and isinstance(base.get(key), dict)
+                   else value for key, value in changes.items()}
+
+
+PROFILE_CHANGES: dict[Profile, dict[str, object]] = {"full": {}, "quick": _QUICK, "test": _merged(_QUICK, _TEST)}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Every notebook, executed in its numbered order with papermill in the quick profile, against the
+"""Every notebook, executed in its numbered order with papermill in the test profile (the quick
+one, shorter: `config.PROFILE_CHANGES`), against the
 real stack (Kafka broker and both services, built by `make setup`).
 
 The notebooks share one temporary runs directory, as in a study: 02 reads the ceiling run 01
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.integration]
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = report.study_notebooks(NOTEBOOKS_DIR)
 TOKEN_VARIABLE = "INGESTLAB_NOTEBOOK_TEST_TOKEN"
-# A cell may run a whole quick experiment (05: a soak or a ceiling run, ~1 min each).
+# A cell may run a whole experiment (05: a soak or a ceiling run, ~1 min each).
 CELL_TIMEOUT_S = 900
 VERDICTS = {"reproduced", "direction only", "not reproduced"}
 STUDY_ID = new_study_id()
@@ -93,12 +94,12 @@ def _assert_nothing_left(token: str, *, grace_s: float = 15.0) -> None:
 
 def _parameters(notebook: Path, study: dict[str, Path]) -> dict[str, object]:
     # one study id for all of them, as `make study` gives: they share its runs and its rates
-    parameters: dict[str, object] = {"profile": "quick", "runs_dir": str(study["runs"]),
+    # the test profile: quick, shorter, no look beyond the claims' 3 trials (the sequential
+    # rule's looks are tested in tests/unit/test_study.py on saved runs)
+    parameters: dict[str, object] = {"profile": "test", "runs_dir": str(study["runs"]),
                                      "study_id": STUDY_ID}
     if notebook.stem == "05_claims_vs_measured":
-        # no look beyond the minimum: `make test` stays under its time budget (the sequential
-        # rule's looks are tested in tests/unit/test_study.py on saved runs)
-        parameters |= {"trials": 3, "max_trials": 3, "reports_dir": str(study["reports"])}
+        parameters |= {"reports_dir": str(study["reports"])}
     if notebook.stem == "06_language_or_design":
         # the article's two and the promise-matched pair, two trials; the variants' ceilings and
         # cold starts are left to the study (each a search of its own)
@@ -122,7 +123,7 @@ def _recorded_run(executed: Path) -> Path:
 
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_the_quick_profile(notebook: Path, study: dict[str, Path], token: str) -> None:
+def test_notebook_runs_in_the_test_profile(notebook: Path, study: dict[str, Path], token: str) -> None:
     executed = study["executed"] / notebook.name
     try:
         report.execute_notebook(notebook, executed, _parameters(notebook, study), timeout_s=CELL_TIMEOUT_S)
