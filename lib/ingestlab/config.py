@@ -542,7 +542,9 @@ def _merged(base: dict[str, object], changes: dict[str, object]) -> dict[str, ob
                    else value for key, value in changes.items()}
 
 
-PROFILE_CHANGES: dict[Profile, dict[str, object]] = {"full": {}, "quick": _QUICK, "test": _merged(_QUICK, _TEST)}
+PROFILE_CHANGES: dict[Profile, dict[str, object]] = {
+    "full": {}, "quick": _QUICK, "test": _merged(_QUICK, _TEST),
+}
 
 
 @dataclass(frozen=True)
