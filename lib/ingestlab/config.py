@@ -498,6 +498,8 @@ _PARTS: dict[str, type] = {
 _QUICK: dict[str, object] = {
     "trials": 3,
     "max_trials": 5,
+    "compared_services": ("node", "rust", "node-acked", "rust-enqueue"),
+    "measure_variants": False,
     "smoke": {"requests": 60, "invalid": 6},
     "load": {"warmup_s": 0.5},
     "calibration": {"accuracy_duration_s": 5.0, "step_s": 2.0, "resolution": 1.3, "repeats": 1},
@@ -573,6 +575,12 @@ class StudyConfig:
     # (analysis.claims.SequentialPlan).
     trials: int = 5
     max_trials: int = 8
+    # Notebook 06's (language or design) services when it names none, and whether it measures
+    # the ceilings and cold starts of those without one in the study: the full study compares
+    # all seven; the quick look the article's two and their promise-matched twins, from the
+    # contracts runs alone (each variant's ceiling is a search of its own).
+    compared_services: tuple[ServiceName, ...] = SERVICES
+    measure_variants: bool = True
     stack: StackConfig = field(default_factory=StackConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     smoke: SmokeConfig = field(default_factory=SmokeConfig)
@@ -591,9 +599,10 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
-        unknown = set(self.services) - set(SERVICES)
-        if unknown or not self.services:
-            raise ValueError(f"services must be a non-empty subset of {SERVICES}, got {self.services!r}")
+        for name in ("services", "compared_services"):
+            chosen = getattr(self, name)
+            if set(chosen) - set(SERVICES) or not chosen:
+                raise ValueError(f"{name} must be a non-empty subset of {SERVICES}, got {chosen!r}")
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
         if not 3 <= self.trials <= self.max_trials:

@@ -101,10 +101,9 @@ def _parameters(notebook: Path, study: dict[str, Path]) -> dict[str, object]:
     if notebook.stem == "05_claims_vs_measured":
         parameters |= {"reports_dir": str(study["reports"])}
     if notebook.stem == "06_language_or_design":
-        # the article's two and the promise-matched pair, two trials; the variants' ceilings and
-        # cold starts are left to the study (each a search of its own)
-        parameters |= {"services": ["node", "rust", "node-acked", "rust-enqueue"], "trials": 2,
-                       "measure_ceilings": False, "measure_startup": False, "overload_services": ["node"]}
+        # two trials of the profile's four services (the article's two and the promise-matched
+        # pair; the variants' ceilings and cold starts are the full study's), overload on Node
+        parameters |= {"trials": 2, "overload_services": ["node"]}
     return parameters
 
 
