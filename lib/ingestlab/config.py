@@ -476,15 +476,18 @@ class BacklogConfig:
 class ReporterCostConfig:
     """What the memory reports cost (`experiments.reporter_cost`): `pairs` pairs of contracts
     runs at `contracts.rate_rps`, reports off and on, `duration_s` measured each (after the
-    contracts' warm-up). At least 2 pairs: an interval needs two."""
+    contracts' warm-up); `idle_pairs` pairs of stacks at rest, `idle_s` each. At least 2 pairs
+    of each: an interval needs two."""
 
     pairs: int = 4
     duration_s: float = 20.0
+    idle_pairs: int = 4
+    idle_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.pairs < 2 or self.duration_s <= 0:
-            raise ValueError(f"reporter_cost: need pairs >= 2 and duration_s > 0, "
-                             f"got {self.pairs} and {self.duration_s}")
+        if min(self.pairs, self.idle_pairs) < 2 or min(self.duration_s, self.idle_s) <= 0:
+            raise ValueError(f"reporter_cost: need pairs and idle_pairs >= 2, duration_s and idle_s > 0, "
+                             f"got {self.pairs}, {self.idle_pairs}, {self.duration_s}, {self.idle_s}")
 
 
 # Each part of a StudyConfig that is a config of its own, by field name.
@@ -520,7 +523,7 @@ _QUICK: dict[str, object] = {
     "cpu_cores": {"trials": 3, "duration_s": 3.0, "warmup_s": 1.0},
     # the queue grows for 30 s, not to librdkafka's caps (about 2 minutes per service here)
     "backlog": {"warmup_s": 3.0, "before_s": 5.0, "slow_s": 30.0, "drain_s": 15.0, "flush_wait_s": 30.0},
-    "reporter_cost": {"pairs": 2, "duration_s": 5.0},
+    "reporter_cost": {"pairs": 2, "duration_s": 5.0, "idle_pairs": 2, "idle_s": 10.0},
 }
 # The notebook tests' (`make test`): the quick profile, shorter wherever a notebook's checks
 # still hold: ceilings to within 2x (no bisection), half-length holds, a backlog whose slow

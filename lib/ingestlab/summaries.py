@@ -753,19 +753,26 @@ class BacklogSummary(PerService[BacklogResult]):
 class ReporterCostResult:
     """One service's CPU per request (us) in each pair's arm without and with the memory
     reports, and their overhead (% of CPU per request; geometric mean of the pairs' ratios)
-    with its 95% interval [low, high]."""
+    with its 95% interval [low, high]; its CPU at rest (% of a core) in each idle pair's arm
+    without and with, and what the difference costs at the rate (% of its CPU per second
+    there, reports off) with its 95% interval."""
 
     cpu_per_request_off_us: list[float]
     cpu_per_request_on_us: list[float]
     overhead_pct: float
     overhead_ci_pct: list[float]
+    idle_cpu_off_pct: list[float]
+    idle_cpu_on_pct: list[float]
+    idle_cost_pct: float
+    idle_cost_ci_pct: list[float]
 
 
 @dataclass(frozen=True)
 class ReporterCostSummary(PerService[ReporterCostResult]):
     """`experiments.reporter_cost`: per service a `ReporterCostResult`; the rate (req/s), each
     arm's measured length (s), the reports' interval when on (ms), and the arms' run ids
-    (under the run's `arms/`) with each one's `memory_report_ms` (0: off), in the order run."""
+    (under the run's `arms/`) with each one's `memory_report_ms` (0: off), in the order run;
+    each idle arm's length (s) and `memory_report_ms`, in the order run."""
 
     EXPERIMENT: ClassVar[str] = "reporter-cost"
     RESULT: ClassVar[type] = ReporterCostResult
@@ -774,6 +781,8 @@ class ReporterCostSummary(PerService[ReporterCostResult]):
     memory_report_ms: int = 0
     arms: list[str] = field(default_factory=list)
     arm_report_ms: list[int] = field(default_factory=list)
+    idle_s: float = 0.0
+    idle_report_ms: list[int] = field(default_factory=list)
 
 
 # --- rates --------------------------------------------------------------------------------------

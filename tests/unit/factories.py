@@ -104,7 +104,8 @@ RESULT_DEFAULTS[BacklogResult] = dict(
     engine_saturated=False, engine_notes=[])
 RESULT_DEFAULTS[ReporterCostResult] = dict(
     cpu_per_request_off_us=[100.0, 102.0], cpu_per_request_on_us=[101.0, 103.0], overhead_pct=1.0,
-    overhead_ci_pct=[0.5, 1.5])
+    overhead_ci_pct=[0.5, 1.5], idle_cpu_off_pct=[0.2, 0.3], idle_cpu_on_pct=[0.3, 0.4], idle_cost_pct=0.25,
+    idle_cost_ci_pct=[0.1, 0.4])
 SUMMARY_DEFAULTS: dict[str, dict[str, Any]] = {
     "engine-capacity": dict(engine_max_rps=20_000.0, engine_max_rps_per_repeat=[20_000.0],
                             engine_lag_p99_ms=1.0, engine_cpu_pct_at_max=95.0, engine_pool=32,

@@ -51,12 +51,26 @@ def test_overhead_pairs_each_arm_by_its_reports(tmp_path: Path):
     cpus = [{"node": 100.0, "rust": 20.0}, {"node": 110.0, "rust": 20.2},
             {"node": 132.0, "rust": 25.25}, {"node": 120.0, "rust": 25.0}]
     arms = [_arm(tmp_path, cpu) for cpu in cpus]
-    results = overhead(["node", "rust"], arms, [0, 1000, 1000, 0])
+    # at rest node's reports take 0.5-0.7% of a core (pairs: off, on; on, off)
+    idle = [{"node": 1.0, "rust": 0.5}, {"node": 1.5, "rust": 0.6}, {"node": 1.7, "rust": 0.6},
+            {"node": 1.0, "rust": 0.5}]
+    results = overhead(["node", "rust"], arms, [0, 1000, 1000, 0], idle, [0, 1000, 1000, 0], rate_rps=1000)
+    assert results["node"].idle_cpu_off_pct == [1.0, 1.0] and results["node"].idle_cpu_on_pct == [1.5, 1.7]
+    # 0.6% of a core against 110 us x 1,000 req/s = 11% of a core
+    assert results["node"].idle_cost_pct == pytest.approx(100 * 0.6 / 11)
+    low, high = results["node"].idle_cost_ci_pct
+    assert low < results["node"].idle_cost_pct < high
+    assert results["rust"].idle_cost_ci_pct == pytest.approx([100 * 0.1 / 2.25] * 2)
     assert results["node"].cpu_per_request_off_us == [100.0, 120.0]
     assert results["node"].cpu_per_request_on_us == [110.0, 132.0]
     assert results["node"].overhead_pct == pytest.approx(10.0)
     assert results["rust"].overhead_pct == pytest.approx(1.0)
     assert results["rust"].overhead_ci_pct == pytest.approx([1.0, 1.0])
     warned = _checks(results)
-    assert len(warned) == 1 and warned[0].startswith("node:") and f"{GOAL_PCT:g}%" in warned[0]
+    # warned where the whole interval lies above the goal: node's 10% under load, rust's 4.4%
+    # at rest (node's 5.5% at rest rests on two pairs 0.2 apart: its interval reaches below 0)
+    assert [w.split(" [")[0] for w in warned] == [
+        "node: the memory reports cost 10.0% CPU per request under load",
+        "rust: the memory reports cost 4.4% CPU per request from their CPU at rest"]
+    assert all(f"{GOAL_PCT:g}% goal" in w for w in warned)
     assert not math.isnan(results["node"].overhead_ci_pct[0])
