@@ -526,8 +526,9 @@ _QUICK: dict[str, object] = {
     "reporter_cost": {"pairs": 2, "duration_s": 5.0, "idle_pairs": 2, "idle_s": 10.0},
 }
 # The notebook tests' (`make test`): the quick profile, shorter wherever a notebook's checks
-# still hold: ceilings to within 2x (no bisection), half-length holds, a backlog whose slow
-# stage still outlasts Kafka's 11 s quota window, no look beyond the claims' 3 trials.
+# still hold: ceilings to within 2x (no bisection), half-length holds, no look beyond the
+# claims' 3 trials. The backlog keeps the quick one's: with a 20 s slow stage at 250 req/s
+# Kafka's quota (which throttles after the fact) did not slow Rust's records at all here.
 _TEST: dict[str, object] = {
     "max_trials": 3,
     "calibration": {"accuracy_duration_s": 3.0, "step_s": 1.5},
@@ -537,7 +538,6 @@ _TEST: dict[str, object] = {
     "contracts": {"duration_s": 3.0, "warmup_s": 1.0},
     "overload": {"duration_s": 4.0},
     "cpu_cores": {"duration_s": 2.0},
-    "backlog": {"warmup_s": 2.0, "before_s": 4.0, "slow_s": 20.0, "drain_s": 8.0, "flush_wait_s": 20.0},
 }
 
 
