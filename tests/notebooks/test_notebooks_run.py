@@ -7,8 +7,8 @@ made, 05 adds soak and ceiling runs to those of 01 and 03 until it has `trials` 
 Each notebook must finish without an error, record its numbers into a run, and leave no
 process behind: every process a notebook's kernel starts inherits a token in its environment
 (the kernel gets this process's environment), and after each notebook no live process may
-carry it. About 13 minutes in all with containers here (05: 5.5 min for its extra trials and
-cpu-cores, 06: 2 min).
+carry it. About 11 minutes in all with containers on a 2-core AMD EPYC (05: 3.5 min for its
+extra trials and cpu-cores, 03: 2.8 min with its backlog).
 """
 
 from __future__ import annotations

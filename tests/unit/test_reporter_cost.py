@@ -54,7 +54,9 @@ def test_overhead_pairs_each_arm_by_its_reports(tmp_path: Path):
     # at rest node's reports take 0.5-0.7% of a core (pairs: off, on; on, off)
     idle = [{"node": 1.0, "rust": 0.5}, {"node": 1.5, "rust": 0.6}, {"node": 1.7, "rust": 0.6},
             {"node": 1.0, "rust": 0.5}]
-    results = overhead(["node", "rust"], arms, [0, 1000, 1000, 0], idle, [0, 1000, 1000, 0], rate_rps=1000)
+    order = [0, 1000, 1000, 0]
+    results = overhead(["node", "rust"], list(zip(order, arms, strict=True)),
+                       list(zip(order, idle, strict=True)), rate_rps=1000)
     assert results["node"].idle_cpu_off_pct == [1.0, 1.0] and results["node"].idle_cpu_on_pct == [1.5, 1.7]
     # 0.6% of a core against 110 us x 1,000 req/s = 11% of a core
     assert results["node"].idle_cost_pct == pytest.approx(100 * 0.6 / 11)

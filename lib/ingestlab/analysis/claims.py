@@ -133,23 +133,31 @@ def ratio_interval(
     return point, math.exp(low), math.exp(high)
 
 
+def paired_difference_interval(
+    before: Sequence[float], after: Sequence[float], *, level: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean of after[i] - before[i], low, high) for paired measurements (the same pair's two
+    arms, e.g. a service with and without a reporter): a one-sample t-interval on the
+    differences (the point itself when every difference is the same). Raises ValueError for
+    unpaired lengths or fewer than 2 pairs."""
+    if len(before) != len(after):
+        raise ValueError(f"need as many values after as before, got {len(before)} and {len(after)}")
+    if len(before) < 2:
+        raise ValueError("an interval needs at least 2 pairs")
+    differences = [a - b for b, a in zip(before, after, strict=True)]
+    if min(differences) == max(differences):
+        return differences[0], differences[0], differences[0]
+    centre = math.fsum(differences) / len(differences)
+    return centre, *_one_sample_interval(differences, centre, level)
+
+
 def paired_ratio_interval(
     before: Sequence[float], after: Sequence[float], *, level: float = 0.95
 ) -> tuple[float, float, float]:
-    """(geometric mean of after[i] / before[i], low, high) for paired measurements (the same
-    pair's two arms, e.g. a service with and without a reporter): a one-sample t-interval on
-    the log ratios (the point itself when every ratio is the same). Raises ValueError for
-    unpaired lengths, a value not > 0, or fewer than 2 pairs."""
-    if len(before) != len(after) or not before:
-        raise ValueError(f"need as many values after as before (>= 1), got {len(before)} and {len(after)}")
-    logs = [a - b for b, a in zip(_logs(before, "before"), _logs(after, "after"), strict=True)]
-    if len(logs) < 2:
-        raise ValueError("an interval needs at least 2 pairs")
-    if min(logs) == max(logs):
-        point = math.exp(logs[0])
-        return point, point, point
-    centre = math.fsum(logs) / len(logs)
-    low, high = _one_sample_interval(logs, centre, level)
+    """(geometric mean of after[i] / before[i], low, high): `paired_difference_interval` on
+    the logs, exponentiated. Raises ValueError as it does, and for a value not > 0."""
+    logs = _logs(before, "before"), _logs(after, "after")
+    centre, low, high = paired_difference_interval(*logs, level=level)
     return math.exp(centre), math.exp(low), math.exp(high)
 
 

@@ -16,19 +16,19 @@ of stacks at rest (reports off and on, alternating), each service's processes' C
 `idle_s`. The reports' work does not grow with the load (one statistics document and one
 line per interval), so their CPU per second at rest, set against the CPU the service spends
 per second at the rate (reports off), is their cost under load: `idle_cost_pct`, with a
-95% t-interval on the pairs' differences.
+95% t-interval on the pairs' differences (`analysis.claims.paired_difference_interval`).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-from scipy import stats
-
-from ingestlab.analysis.claims import paired_ratio_interval
-from ingestlab.config import StudyConfig
+from ingestlab.analysis.claims import paired_difference_interval, paired_ratio_interval
+from ingestlab.config import StackConfig, StudyConfig
 from ingestlab.experiments.contracts import contracts
 from ingestlab.experiments.steps import EngineLimits
 from ingestlab.results import Run
@@ -43,10 +43,31 @@ GOAL_PCT = 2.0
 SETTLE_S = 5.0
 
 
+T = TypeVar("T")
+
+
 def arm_order(pair: int, report_ms: int) -> tuple[int, int]:
     """The `memory_report_ms` of pair `pair`'s two arms, in the order they run: off first in
     even pairs, on first in odd ones."""
     return (0, report_ms) if pair % 2 == 0 else (report_ms, 0)
+
+
+def _arms(pairs: int, report_ms: int, what: str) -> Iterator[int]:
+    """Each arm's `memory_report_ms` for `pairs` pairs in the order they run, announced."""
+    for pair in range(pairs):
+        for ms in arm_order(pair, report_ms):
+            print(f"reporter-cost: {what}pair {pair + 1}/{pairs}, memory reports "
+                  f"{f'every {ms} ms' if ms else 'off'}", flush=True)
+            yield ms
+
+
+def _off_and_on(arms: Sequence[tuple[int, T]]) -> tuple[list[T], list[T]]:
+    """The values of `arms` ((memory_report_ms, value) in the order run) split into (reports
+    off, reports on), each in order: their i-th values are pair i's."""
+    off_on: tuple[list[T], list[T]] = ([], [])
+    for ms, value in arms:
+        off_on[bool(ms)].append(value)
+    return off_on
 
 
 def idle_cpu_pct(config: StudyConfig, *, report_ms: int, idle_s: float, log_dir: Path) -> dict[str, float]:
@@ -61,35 +82,22 @@ def idle_cpu_pct(config: StudyConfig, *, report_ms: int, idle_s: float, log_dir:
                 for service, pid in pids.items()}
 
 
-def difference_interval(off: list[float], on: list[float], *,
-                        level: float = 0.95) -> tuple[float, float, float]:
-    """(mean of on[i] - off[i], low, high): a one-sample t-interval on paired differences."""
-    differences = [b - a for a, b in zip(off, on, strict=True)]
-    mean = statistics.fmean(differences)
-    if min(differences) == max(differences):
-        return mean, mean, mean
-    interval = stats.ttest_1samp(differences, 0.0).confidence_interval(confidence_level=level)
-    return mean, float(interval.low), float(interval.high)
-
-
-def overhead(services: list[str], arms: list[Run], report_ms: list[int], idle: list[dict[str, float]],
-             idle_report_ms: list[int], *, rate_rps: float) -> dict[str, ReporterCostResult]:
-    """Per service, CPU per request with the reports off and on (pairs in order: arms 2k and
-    2k + 1 are pair k) and their overhead with its interval; the CPU at rest off and on
-    (`idle`, paired the same way) and what that difference costs at `rate_rps` against the
-    CPU per request with the reports off (median)."""
+def overhead(services: list[str], loaded: list[tuple[int, Run]], at_rest: list[tuple[int, dict[str, float]]],
+             *, rate_rps: float) -> dict[str, ReporterCostResult]:
+    """Per service, CPU per request with the reports off and on over the `loaded` arms
+    ((memory_report_ms, contracts run) in the order run: arms 2k and 2k + 1 are pair k) and
+    their overhead with its interval; the CPU at rest off and on over the `at_rest` arms
+    ((memory_report_ms, CPU per service), paired the same way) and what that difference costs
+    at `rate_rps` against the CPU per request with the reports off (median)."""
     results = {}
     for service in services:
-        off, on = [], []
-        for arm, ms in zip(arms, report_ms, strict=True):
-            (on if ms else off).append(arm.summary.services[service].cpu_per_request_us)
-        idle_off, idle_on = [], []
-        for reading, ms in zip(idle, idle_report_ms, strict=True):
-            (idle_on if ms else idle_off).append(reading[service])
+        off, on = _off_and_on([(ms, arm.summary.services[service].cpu_per_request_us) for ms, arm in loaded])
+        idle_off, idle_on = _off_and_on([(ms, cpu[service]) for ms, cpu in at_rest])
         point, low, high = paired_ratio_interval(off, on)
         # % of a core at rest -> share of the CPU the service spends per second at the rate
         busy_pct = statistics.median(off) * rate_rps / 1e4
-        cost, cost_low, cost_high = (100 * v / busy_pct for v in difference_interval(idle_off, idle_on))
+        idle_difference = paired_difference_interval(idle_off, idle_on)
+        cost, cost_low, cost_high = (100 * v / busy_pct for v in idle_difference)
         results[service] = ReporterCostResult(
             cpu_per_request_off_us=off, cpu_per_request_on_us=on, overhead_pct=100 * (point - 1),
             overhead_ci_pct=[100 * (low - 1), 100 * (high - 1)], idle_cpu_off_pct=idle_off,
@@ -113,32 +121,22 @@ def reporter_cost(config: StudyConfig, *, limits: EngineLimits) -> Run:
     `config.services` at `config.contracts.rate_rps` for `reporter_cost.duration_s` each, with
     the rig's calibration `limits`; summary: `ReporterCostSummary`."""
     c = config.reporter_cost
-    report_ms = config.stack.memory_report_ms or 1_000
+    # the study's interval, or the default one when the study turned the reports off
+    report_ms = config.stack.memory_report_ms or StackConfig.memory_report_ms
     run = Run.create(config, "reporter-cost")
     run.update_meta(engine_limits=limits.as_dict())
-    arms: list[Run] = []
-    arm_ms: list[int] = []
-    for pair in range(c.pairs):
-        for ms in arm_order(pair, report_ms):
-            print(f"reporter-cost: pair {pair + 1}/{c.pairs}, memory reports "
-                  f"{f'every {ms} ms' if ms else 'off'}", flush=True)
-            arm = config.replace(runs_dir=run.path / "arms", stack={"memory_report_ms": ms},
-                                 contracts={"duration_s": c.duration_s})
-            arms.append(contracts(arm, limits=limits))
-            arm_ms.append(ms)
-    idle, idle_ms = [], []
-    for pair in range(c.idle_pairs):
-        for ms in arm_order(pair, report_ms):
-            print(f"reporter-cost: at rest, pair {pair + 1}/{c.idle_pairs}, memory reports "
-                  f"{f'every {ms} ms' if ms else 'off'}", flush=True)
-            idle.append(idle_cpu_pct(config, report_ms=ms, idle_s=c.idle_s,
-                                     log_dir=run.logs_dir / f"idle-{len(idle)}"))
-            idle_ms.append(ms)
-    results = overhead(list(config.services), arms, arm_ms, idle, idle_ms, rate_rps=config.contracts.rate_rps)
+    # each arm runs as the generator announces it
+    loaded = [(ms, contracts(config.replace(runs_dir=run.path / "arms", stack={"memory_report_ms": ms},
+                                            contracts={"duration_s": c.duration_s}), limits=limits))
+              for ms in _arms(c.pairs, report_ms, "")]
+    at_rest = [(ms, idle_cpu_pct(config, report_ms=ms, idle_s=c.idle_s, log_dir=run.logs_dir / f"idle-{i}"))
+               for i, ms in enumerate(_arms(c.idle_pairs, report_ms, "at rest, "))]
+    results = overhead(list(config.services), loaded, at_rest, rate_rps=config.contracts.rate_rps)
     summary = ReporterCostSummary(services=results, rate_rps=config.contracts.rate_rps,
                                   duration_s=c.duration_s, memory_report_ms=report_ms,
-                                  arms=[a.run_id for a in arms], arm_report_ms=arm_ms,
-                                  idle_s=c.idle_s, idle_report_ms=idle_ms)
-    found = _checks(results) + [f"arm {a.run_id}: {w}" for a in arms for w in a.warnings]
+                                  arms=[arm.run_id for _, arm in loaded],
+                                  arm_report_ms=[ms for ms, _ in loaded], idle_s=c.idle_s,
+                                  idle_report_ms=[ms for ms, _ in at_rest])
+    found = _checks(results) + [f"arm {arm.run_id}: {w}" for _, arm in loaded for w in arm.warnings]
     run.write_summary(summary, warnings_found=found)
     return run
