@@ -58,3 +58,19 @@ def test_without_backlog_runs_the_claims_are_not_measured(tmp_path: Path) -> Non
     assert table.filter(table["holds"] == "not measured").height == 3
     assert table.filter(table["claim"] == article_words()["sustained"])["holds"][0] == "yes"
     assert "OOM" in article_words()["oom"] and "heap memory" in article_words()["heap_queue"]
+
+
+def test_a_variants_backlog_run_gets_a_row_under_the_heap_queueing_claim(tmp_path: Path) -> None:
+    config = StudyConfig.for_profile("quick", runs_dir=tmp_path)
+    soak = _run(config, "soak", {"node": {}, "rust": {}})
+    article = _run(config, "backlog", {"node": {"largest_at_peak": "librdkafka producer queue"}})
+    _run(config, "backlog", {
+        "node-acked": {"largest_at_peak": "V8 heap", "heap_total_peak_mib": 318.0},
+        "rust-enqueue": {"largest_at_peak": "librdkafka producer queue"},
+        "python": {"largest_at_peak": None}})
+    table = memory_claims(soak, backlog_runs_here(config, article))
+    heap_queue = table.filter(table["claim"] == article_words()["heap_queue"])
+    holds = dict(zip(heap_queue["service"], heap_queue["holds"], strict=True))
+    assert holds == {"node": "no", "node-acked": "yes", "rust-enqueue": "no", "python": "not measured"}
+    acked = heap_queue.filter(heap_queue["service"] == "node-acked")["measured"][0]
+    assert acked.startswith("acked variant, ") and "V8 heap 318 MiB" in acked

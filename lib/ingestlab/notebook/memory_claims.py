@@ -15,6 +15,7 @@ from ingestlab.analysis.claims import TOLERANCE
 from ingestlab.config import StudyConfig
 from ingestlab.notebook.article import article_claims, article_fact
 from ingestlab.results import Run, find_runs
+from ingestlab.variants import ARTICLE_SERVICES, variant
 
 
 def article_words() -> dict[str, str]:
@@ -60,11 +61,30 @@ def _backlog(runs: Sequence[Run], service: str, *, limited: bool) -> list[Any]:
             and (run.summary.services[service].memory_limit_mb is not None) == limited]
 
 
+def _held_in_heap(b: Any) -> str:
+    """Whether a backlog result's largest part at its peak was the runtime's heap: "yes", "no",
+    or "not measured" (no parts reported)."""
+    if b.largest_at_peak is None:
+        return "not measured"
+    return "yes" if b.largest_at_peak in ("V8 heap", "V8 external (Buffers)") else "no"
+
+
+def _backlog_sentence(b: Any) -> str:
+    """What a backlog result (one service, no memory limit) measured, as a sentence."""
+    cap = (f"the queue reached librdkafka's {b.cap_reached} cap after {b.cap_reached_s:.0f} s"
+           if b.cap_reached_s is not None else "the queue never reached librdkafka's caps")
+    return (f"with Kafka taking half the offered bytes for {b.slow_s:.0f} s: RSS "
+            f"{_mib(b.rss_before_mib)} -> {_mib(b.rss_peak_mib)}, mostly {b.largest_at_peak} at "
+            f"its peak (queue {_mib(b.queue_peak_mib)}, V8 heap {_mib(b.heap_total_peak_mib)}); "
+            f"{cap}; lost {b.lost}")
+
+
 def memory_claims(soak: Run, backlog_runs: Sequence[Run] = (), long: Mapping[str, Run] | None = None
                   ) -> pl.DataFrame:
     """One row per memory claim of the article: `claim` (its words), `service`, `measured` (a
     sentence from `soak`, the backlog runs `backlog_runs` and the long soaks by service
-    `long`), `holds` ("yes", "no", or "not measured")."""
+    `long`), `holds` ("yes", "no", or "not measured"). A variant with a backlog run here gets
+    a row of its own under the heap-queueing claim."""
     long = long or {}
     services = soak.summary.services
     words = article_words()
@@ -97,17 +117,18 @@ def memory_claims(soak: Run, backlog_runs: Sequence[Run] = (), long: Mapping[str
             add(key_first, service, "no backlog run here (`ingestlab run backlog`)", "not measured")
             continue
         b = free[0]
-        cap = (f"the queue reached librdkafka's {b.cap_reached} cap after {b.cap_reached_s:.0f} s"
-               if b.cap_reached_s is not None else "the queue never reached librdkafka's caps")
-        measured = (f"with Kafka taking half the offered bytes for {b.slow_s:.0f} s: RSS "
-                    f"{_mib(b.rss_before_mib)} -> {_mib(b.rss_peak_mib)}, mostly {b.largest_at_peak} at "
-                    f"its peak (queue {_mib(b.queue_peak_mib)}, V8 heap {_mib(b.heap_total_peak_mib)}); "
-                    f"{cap}; lost {b.lost}")
         if service == "node":
-            holds = "no" if b.largest_at_peak not in (None, "V8 heap", "V8 external (Buffers)") else "yes"
+            holds = _held_in_heap(b)
         else:
             holds = "yes" if b.cap_reached_s is None and (b.queue_peak_mib or 0) < 100 else "no"
-        add(key_first, service, measured, holds)
+        add(key_first, service, _backlog_sentence(b), holds)
+    # The variants (made by hand: `ingestlab run backlog --service node-acked ...`) show whether
+    # the promise or the runtime puts the queued payloads in the heap.
+    for name in dict.fromkeys(name for run in backlog_runs for name in run.summary.services):
+        if name in ARTICLE_SERVICES or not (free := _backlog(backlog_runs, name, limited=False)):
+            continue
+        add("heap_queue", name, f"{variant(name).promise} variant, {_backlog_sentence(free[0])}",
+            _held_in_heap(free[0]))
     limited = _backlog(backlog_runs, "node", limited=True)
     if limited:
         sentences = [f"limit {b.memory_limit_mb:,} MB: "
