@@ -54,12 +54,14 @@ FROM_COLD_STARTS: dict[str, tuple[tuple[str, ...], float]] = {
 }
 
 # claim key -> (experiment, the values of one service's summary, one per trial): experiments
-# whose one run holds every trial (the newest run is read, as startup's)
+# whose one run holds several trials (the study's runs are pooled, as startup's)
 FROM_TRIAL_LISTS: dict[str, tuple[str, Callable[[Any], list[float]]]] = {
     "cpu_busiest_core_pct": ("cpu-cores", lambda s: s.busiest_core_pct_per_trial),  # CpuCoresResult
     "cpu_other_core_pct": ("cpu-cores", lambda s: s.other_core_pct_per_trial),
 }
-# Experiments of which the newest run is the evidence (its trials are inside it).
+# Experiments whose runs each hold several trials (cold starts, cpu-cores trials): of a study
+# every usable run is evidence, their trials pooled (the sequential rule adds runs); without a
+# study id only the newest run is, as runs of different studies never mix.
 ONE_RUN = frozenset({"startup", "cpu-cores"})
 # Experiments run in a core layout of their own on purpose (the CPU rows need the service on
 # both cores): compared with each other, and with the rest by machine only; their notes say so.
@@ -144,13 +146,19 @@ def _bounded_counts(runs: list[Run], value: Reader, bounded: Callable[[Any], boo
             for service in SERVICES}
 
 
-def _list_trials(runs: list[Run], values: Callable[[Any], list[float]]) -> dict[str, list[float]]:
-    """The trials inside the newest run with values for every service of SERVICES."""
+def _list_trials(runs: list[Run], values: Callable[[Any], list[float]]
+                 ) -> tuple[dict[str, list[float]], list[Run]]:
+    """The trials inside `runs` that have values for every service of SERVICES, pooled in
+    the runs' order, and those runs."""
+    pooled: dict[str, list[float]] = {s: [] for s in SERVICES}
+    supplying = []
     for run in runs:
         found = {s: values(run.summary.services[s]) if s in run.summary.services else [] for s in SERVICES}
         if all(found.values()):
-            return {s: [float(v) for v in found[s]] for s in SERVICES}
-    return {s: [] for s in SERVICES}
+            supplying.append(run)
+            for s in SERVICES:
+                pooled[s] += [float(v) for v in found[s]]
+    return pooled, supplying
 
 
 def cpu_note(run: Run) -> str:
@@ -180,6 +188,12 @@ def check_same_machine(runs: list[Run]) -> None:
 
 
 EXACT = frozenset({"image_size_mb"})  # bytes on disk: one count, no sampling error
+# claim key -> the experiment whose runs feed it (what the sequential rule runs again)
+FED_BY: dict[str, str] = {
+    **{key: experiment for key, (experiment, _) in FROM_SUMMARIES.items()},
+    **dict.fromkeys(FROM_COLD_STARTS, "startup"),
+    **{key: experiment for key, (experiment, _) in FROM_TRIAL_LISTS.items()},
+}
 
 
 def collect_trials(
@@ -188,8 +202,9 @@ def collect_trials(
     """(trials per claim key and service, reasons/notes per key, run ids used, and per key
     and service how many trials are only lower bounds (LOWER_BOUNDS)).
 
-    Reads `config.runs_dir`: the `trials` newest soak and ceiling runs and the newest startup
-    and cpu-cores runs of `config.profile` that measured both services (SERVICES) and, when
+    Reads `config.runs_dir`: the `trials` newest soak and ceiling runs and the startup and
+    cpu-cores runs (`ONE_RUN`: with a study id all of the study's, their trials pooled; without
+    one the newest) of `config.profile` that measured both services (SERVICES) and, when
     `config.study_id` is set, were made for that study (otherwise of any study), leaving out
     those that may feed no row (`left_out_because`; the rows' notes say which and why). Raises if
     they were measured in different environments (host, CPU, core layout; the cpu-cores run
@@ -203,23 +218,25 @@ def collect_trials(
     left_out: dict[str, list[str]] = {}
 
     def runs_of(name: str) -> list[Run]:
-        # each cold start of the newest startup run is a trial, so is each trial of the newest
-        # cpu-cores run; of the others, each run. Runs that may feed no row are left out, and
-        # why is kept for the rows they would have fed.
+        # each cold start of a startup run is a trial, so is each trial of a cpu-cores run; of
+        # the others, each run. Runs that may feed no row are left out, and why is kept for
+        # the rows they would have fed.
         usable, reasons = usable_runs(find_runs(config.runs_dir, name, profile=config.profile,
                                                 services=SERVICES, study_id=config.study_id))
-        limit = 1 if name in ONE_RUN else trials
+        limit = (None if config.study_id is not None else 1) if name in ONE_RUN else trials
         left_out[name] = reasons
         return usable[:limit]
 
     for key, (experiment, value) in FROM_SUMMARIES.items():
-        runs = runs_of(experiment)
+        runs = runs_of(experiment)[:1] if key in EXACT else runs_of(experiment)
         used += runs
         found[key] = _summary_trials(runs, value)
         if key in LOWER_BOUNDS:
             bounded[key] = _bounded_counts(runs, value, LOWER_BOUNDS[key])
-    for run in runs_of("startup"):
-        starts = run.read_frame("cold_starts")
+    startups = runs_of("startup")
+    if startups:
+        starts = pl.concat([run.read_frame("cold_starts") for run in startups], how="diagonal_relaxed")
+        used += startups
         for key, (columns, factor) in FROM_COLD_STARTS.items():
             found[key] = {s: _first_measured(starts.filter(service=s), columns, factor) for s in SERVICES}
     notes = dict(NOTES)
@@ -227,11 +244,11 @@ def collect_trials(
         if left_out.get(experiment):
             notes[key] = "; ".join(filter(None, [notes.get(key), *left_out[experiment]]))
     for key, (experiment, values) in FROM_TRIAL_LISTS.items():
-        runs = runs_of(experiment)
-        found[key] = _list_trials(runs, values)
-        if any(found[key].values()):
-            used.append(runs[0])
-            notes[key] = cpu_note(runs[0])
+        found[key], supplying = _list_trials(runs_of(experiment), values)
+        if supplying:
+            used += supplying
+            notes[key] = cpu_note(supplying[0]) + (f"; pooled with {len(supplying) - 1} earlier run(s) of "
+                                                  f"the study" if len(supplying) > 1 else "")
     unique = list({run.run_id: run for run in used}.values())
     for own in (False, True):
         check_comparable([run for run in unique if (run.meta["experiment"] in OWN_LAYOUT) == own])

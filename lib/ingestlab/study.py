@@ -147,8 +147,8 @@ def claims_report(config: StudyConfig, trials: int, *, level: float = 0.95) -> C
     """The claims table, the ids of the runs it was computed from, and the study id used.
 
     `evidence.collect_trials(config, ...)` over `config.runs_dir` (the `trials` newest soak and
-    ceiling runs and the newest startup run of the profile that measured both services, of
-    `config.study_id`'s study when it is set) and `analysis.claims.claims_table` with
+    ceiling runs and the startup and cpu-cores runs, pooled, of the profile that measured both
+    services, of `config.study_id`'s study when it is set) and `analysis.claims.claims_table` with
     `evidence.EXACT`. One row per row of data/article_claims.csv, with `key`, the columns
     of `analysis.claims.CLAIMS_COLUMNS`, `unit`, `trials` and `decided`; intervals at `level`.
     """
@@ -160,8 +160,12 @@ def claims_report(config: StudyConfig, trials: int, *, level: float = 0.95) -> C
     return ClaimsReport(table=table, used=used, study_id=config.study_id)
 
 
-# The experiments whose every run is one trial of its rows: the ones a sequential study adds to.
-SEQUENTIAL_EXPERIMENTS = frozenset(experiment for experiment, _ in evidence.FROM_SUMMARIES.values())
+def sequential_experiments(config: StudyConfig) -> frozenset[str]:
+    """The experiments whose extra runs add trials to the rows they feed (`evidence.FED_BY`):
+    with a study id every one (the study's startup and cpu-cores runs are pooled), without one
+    those of one trial per run (only the newest startup or cpu-cores run is read then)."""
+    fed = frozenset(evidence.FED_BY.values())
+    return fed if config.study_id is not None else fed - evidence.ONE_RUN
 
 
 @dataclass(frozen=True)
@@ -179,12 +183,15 @@ class SequentialClaims:
 def sequential_claims(config: StudyConfig, plan: SequentialPlan, *, measure: bool = True) -> SequentialClaims:
     """The claims table with trials where the verdict is in doubt (`analysis.claims`,
     `SequentialPlan`): `plan.min_trials` of every experiment (`ensure_evidence`), then, while
-    a row fed by repeated runs (`SEQUENTIAL_EXPERIMENTS`) is undecided and the cap allows, one
-    more run of the experiments that feed the undecided rows. A row decided at a look is kept
+    a row whose runs can add trials (`sequential_experiments`) is undecided and the cap allows,
+    one more run of the experiments that feed the undecided rows (a startup or cpu-cores run
+    adds all its cold starts or trials at once). A row decided at a look is kept
     as it stood then (more trials for its neighbours do not re-judge it). With `measure` False
     nothing is run: the looks stop at what exists."""
     trials = plan.min_trials
-    ensure_evidence(config, trials=trials, measure=measure)
+    evidence_runs = ensure_evidence(config, trials=trials, measure=measure)
+    runs_made = {experiment: len(runs) for experiment, runs in evidence_runs.items()}
+    sequential = sequential_experiments(config)
     kept: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
     looks = []
@@ -195,8 +202,8 @@ def sequential_claims(config: StudyConfig, plan: SequentialPlan, *, measure: boo
         for row in report.table.iter_rows(named=True):
             if row["key"] in kept:
                 continue
-            fed_by = evidence.FROM_SUMMARIES.get(row["key"], ("",))[0]
-            if row["decided"] or fed_by not in SEQUENTIAL_EXPERIMENTS:
+            if (row["decided"] or row["key"] in evidence.EXACT
+                    or evidence.FED_BY.get(row["key"]) not in sequential):
                 kept[row["key"]] = row
             else:
                 open_rows.append(row)
@@ -206,8 +213,9 @@ def sequential_claims(config: StudyConfig, plan: SequentialPlan, *, measure: boo
             kept |= {row["key"]: row for row in open_rows}
             break
         trials += 1
-        for experiment in sorted({evidence.FROM_SUMMARIES[row["key"]][0] for row in open_rows}):
-            ensure_runs(config, experiment, trials)
+        for experiment in sorted({evidence.FED_BY[row["key"]] for row in open_rows}):
+            runs_made[experiment] += 1
+            ensure_runs(config, experiment, runs_made[experiment])
     table = pl.DataFrame([kept[key] for key in report.table["key"]], schema=report.table.schema)
     return SequentialClaims(table=table, used=sorted(used), looks=pl.DataFrame(looks), plan=plan)
 

@@ -56,12 +56,14 @@ def _cpu_cores(config: StudyConfig, *, node: list[float] | None = None) -> Run:
     return _run(layout, made)
 
 
-def _startup(config: StudyConfig, *, cgroup_mb: list[float] | None = None) -> Run:
+def _startup(config: StudyConfig, *, cgroup_mb: list[float] | None = None,
+             cold_ms: list[float] | None = None) -> Run:
     """A startup run of `config.services`: 3 cold starts and the footprint of each (with
-    `cgroup_mb`: a container run's cgroup memory at ready, node's three then rust's)."""
+    `cgroup_mb`: a container run's cgroup memory at ready, node's three then rust's; with
+    `cold_ms` the cold starts, in the same order)."""
     columns = {
         "service": ["node"] * 3 + ["rust"] * 3,
-        "cold_start_ms": [200.0, 210.0, 190.0, 20.0, 22.0, 21.0],
+        "cold_start_ms": cold_ms or [200.0, 210.0, 190.0, 20.0, 22.0, 21.0],
         "rss_at_ready_mib": [65.0, 66.0, 64.0, 6.5, 6.6, 6.7],
     }
     if cgroup_mb is not None:
@@ -422,3 +424,50 @@ def test_sequential_claims_add_trials_only_where_the_verdict_is_in_doubt(config:
     assert found.looks.height == made.count("soak") - plan.min_trials + 1
     # no more looks after the cap, and none at all without measuring
     assert study.sequential_claims(config, plan, measure=False).looks.height >= 1
+
+
+def test_a_study_pools_its_startup_and_cpu_cores_runs(config: StudyConfig) -> None:
+    mine = config.replace(study_id="S1")
+    for _ in range(3):
+        _soak(mine), _ceiling(mine)
+    first, second = _startup(mine), _startup(mine, cold_ms=[300.0, 310.0, 290.0, 30.0, 32.0, 31.0])
+    older, newer = _cpu_cores(mine, node=[90.0, 91.0, 92.0]), _cpu_cores(mine)
+    found, reasons, used, _ = evidence.collect_trials(mine, trials=3)
+    assert found["cold_start_s"]["node"] == pytest.approx([0.3, 0.31, 0.29, 0.2, 0.21, 0.19])  # newest first
+    assert len(found["memory_startup_mb"]["rust"]) == 6
+    assert found["cpu_busiest_core_pct"]["node"] == [98.0, 99.0, 100.0, 90.0, 91.0, 92.0]
+    assert "pooled with 1 earlier run(s)" in reasons["cpu_busiest_core_pct"] and newer.run_id in reasons[
+        "cpu_busiest_core_pct"]
+    assert len(found["image_size_mb"]["node"]) == 1  # an exact count: the newest run's
+    assert {first.run_id, second.run_id, older.run_id, newer.run_id} <= set(used)
+    # without a study id only the newest of each is read: runs of different studies never mix
+    found, _, _, _ = evidence.collect_trials(config, trials=3)
+    assert len(found["cold_start_s"]["node"]) == 3 and len(found["cpu_busiest_core_pct"]["node"]) == 3
+
+
+def test_a_study_adds_startup_runs_while_the_cold_start_row_is_in_doubt(config: StudyConfig,
+                                                                         monkeypatch) -> None:
+    from ingestlab.analysis.claims import SequentialPlan
+
+    mine = config.replace(study_id="S1")
+    for _ in range(3):
+        _soak(mine), _ceiling(mine)
+    made: list[str] = []
+    # the first run's cold starts straddle a ratio of 1; later ones are steady
+    cold = iter([[200.0, 2000.0, 300.0, 150.0, 160.0, 170.0]] + [[1000.0, 1100.0, 1050.0, 100.0, 110.0, 105.0]] * 5)
+
+    def fake_run(cfg: StudyConfig, experiment: str) -> Run:
+        made.append(experiment)
+        if experiment == "startup":
+            return _startup(cfg, cold_ms=next(cold))
+        return {"ceiling": _ceiling, "soak": _soak, "cpu-cores": _cpu_cores}[experiment](cfg)
+
+    monkeypatch.setattr(study.inputs, "run_experiment", fake_run)
+    found = study.sequential_claims(mine, SequentialPlan(min_trials=3, max_trials=5))
+    looks = found.looks.to_dicts()
+    assert "cold_start_s" in looks[0]["undecided"]
+    startups = made.count("startup")
+    assert 2 <= startups <= 3  # one per look while in doubt, at most max - min more
+    cold_row = found.table.filter(pl.col("key") == "cold_start_s").row(0, named=True)
+    assert cold_row["trials"] == 3 * startups  # every cold start of the study's runs, pooled
+    assert made.count("soak") == 0 and made.count("ceiling") == 0  # their rows were decided
