@@ -145,10 +145,19 @@ def test_exact_counts_need_one_value_and_have_no_interval_width():
 def test_a_lower_bound_keeps_a_verdict_only_when_it_can_only_push_further_the_claimed_way():
     from ingestlab.analysis.claims import NOT_MEASURABLE, bounded_verdict
 
-    # Rust's ceiling only a lower bound: rust/node is a lower bound, the claim is > 1
+    # Rust's ceiling only a lower bound: rust/node is a lower bound, the claim is > 1; beyond
+    # the band (2.33 x 2 = 4.66) a higher true ratio only stays beyond it
+    label, why = bounded_verdict("direction only", "CI beyond x2", claim_ratio=2.33, low=6.0, high=6.5,
+                                 bounded={"rust": 3, "node": 0}, trials=3)
+    assert label == "direction only" and "lower bound" in why and "rust in 3 of 3 trials" in why
+    # within the band the true ratio may lie beyond it: the direction holds, the verdict does not
     label, why = bounded_verdict("reproduced", "CI within x2", claim_ratio=2.33, low=3.0, high=5.0,
                                  bounded={"rust": 3, "node": 0}, trials=3)
-    assert label == "reproduced" and "lower bound" in why and "rust in 3 of 3 trials" in why
+    assert label == NOT_MEASURABLE and "at least [3, 5], on the claimed side of 1" in why
+    # between 1 and the band the true ratio may lie inside it
+    label, _ = bounded_verdict("direction only", "", claim_ratio=2.33, low=1.02, high=1.1,
+                               bounded={"rust": 3, "node": 0}, trials=3)
+    assert label == NOT_MEASURABLE
     # the same bound with an interval across 1 says nothing: it could be anything above
     label, why = bounded_verdict("not reproduced", "CI across 1", claim_ratio=2.33, low=0.6, high=3.1,
                                  bounded={"rust": 3, "node": 0}, trials=3)

@@ -454,7 +454,8 @@ def test_a_study_adds_startup_runs_while_the_cold_start_row_is_in_doubt(config: 
         _soak(mine), _ceiling(mine)
     made: list[str] = []
     # the first run's cold starts straddle a ratio of 1; later ones are steady
-    cold = iter([[200.0, 2000.0, 300.0, 150.0, 160.0, 170.0]] + [[1000.0, 1100.0, 1050.0, 100.0, 110.0, 105.0]] * 5)
+    steady = [1000.0, 1100.0, 1050.0, 100.0, 110.0, 105.0]
+    cold = iter([[200.0, 2000.0, 300.0, 150.0, 160.0, 170.0]] + [steady] * 5)
 
     def fake_run(cfg: StudyConfig, experiment: str) -> Run:
         made.append(experiment)

@@ -187,20 +187,26 @@ def bounded_verdict(
     `trials` values are lower bounds of the true value.
 
     Rust's lower bounds make the ratio rust/node a lower bound, Node's an upper one. A verdict
-    stands when the bound can only push the ratio further the way it already points from 1
-    (the claimed way); otherwise the measurement says nothing, and the row is "not measurable
-    here" with the bound stated.
+    stands only when the bound can push the ratio nowhere but deeper into the verdict's region:
+    "direction only" beyond the band on the side the bound points (a lower bound above
+    claim x TOLERANCE). A "reproduced" interval does not stand (the true ratio may lie beyond the
+    band), nor one across 1: the row is "not measurable here", with the direction stated when
+    the interval lies on the claimed side of 1.
     """
     counts = ", ".join(f"{service} in {n} of {trials} trials" for service, n in sorted(bounded.items()) if n)
     rust_bounded, node_bounded = bounded.get("rust", 0) > 0, bounded.get("node", 0) > 0
     kind = {(True, False): "lower", (False, True): "upper"}.get((rust_bounded, node_bounded))
     claimed_above = claim_ratio > 1
-    holds = label != "not reproduced" and (
-        (kind == "lower" and claimed_above and low > 1)
-        or (kind == "upper" and not claimed_above and high < 1)
-    )
-    if holds:
+    claimed_side = (kind == "lower" and claimed_above and low > 1) or (kind == "upper" and not claimed_above
+                                                                        and high < 1)
+    beyond_band = low > claim_ratio * TOLERANCE if kind == "lower" else high < claim_ratio / TOLERANCE
+    if claimed_side and label == "direction only" and beyond_band:
         return label, f"{why}; the measured ratio is a {kind} bound (value only a lower bound: {counts})"
+    if claimed_side:
+        return NOT_MEASURABLE, (f"values only lower bounds ({counts}), so the ratio is a {kind} bound: "
+                                f"{'at least' if kind == 'lower' else 'at most'} "
+                                f"[{low:.3g}, {high:.3g}], on the claimed side of 1, but within or beyond "
+                                f"x{TOLERANCE:g} of the claimed {claim_ratio:.3g} cannot be judged")
     return NOT_MEASURABLE, (f"values only lower bounds ({counts}), so the ratio [{low:.3g}, {high:.3g}] "
                             f"is {'a ' + kind + ' bound' if kind else 'unbounded'} and cannot be judged")
 
