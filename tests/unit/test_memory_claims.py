@@ -23,7 +23,8 @@ def test_each_claim_gets_a_sentence_from_the_runs(tmp_path: Path) -> None:
     config = StudyConfig.for_profile("quick", runs_dir=tmp_path)
     soak = _run(config, "soak", {
         "node": {"rss_mean_mib": 103.0, "memory_pattern": "flat", "memory_parts": PARTS,
-                 "gc_events_by_kind": {"Scavenge": 56, "Mark-Compact": 14}, "duration_s": 12.0},
+                 "gc_events_by_kind": {"Scavenge": 56, "Mark-Compact": 14}, "duration_s": 12.0,
+                 "rss_slope_mib_per_h": -1642.3, "rss_slope_ci_mib_per_h": [-2771.2, -513.5]},
         "rust": {"rss_mean_mib": 18.0, "memory_pattern": "flat", "rss_slope_mib_per_h": 0.5,
                  "rss_slope_ci_mib_per_h": [-1.0, 2.0], "duration_s": 3_600.0}})
     free = _run(config, "backlog", {
@@ -39,6 +40,7 @@ def test_each_claim_gets_a_sentence_from_the_runs(tmp_path: Path) -> None:
     rows = {row["claim"]: row for row in table.iter_rows(named=True)}
     assert set(rows) == set(ARTICLE.values())
     assert rows[ARTICLE["sustained"]]["holds"] == "no" and "103 MiB" in rows[ARTICLE["sustained"]]["measured"]
+    assert "MiB/h" not in rows[ARTICLE["sustained"]]["measured"]  # a 12 s trend says nothing
     assert "14 old-generation collections" in rows[ARTICLE["heap_peak"]]["measured"]
     heap_queue = rows[ARTICLE["heap_queue"]]
     assert heap_queue["holds"] == "no" and "librdkafka producer queue" in heap_queue["measured"]

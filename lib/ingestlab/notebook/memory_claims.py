@@ -39,10 +39,15 @@ def _mib(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} MiB"
 
 
+# A trend fitted over less than this says nothing about a leak (a quick soak's 12 s gave
+# "-1,642 MiB/h" here): the sentence leaves it out.
+MIN_TREND_S = 600.0
+
+
 def _slope(found: Any) -> str:
-    """A soak's RSS trend as a phrase, or "" without one."""
+    """A soak's RSS trend as a phrase, or "" without one (or over less than MIN_TREND_S)."""
     ci = getattr(found, "rss_slope_ci_mib_per_h", None)
-    if not ci:
+    if not ci or (found.duration_s or 0.0) < MIN_TREND_S:
         return ""
     return (f"; over {found.duration_s / 60:.0f} min its RSS moved {found.rss_slope_mib_per_h:+,.1f} MiB/h "
             f"[{ci[0]:+,.1f}, {ci[1]:+,.1f}]")
