@@ -7,6 +7,7 @@ why a claim cannot be measured here.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -217,6 +218,7 @@ def collect_trials(
     used: list[Run] = []
     left_out: dict[str, list[str]] = {}
 
+    @functools.cache  # each experiment's runs are read once, whichever rows they feed
     def runs_of(name: str) -> list[Run]:
         # each cold start of a startup run is a trial, so is each trial of a cpu-cores run; of
         # the others, each run. Runs that may feed no row are left out, and why is kept for

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from ingestlab.analysis.claims import TOLERANCE
+from ingestlab.analysis.memory_parts import PARTS
 from ingestlab.config import StudyConfig
 from ingestlab.notebook.article import article_claims, article_fact
 from ingestlab.results import Run, find_runs
@@ -71,7 +72,7 @@ def _held_in_heap(b: Any) -> str:
     or "not measured" (no parts reported)."""
     if b.largest_at_peak is None:
         return "not measured"
-    return "yes" if b.largest_at_peak in ("V8 heap", "V8 external (Buffers)") else "no"
+    return "yes" if b.largest_at_peak in (PARTS["heap_total_bytes"], PARTS["external_bytes"]) else "no"
 
 
 def _backlog_sentence(b: Any) -> str:
